@@ -1,0 +1,1 @@
+"""Change data capture: reading what the change_log triggers recorded."""

@@ -1,0 +1,1 @@
+"""The `aod` command line (stdlib only at import time, so it starts fast)."""

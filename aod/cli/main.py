@@ -1,0 +1,64 @@
+"""`aod` entry point: argument parsing and dispatch.
+
+Subcommand modules are imported only when their command runs, so `aod status` or `aod hook`
+never pay for apsw, yoyo or aiohttp imports they do not use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+EXIT_USAGE = 2
+
+
+def _global_options() -> argparse.ArgumentParser:
+    # SUPPRESS keeps a subparser from overwriting a value given before the subcommand,
+    # so `aod --data-dir D serve` and `aod serve --data-dir D` mean the same.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default=argparse.SUPPRESS, help="data directory (env AOD_DATA_DIR)")
+    common.add_argument("--config", default=argparse.SUPPRESS, help="config file (env AOD_CONFIG)")
+    common.add_argument("--socket", default=argparse.SUPPRESS, help="Unix socket path (env AOD_SOCKET)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _global_options()
+    parser = argparse.ArgumentParser(prog="aod", parents=[common], description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    db = commands.add_parser("db", parents=[common], help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    db_commands.add_parser("migrate", parents=[common], help="apply pending schema migrations")
+    check = db_commands.add_parser("check", parents=[common], help="verify the database file")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from aod import __version__
+
+        print(__version__)
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    if args.command == "db":
+        from aod.cli import db
+
+        return db.run(args)
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,1 @@
+"""Session lifecycle: facts about a session and the status derived from them."""

@@ -1,0 +1,135 @@
+"""The async face of storage: `await db.write(fn)` and `await db.read(fn)`.
+
+Nothing here touches SQLite on the event loop thread: writes go to the writer thread, reads
+to the reader pool, and opening/closing run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import apsw
+
+from aod.storage.connection import open_connection
+from aod.storage.lock import DataDirLock
+from aod.storage.migrate import migrate
+from aod.storage.readers import ReaderPool
+from aod.storage.writer import Writer, WriterStats
+
+T = TypeVar("T")
+CommitListener = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class StorageOptions:
+    synchronous: str = "normal"
+    readers: int = 4
+    batch_max: int = 512
+    batch_wait: float = 0.0002
+
+
+class Database:
+    def __init__(self, path: Path, writer: Writer, readers: ReaderPool) -> None:
+        self.path = path
+        self._writer = writer
+        self._readers = readers
+        self._listeners: list[CommitListener] = []
+
+    @classmethod
+    async def open(cls, path: Path, options: StorageOptions = StorageOptions()) -> Database:
+        """Open an already migrated file. See `open_storage` for the full start-up sequence."""
+        return await asyncio.to_thread(cls._open_sync, path, options)
+
+    @classmethod
+    def _open_sync(cls, path: Path, options: StorageOptions) -> Database:
+        conn = open_connection(path, synchronous=options.synchronous)
+        db: Database
+        writer = Writer(
+            conn,
+            batch_max=options.batch_max,
+            batch_wait=options.batch_wait,
+            on_commit=lambda: db._notify_commit(),
+        )
+        readers = ReaderPool(path, options.readers, synchronous=options.synchronous)
+        db = cls(path, writer, readers)
+        return db
+
+    async def write(self, fn: Callable[[apsw.Connection], T]) -> T:
+        """Run `fn(conn)` in a write transaction; returns once that transaction committed."""
+        return await self._writer.submit(fn)
+
+    async def read(self, fn: Callable[[apsw.Connection], T]) -> T:
+        """Run `fn(conn)` on a reader connection inside one read transaction."""
+        return await self._readers.read(fn)
+
+    def add_commit_listener(self, listener: CommitListener) -> Callable[[], None]:
+        """Call `listener()` on the event loop after every commit; returns the unsubscriber."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _notify_commit(self) -> None:
+        for listener in tuple(self._listeners):
+            listener()
+
+    @property
+    def writer_stats(self) -> WriterStats:
+        return self._writer.stats
+
+    async def close(self) -> None:
+        """Commit everything already queued, then close all connections."""
+        await asyncio.to_thread(self._close_sync)
+
+    def _close_sync(self) -> None:
+        self._writer.close()
+        self._readers.close()
+        conn = self._writer.connection
+        try:
+            # Fold the WAL back so the file is self-contained for backups and the next open.
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except apsw.BusyError:
+            pass
+        conn.close()
+
+
+@dataclass
+class Storage:
+    """What a process owns while it uses a data dir: the lock and the open database."""
+
+    lock: DataDirLock
+    db: Database
+
+    async def close(self) -> None:
+        try:
+            await self.db.close()
+        finally:
+            self.lock.release()
+
+
+async def open_storage(data_dir: Path, options: StorageOptions = StorageOptions()) -> Storage:
+    """Lock the data dir, migrate with yoyo (stdlib sqlite3, closed again), then open apsw."""
+
+    def prepare() -> DataDirLock:
+        lock = DataDirLock(data_dir)
+        lock.acquire()
+        try:
+            migrate(db_path(data_dir))
+        except BaseException:
+            lock.release()
+            raise
+        return lock
+
+    lock = await asyncio.to_thread(prepare)
+    try:
+        db = await Database.open(db_path(data_dir), options)
+    except BaseException:
+        lock.release()
+        raise
+    return Storage(lock, db)
+
+
+def db_path(data_dir: Path) -> Path:
+    return Path(data_dir) / "aod.db"

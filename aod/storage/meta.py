@@ -1,0 +1,29 @@
+"""SQL of the `meta` table."""
+
+from __future__ import annotations
+
+import apsw
+
+
+def get(conn: apsw.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else row[0]
+
+
+def put(conn: apsw.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
+def db_epoch(conn: apsw.Connection) -> str:
+    epoch = get(conn, "db_epoch")
+    if epoch is None:
+        raise apsw.Error("meta.db_epoch is missing: the database was not migrated")
+    return epoch
+
+
+def retention_floor(conn: apsw.Connection) -> int:
+    return int(get(conn, "retention_floor") or 0)

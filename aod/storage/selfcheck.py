@@ -1,0 +1,102 @@
+"""`aod db check`: verifies a database file is healthy and complete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import apsw
+
+from aod.storage import meta
+from aod.storage.connection import open_connection
+from aod.storage.migrate import migration_ids
+
+TABLES = (
+    "projects", "sessions", "session_aliases", "events", "prs", "pr_checks", "pr_comments",
+    "reaction_trackers", "escalations", "deliveries", "dead_letters", "change_log", "meta",
+)
+CDC_TABLES = ("sessions", "events", "prs", "pr_checks", "escalations")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def run_checks(db_path: Path) -> list[Check]:
+    if not db_path.exists():
+        return [Check("database file", False, f"{db_path} does not exist; run `aod db migrate`")]
+    conn = open_connection(db_path)
+    try:
+        return [
+            _journal_mode(conn),
+            _integrity(conn),
+            _foreign_keys(conn),
+            _schema_version(conn),
+            _tables(conn),
+            _triggers(conn),
+            _epoch(conn),
+            _trigger_round_trip(conn),
+        ]
+    finally:
+        conn.close()
+
+
+def _journal_mode(conn: apsw.Connection) -> Check:
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    return Check("journal_mode", mode == "wal", mode)
+
+
+def _integrity(conn: apsw.Connection) -> Check:
+    rows = [r[0] for r in conn.execute("PRAGMA quick_check")]
+    return Check("integrity", rows == ["ok"], "; ".join(rows[:5]))
+
+
+def _foreign_keys(conn: apsw.Connection) -> Check:
+    rows = conn.execute("PRAGMA foreign_key_check").fetchall()
+    return Check("foreign keys", not rows, f"{len(rows)} violations" if rows else "ok")
+
+
+def _schema_version(conn: apsw.Connection) -> Check:
+    latest = migration_ids()[-1]
+    found = meta.get(conn, "schema_version")
+    return Check("schema version", found == latest, f"{found} (latest shipped: {latest})")
+
+
+def _names(conn: apsw.Connection, kind: str) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = ?", (kind,))}
+
+
+def _tables(conn: apsw.Connection) -> Check:
+    missing = sorted(set(TABLES) - _names(conn, "table"))
+    return Check("tables", not missing, "missing: " + ", ".join(missing) if missing else f"{len(TABLES)} present")
+
+
+def _triggers(conn: apsw.Connection) -> Check:
+    expected = {f"{t}_cdc_{op}" for t in CDC_TABLES for op in ("insert", "update")}
+    missing = sorted(expected - _names(conn, "trigger"))
+    return Check("cdc triggers", not missing, "missing: " + ", ".join(missing) if missing else f"{len(expected)} present")
+
+
+def _epoch(conn: apsw.Connection) -> Check:
+    epoch = meta.get(conn, "db_epoch")
+    return Check("db_epoch", bool(epoch), epoch or "missing")
+
+
+def _trigger_round_trip(conn: apsw.Connection) -> Check:
+    """Insert a session inside a transaction that is rolled back: the trigger must log it."""
+    probe = "aod-selfcheck-probe"
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "INSERT INTO sessions (id, agent, created_at, updated_at) VALUES (?, 'selfcheck', '', '')",
+            (probe,),
+        )
+        logged = conn.execute(
+            "SELECT count(*) FROM change_log WHERE entity = 'session' AND entity_id = ?", (probe,)
+        ).fetchone()[0]
+    finally:
+        conn.execute("ROLLBACK")
+    return Check("change_log trigger", logged == 1, "fires" if logged == 1 else f"{logged} rows logged")

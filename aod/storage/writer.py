@@ -1,0 +1,175 @@
+"""The single writer: one thread, one apsw connection, group commit.
+
+Callers hand in a function of the connection. The thread takes whatever requests are queued
+(up to `batch_max`, waiting at most `batch_wait` for stragglers once the queue runs dry),
+runs each inside its own SAVEPOINT of one `BEGIN IMMEDIATE` transaction, commits once, and
+only then resolves the callers' futures. A request that raises rolls back to its savepoint
+and fails alone; a failed COMMIT fails every request of the batch, since none of them landed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+
+WriteFn = Callable[[apsw.Connection], Any]
+
+
+@dataclass
+class WriterStats:
+    transactions: int = 0
+    writes: int = 0
+    failed_writes: int = 0
+    largest_batch: int = 0
+
+
+class _Request:
+    __slots__ = ("fn", "future", "loop")
+
+    def __init__(self, fn: WriteFn, future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop) -> None:
+        self.fn = fn
+        self.future = future
+        self.loop = loop
+
+
+_STOP = object()
+
+
+class WriterClosed(RuntimeError):
+    """The writer no longer accepts requests (the database is closing)."""
+
+
+class Writer:
+    def __init__(
+        self,
+        conn: apsw.Connection,
+        *,
+        batch_max: int = 512,
+        batch_wait: float = 0.0002,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._conn = conn
+        self._batch_max = batch_max
+        self._batch_wait = batch_wait
+        self._on_commit = on_commit
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        self.stats = WriterStats()
+        self._thread = threading.Thread(target=self._run, name="aod-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: WriteFn) -> asyncio.Future[Any]:
+        if self._closed:
+            raise WriterClosed("the database is closed")
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put(_Request(fn, future, loop))
+        return future
+
+    @property
+    def connection(self) -> apsw.Connection:
+        """The writer's connection; only for use after `close()` returned."""
+        return self._conn
+
+    def close(self) -> None:
+        """Finish every queued request, then stop the thread. Blocks; call off the loop."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(_STOP)
+        self._thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            batch, stopping = self._gather(first)
+            self._commit(batch)
+
+    def _gather(self, first: _Request) -> tuple[list[_Request], bool]:
+        batch = [first]
+        deadline: float | None = None
+        get = self._queue.get
+        while len(batch) < self._batch_max:
+            try:
+                item = get(block=False)
+            except queue.Empty:
+                # Wait for stragglers only when writes are arriving concurrently: a lone
+                # write should not pay the wait.
+                if self._batch_wait <= 0 or len(batch) == 1:
+                    break
+                if deadline is None:
+                    deadline = time.monotonic() + self._batch_wait
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = get(timeout=remaining)
+                except queue.Empty:
+                    break
+            if item is _STOP:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _commit(self, batch: list[_Request]) -> None:
+        conn = self._conn
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for req in batch:
+                    outcomes.append(_run_in_savepoint(conn, req.fn))
+                conn.execute("COMMIT")
+            except BaseException:
+                if not conn.getautocommit():
+                    conn.execute("ROLLBACK")
+                raise
+        except Exception as exc:  # the transaction as a whole failed: nothing of it landed
+            outcomes = [(False, exc)] * len(batch)
+        stats = self.stats
+        stats.transactions += 1
+        stats.writes += len(batch)
+        stats.failed_writes += sum(1 for ok, _ in outcomes if not ok)
+        stats.largest_batch = max(stats.largest_batch, len(batch))
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for req, (ok, value) in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(req.loop, []).append((req.future, ok, value))
+        # One wake-up per loop per batch, not one per write.
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, items, self._on_commit)
+            except RuntimeError:  # that loop is closed; its callers are gone
+                pass
+
+
+def _run_in_savepoint(conn: apsw.Connection, fn: WriteFn) -> tuple[bool, Any]:
+    conn.execute("SAVEPOINT aod_write")
+    try:
+        result = fn(conn)
+    except Exception as exc:
+        conn.execute("ROLLBACK TO aod_write")
+        conn.execute("RELEASE aod_write")
+        return False, exc
+    conn.execute("RELEASE aod_write")
+    return True, result
+
+
+def _resolve(items: list[tuple[asyncio.Future[Any], bool, Any]], on_commit: Callable[[], None] | None) -> None:
+    for future, ok, value in items:
+        if future.done():  # the caller was cancelled; its write landed anyway
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+    if on_commit is not None:
+        on_commit()

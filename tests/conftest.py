@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import apsw
+import pytest
+
+from aod.storage.migrate import migrate
+
+REPO = Path(__file__).resolve().parent.parent
+HELPERS = Path(__file__).resolve().parent / "helpers"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir(mode=0o700)
+    return d
+
+
+@pytest.fixture
+def db_path(data_dir: Path) -> Path:
+    path = data_dir / "aod.db"
+    migrate(path)
+    return path
+
+
+@pytest.fixture
+def conn(db_path: Path) -> Iterator[apsw.Connection]:
+    from aod.storage.connection import open_connection
+
+    c = open_connection(db_path)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def aod_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for an `aod` subprocess that cannot see the real user's config or data."""
+    xdg = tmp_path / "xdg"
+    env = {}
+    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR"):
+        path = xdg / name.lower()
+        path.mkdir(parents=True, mode=0o700)
+        env[name] = str(path)
+    return env
+
+
+def aod_command() -> list[str]:
+    """The installed console script, as a user runs it."""
+    script = Path(sys.executable).parent / "aod"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "aod.cli.main"]
+
+
+def run_aod(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AOD_", "XDG_"))}
+    full_env.update(env or {})
+    return subprocess.run(
+        [*aod_command(), *args], capture_output=True, text=True, env=full_env, timeout=timeout
+    )
