@@ -39,14 +39,23 @@ PR_CASES: list[tuple[str, PrFacts, Status | None]] = [
     ("ci-failing-beats-approval", CI_FAILED, Status.CI_FAILED),
     ("ci-failing-beats-draft", PrFacts("open", draft=True, ci_state="failing"), Status.CI_FAILED),
     ("changes", CHANGES, Status.CHANGES_REQUESTED),
-    ("changes-on-draft", PrFacts("open", draft=True, review_decision="changes_requested"),
-     Status.CHANGES_REQUESTED),
-    ("changes-ci-pending", PrFacts("open", review_decision="changes_requested", ci_state="pending"),
-     Status.CHANGES_REQUESTED),
+    (
+        "changes-on-draft",
+        PrFacts("open", draft=True, review_decision="changes_requested"),
+        Status.CHANGES_REQUESTED,
+    ),
+    (
+        "changes-ci-pending",
+        PrFacts("open", review_decision="changes_requested", ci_state="pending"),
+        Status.CHANGES_REQUESTED,
+    ),
     ("draft", DRAFT, Status.DRAFT),
     ("draft-no-info", PrFacts("open", draft=True), Status.DRAFT),
-    ("draft-approved", PrFacts("open", draft=True, review_decision="approved", mergeability="mergeable"),
-     Status.DRAFT),
+    (
+        "draft-approved",
+        PrFacts("open", draft=True, review_decision="approved", mergeability="mergeable"),
+        Status.DRAFT,
+    ),
     ("review-required", REVIEW, Status.REVIEW_PENDING),
     ("review-required-alone", PrFacts("open", review_decision="review_required"), Status.REVIEW_PENDING),
     ("no-decision-with-ci", PrFacts("open", ci_state="pending"), Status.REVIEW_PENDING),
@@ -55,15 +64,27 @@ PR_CASES: list[tuple[str, PrFacts, Status | None]] = [
     ("no-info", OPEN, Status.PR_OPEN),
     ("no-info-mergeability-unknown", PrFacts("open", mergeability="unknown"), Status.PR_OPEN),
     ("approved-ci-pending", APPROVED, Status.APPROVED),
-    ("approved-conflicting", PrFacts("open", review_decision="approved", ci_state="passing",
-                                     mergeability="conflicting"), Status.APPROVED),
-    ("approved-mergeability-unknown", PrFacts("open", review_decision="approved", ci_state="passing",
-                                              mergeability="unknown"), Status.APPROVED),
-    ("approved-mergeability-none", PrFacts("open", review_decision="approved", ci_state="passing"),
-     Status.APPROVED),
+    (
+        "approved-conflicting",
+        PrFacts("open", review_decision="approved", ci_state="passing", mergeability="conflicting"),
+        Status.APPROVED,
+    ),
+    (
+        "approved-mergeability-unknown",
+        PrFacts("open", review_decision="approved", ci_state="passing", mergeability="unknown"),
+        Status.APPROVED,
+    ),
+    (
+        "approved-mergeability-none",
+        PrFacts("open", review_decision="approved", ci_state="passing"),
+        Status.APPROVED,
+    ),
     ("mergeable", MERGEABLE, Status.MERGEABLE),
-    ("mergeable-no-ci", PrFacts("open", review_decision="approved", mergeability="mergeable"),
-     Status.MERGEABLE),
+    (
+        "mergeable-no-ci",
+        PrFacts("open", review_decision="approved", mergeability="mergeable"),
+        Status.MERGEABLE,
+    ),
 ]
 
 
@@ -76,8 +97,9 @@ def test_every_rung_reachable() -> None:
     assert {c[2] for c in PR_CASES} - {None} == set(PR_LADDER)
 
 
-def s(activity: str = "idle", reason: str | None = None, last: float | None = NOW,
-      prs: tuple[PrFacts, ...] = ()) -> SessionFacts:
+def s(
+    activity: str = "idle", reason: str | None = None, last: float | None = NOW, prs: tuple[PrFacts, ...] = ()
+) -> SessionFacts:
     return SessionFacts(activity=activity, termination_reason=reason, last_event_at=last, prs=prs)
 
 
@@ -196,7 +218,9 @@ else:
         extra=pr_facts.filter(lambda pr: pr.state != "open"),
         where=st.integers(0, 4),
     )
-    def test_non_open_pr_and_order_never_change_status(facts: SessionFacts, extra: PrFacts, where: int) -> None:
+    def test_non_open_pr_and_order_never_change_status(
+        facts: SessionFacts, extra: PrFacts, where: int
+    ) -> None:
         expected = derive_status(facts, now=NOW, stuck_after=STUCK_AFTER)
         prs = list(facts.prs)
         prs.insert(min(where, len(prs)), extra)

@@ -231,3 +231,28 @@ async def test_database_open_requires_migrated_file(tmp_path: Path) -> None:
             await db.write(lambda c: insert_event(c, "x"))
     finally:
         await db.close()
+
+
+def test_checkpointer_keeps_the_wal_bounded_under_continuous_writes(db_path: Path) -> None:
+    from aod.storage.checkpointer import Checkpointer
+
+    writer = open_connection(db_path)
+    checkpointer = Checkpointer(db_path, threshold_pages=50, reset_pages=200)
+    checkpointer.attach(writer)
+    try:
+        with writer:
+            seed_session(writer)
+        wal = Path(str(db_path) + "-wal")
+        largest = 0
+        for tx in range(300):  # ~9,600 rows of 1 KB: thousands of WAL pages if never reset
+            with writer:
+                for i in range(32):
+                    insert_event(writer, f"k{tx}-{i}", "x" * 1000)
+            checkpointer.after_commit(writer)
+            largest = max(largest, wal.stat().st_size)
+    finally:
+        checkpointer.close()
+        writer.close()
+    assert checkpointer.checkpoints > 0, "the background checkpointer never ran"
+    page = 4096
+    assert largest < 600 * page, f"WAL grew to {largest / page:.0f} pages"

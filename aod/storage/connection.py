@@ -26,6 +26,8 @@ def open_connection(path: Path, *, synchronous: str = "normal", query_only: bool
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchall()[0][0]
         if mode.lower() != "wal":
             raise apsw.Error(f"could not switch {path} to WAL (journal_mode={mode})")
+        # After a reader pinned an old snapshot the WAL may have grown; shrink it on reset.
+        conn.execute("PRAGMA journal_size_limit=67108864")
     conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA temp_store=MEMORY")

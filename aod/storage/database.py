@@ -7,13 +7,15 @@ to the reader pool, and opening/closing run in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import apsw
 
+from aod.storage.checkpointer import Checkpointer
 from aod.storage.connection import open_connection
 from aod.storage.lock import DataDirLock
 from aod.storage.migrate import migrate
@@ -33,10 +35,11 @@ class StorageOptions:
 
 
 class Database:
-    def __init__(self, path: Path, writer: Writer, readers: ReaderPool) -> None:
+    def __init__(self, path: Path, writer: Writer, readers: ReaderPool, checkpointer: Checkpointer) -> None:
         self.path = path
         self._writer = writer
         self._readers = readers
+        self._checkpointer = checkpointer
         self._listeners: list[CommitListener] = []
 
     @classmethod
@@ -47,15 +50,18 @@ class Database:
     @classmethod
     def _open_sync(cls, path: Path, options: StorageOptions) -> Database:
         conn = open_connection(path, synchronous=options.synchronous)
+        checkpointer = Checkpointer(path, synchronous=options.synchronous)
+        checkpointer.attach(conn)
         db: Database
         writer = Writer(
             conn,
             batch_max=options.batch_max,
             batch_wait=options.batch_wait,
             on_commit=lambda: db._notify_commit(),
+            between_transactions=checkpointer.after_commit,
         )
         readers = ReaderPool(path, options.readers, synchronous=options.synchronous)
-        db = cls(path, writer, readers)
+        db = cls(path, writer, readers, checkpointer)
         return db
 
     async def write(self, fn: Callable[[apsw.Connection], T]) -> T:
@@ -86,12 +92,11 @@ class Database:
     def _close_sync(self) -> None:
         self._writer.close()
         self._readers.close()
+        self._checkpointer.close()
         conn = self._writer.connection
-        try:
-            # Fold the WAL back so the file is self-contained for backups and the next open.
+        # Fold the WAL back so the file is self-contained for backups and the next open.
+        with contextlib.suppress(apsw.BusyError):
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except apsw.BusyError:
-            pass
         conn.close()
 
 

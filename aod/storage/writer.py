@@ -10,6 +10,7 @@ and fails alone; a failed COMMIT fails every request of the batch, since none of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 import time
@@ -54,13 +55,16 @@ class Writer:
         batch_max: int = 512,
         batch_wait: float = 0.0002,
         on_commit: Callable[[], None] | None = None,
+        between_transactions: Callable[[apsw.Connection], None] | None = None,
     ) -> None:
         self._conn = conn
         self._batch_max = batch_max
         self._batch_wait = batch_wait
         self._on_commit = on_commit
+        self._between_transactions = between_transactions
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
+        self._last_batch_size = 1
         self.stats = WriterStats()
         self._thread = threading.Thread(target=self._run, name="aod-writer", daemon=True)
         self._thread.start()
@@ -93,6 +97,8 @@ class Writer:
                 break
             batch, stopping = self._gather(first)
             self._commit(batch)
+            if self._between_transactions is not None:
+                self._between_transactions(self._conn)
 
     def _gather(self, first: _Request) -> tuple[list[_Request], bool]:
         batch = [first]
@@ -102,9 +108,10 @@ class Writer:
             try:
                 item = get(block=False)
             except queue.Empty:
-                # Wait for stragglers only when writes are arriving concurrently: a lone
-                # write should not pay the wait.
-                if self._batch_wait <= 0 or len(batch) == 1:
+                # Wait for stragglers only while the batch is smaller than the last one: a
+                # lone writer never pays the wait, and steady concurrent writers usually
+                # arrive together anyway (they were all woken by the previous commit).
+                if self._batch_wait <= 0 or len(batch) >= self._last_batch_size:
                     break
                 if deadline is None:
                     deadline = time.monotonic() + self._batch_wait
@@ -118,6 +125,7 @@ class Writer:
             if item is _STOP:
                 return batch, True
             batch.append(item)
+        self._last_batch_size = len(batch)
         return batch, False
 
     def _commit(self, batch: list[_Request]) -> None:
@@ -145,10 +153,8 @@ class Writer:
             by_loop.setdefault(req.loop, []).append((req.future, ok, value))
         # One wake-up per loop per batch, not one per write.
         for loop, items in by_loop.items():
-            try:
+            with contextlib.suppress(RuntimeError):  # that loop is closed; its callers are gone
                 loop.call_soon_threadsafe(_resolve, items, self._on_commit)
-            except RuntimeError:  # that loop is closed; its callers are gone
-                pass
 
 
 def _run_in_savepoint(conn: apsw.Connection, fn: WriteFn) -> tuple[bool, Any]:

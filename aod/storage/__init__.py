@@ -1,0 +1,1 @@
+"""SQLite storage: migrations, the group-commit writer, the reader pool."""
