@@ -18,8 +18,9 @@ from pathlib import Path
 import apsw
 import orjson
 
+from aod.config import StorageConfig
 from aod.storage.connection import open_connection
-from aod.storage.database import StorageOptions, open_storage
+from aod.storage.database import open_storage
 from aod.storage.migrate import migrate
 
 T0 = "2026-11-22T10:00:00.000000Z"
@@ -76,7 +77,7 @@ def bench_raw(root: Path, rows: int, synchronous: str) -> float:
 
 async def _with_storage(root: Path, name: str, synchronous: str, work) -> float:
     data_dir = _fresh_db(root, name).parent
-    storage = await open_storage(data_dir, StorageOptions(synchronous=synchronous))
+    storage = await open_storage(data_dir, StorageConfig(synchronous=synchronous))
     try:
         await storage.db.write(_seed)
         start = time.perf_counter()

@@ -14,8 +14,9 @@ from pathlib import Path
 import apsw
 import pytest
 
+from aod.config import StorageConfig
 from aod.storage.connection import open_connection
-from aod.storage.database import Database, Storage, StorageOptions, open_storage
+from aod.storage.database import Database, Storage, open_storage
 from aod.storage.lock import DataDirBusy, DataDirLock
 from tests.conftest import HELPERS, REPO, run_aod
 from tests.helpers.rows import count_events, insert_event, seed_session
@@ -207,7 +208,7 @@ async def test_open_storage_refuses_a_locked_data_dir(storage: Storage, data_dir
 
 
 async def test_synchronous_full_is_applied(data_dir: Path) -> None:
-    st = await open_storage(data_dir, StorageOptions(synchronous="full"))
+    st = await open_storage(data_dir, StorageConfig(synchronous="full"))
     try:
         level = await st.db.read(lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
         mode = await st.db.read(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0])

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import apsw
 
+from aod.config import DB_FILENAME, StorageConfig
 from aod.storage.checkpointer import Checkpointer
 from aod.storage.connection import open_connection
 from aod.storage.lock import DataDirLock
@@ -24,14 +25,7 @@ from aod.storage.writer import Writer, WriterStats
 
 T = TypeVar("T")
 CommitListener = Callable[[], None]
-
-
-@dataclass(frozen=True)
-class StorageOptions:
-    synchronous: str = "normal"
-    readers: int = 4
-    batch_max: int = 512
-    batch_wait: float = 0.0002
+DEFAULTS = StorageConfig()
 
 
 class Database:
@@ -43,12 +37,12 @@ class Database:
         self._listeners: list[CommitListener] = []
 
     @classmethod
-    async def open(cls, path: Path, options: StorageOptions = StorageOptions()) -> Database:
+    async def open(cls, path: Path, options: StorageConfig = DEFAULTS) -> Database:
         """Open an already migrated file. See `open_storage` for the full start-up sequence."""
         return await asyncio.to_thread(cls._open_sync, path, options)
 
     @classmethod
-    def _open_sync(cls, path: Path, options: StorageOptions) -> Database:
+    def _open_sync(cls, path: Path, options: StorageConfig) -> Database:
         conn = open_connection(path, synchronous=options.synchronous)
         checkpointer = Checkpointer(path, synchronous=options.synchronous)
         checkpointer.attach(conn)
@@ -114,7 +108,7 @@ class Storage:
             self.lock.release()
 
 
-async def open_storage(data_dir: Path, options: StorageOptions = StorageOptions()) -> Storage:
+async def open_storage(data_dir: Path, options: StorageConfig = DEFAULTS) -> Storage:
     """Lock the data dir, migrate with yoyo (stdlib sqlite3, closed again), then open apsw."""
 
     def prepare() -> DataDirLock:
@@ -137,4 +131,4 @@ async def open_storage(data_dir: Path, options: StorageOptions = StorageOptions(
 
 
 def db_path(data_dir: Path) -> Path:
-    return Path(data_dir) / "aod.db"
+    return Path(data_dir) / DB_FILENAME

@@ -9,12 +9,13 @@ import asyncio
 import sys
 from pathlib import Path
 
-from aod.storage.database import StorageOptions, open_storage
+from aod.config import StorageConfig
+from aod.storage.database import open_storage
 from tests.helpers.rows import insert_event, seed_session
 
 
 async def main(data_dir: Path, writers: int) -> None:
-    storage = await open_storage(data_dir, StorageOptions(synchronous="normal"))
+    storage = await open_storage(data_dir, StorageConfig(synchronous="normal"))
     db = storage.db
     await db.write(seed_session)
     print("ready", flush=True)
