@@ -257,3 +257,23 @@ def test_checkpointer_keeps_the_wal_bounded_under_continuous_writes(db_path: Pat
     assert checkpointer.checkpoints > 0, "the background checkpointer never ran"
     page = 4096
     assert largest < 600 * page, f"WAL grew to {largest / page:.0f} pages"
+
+
+async def test_writer_survives_a_write_that_raises_base_exception(storage: Storage) -> None:
+    def exits(c: apsw.Connection) -> None:
+        insert_event(c, "exit")
+        raise SystemExit(3)
+
+    with pytest.raises(SystemExit):
+        await storage.db.write(exits)
+    assert await storage.db.write(lambda c: insert_event(c, "after")) > 0
+    assert await storage.db.read(count_events) == 1
+
+
+async def test_write_after_close_is_refused(data_dir: Path) -> None:
+    from aod.storage.writer import WriterClosed
+
+    st = await open_storage(data_dir)
+    await st.close()
+    with pytest.raises(WriterClosed):
+        await st.db.write(seed_session)

@@ -81,8 +81,8 @@ class Checkpointer:
                     with self._checkpointing:
                         conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
                     self.checkpoints += 1
-                except apsw.BusyError:
-                    pass  # another process is checkpointing (e.g. a backup); the next commit retries
+                except apsw.Error:
+                    pass  # busy (another process checkpoints) or I/O trouble: the next commit retries
         finally:
             conn.close()
 

@@ -59,7 +59,11 @@ class Database:
         return db
 
     async def write(self, fn: Callable[[apsw.Connection], T]) -> T:
-        """Run `fn(conn)` in a write transaction; returns once that transaction committed."""
+        """Run `fn(conn)` in a write transaction; returns once that transaction committed.
+
+        `fn` runs on the writer thread, so it must not touch the event loop. Cancelling the
+        await does not cancel the write: once queued, it commits (or fails) regardless.
+        """
         return await self._writer.submit(fn)
 
     async def read(self, fn: Callable[[apsw.Connection], T]) -> T:

@@ -98,7 +98,9 @@ class Writer:
             batch, stopping = self._gather(first)
             self._commit(batch)
             if self._between_transactions is not None:
-                self._between_transactions(self._conn)
+                # Housekeeping (the checkpoint catch-up) may fail; the writer must live on.
+                with contextlib.suppress(apsw.Error):
+                    self._between_transactions(self._conn)
 
     def _gather(self, first: _Request) -> tuple[list[_Request], bool]:
         batch = [first]
@@ -161,7 +163,7 @@ def _run_in_savepoint(conn: apsw.Connection, fn: WriteFn) -> tuple[bool, Any]:
     conn.execute("SAVEPOINT aod_write")
     try:
         result = fn(conn)
-    except Exception as exc:
+    except BaseException as exc:  # even SystemExit from one caller must not kill the writer thread
         conn.execute("ROLLBACK TO aod_write")
         conn.execute("RELEASE aod_write")
         return False, exc
