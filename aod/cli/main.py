@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    commands.add_parser("serve", parents=[common], help="run the daemon in the foreground")
+
     db = commands.add_parser("db", parents=[common], help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     db_commands.add_parser("migrate", parents=[common], help="apply pending schema migrations")
@@ -48,6 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if args.command == "serve":
+        from aod.cli.context import config_from_args
+        from aod.daemon import serve
+
+        return serve(config_from_args(args))
     if args.command == "db":
         from aod.cli import db
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from aod.storage.writer import Writer, WriterStats
 T = TypeVar("T")
 CommitListener = Callable[[], None]
 DEFAULTS = StorageConfig()
+log = logging.getLogger("aod.storage")
 
 
 class Database:
@@ -119,7 +122,11 @@ async def open_storage(data_dir: Path, options: StorageConfig = DEFAULTS) -> Sto
         lock = DataDirLock(data_dir)
         lock.acquire()
         try:
-            migrate(db_path(data_dir))
+            result = migrate(db_path(data_dir))
+            # The data dir is 0700 already; the file itself need not be readable by others either.
+            os.chmod(db_path(data_dir), 0o600)
+            if result.applied:
+                log.info("migrated", extra={"applied": list(result.applied), "schema_version": result.schema_version})
         except BaseException:
             lock.release()
             raise

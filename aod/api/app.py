@@ -1,0 +1,22 @@
+"""Assembling the aiohttp application."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from aod.api import ingest_routes, query_routes
+from aod.api.context import CONTEXT, AppContext
+from aod.api.errors import json_errors
+from aod.api.security import guard
+
+
+def build_app(ctx: AppContext) -> web.Application:
+    # client_max_size makes aiohttp refuse an oversized body before reading all of it.
+    app = web.Application(
+        middlewares=[json_errors, guard(ctx.token)],
+        client_max_size=ctx.config.ingest.max_body_bytes,
+    )
+    app[CONTEXT] = ctx
+    app.add_routes(ingest_routes.routes)
+    app.add_routes(query_routes.routes)
+    return app

@@ -1,0 +1,33 @@
+"""What the request handlers share, stored on the app."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from aod.config import Config
+from aod.ingest.ingestor import Ingestor
+from aod.storage.database import Database
+
+
+@dataclass
+class AppContext:
+    config: Config
+    db: Database
+    ingestor: Ingestor
+    token: str
+    spool_dir: Path
+    started_at: float = field(default_factory=time.monotonic)
+    ready: bool = False
+    tcp_address: str | None = None
+    config_errors: list[str] = field(default_factory=list)
+
+
+CONTEXT = web.AppKey("aod_context", AppContext)
+
+
+def context(request: web.Request) -> AppContext:
+    return request.app[CONTEXT]

@@ -1,0 +1,55 @@
+"""Every error the API gives is JSON: `{"error": {"code", "message"}}`, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+log = logging.getLogger("aod.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    409: "conflict", 413: "body_too_large", 415: "unsupported_media_type", 503: "not_ready",
+}
+
+
+class ApiError(web.HTTPException):
+    """Raised by handlers; rendered by the middleware."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status_code = status
+        super().__init__(text=message)
+        self.code = code
+        self.message = message
+
+
+def json_response(body: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return json_response({"error": {"code": code, "message": message}}, status)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status_code, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status_code < 400:
+            raise  # redirects and the like
+        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status_code}:") else exc.reason
+        response = error_response(exc.status_code, _CODES.get(exc.status_code, "error"), message)
+        if exc.status_code == 405 and "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except Exception:
+        log.exception("unhandled error", extra={"path": request.path, "method": request.method})
+        return error_response(500, "internal", "internal error; the daemon log has the details")

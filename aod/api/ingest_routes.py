@@ -1,0 +1,75 @@
+"""`POST /v1/events` and `POST /v1/hooks/{agent}` (DESIGN §5)."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from aod.api.context import context
+from aod.api.errors import ApiError, json_response
+from aod.ingest.envelope import Envelope, envelope_for_raw_hook
+from aod.storage import dead_letters
+from aod.timefmt import now_iso
+
+routes = web.RouteTableDef()
+
+
+async def _json_body(request: web.Request, source: str) -> object:
+    """The parsed body, or an ApiError after recording what was refused."""
+    ctx = context(request)
+    if request.content_type != "application/json":
+        await _dead_letter(request, source, f"unsupported content type {request.content_type!r}", None)
+        raise ApiError(415, "unsupported_media_type", "send the body as 'Content-Type: application/json'")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        limit = ctx.config.ingest.max_body_bytes
+        await _dead_letter(request, source, f"body over {limit} bytes ({request.content_length} declared)", None)
+        raise ApiError(413, "body_too_large", f"the body is larger than ingest.max_body_bytes ({limit} bytes)") from None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        await _dead_letter(request, source, f"invalid JSON: {exc}", raw.decode(errors="replace"))
+        raise ApiError(400, "invalid_json", f"the body is not valid UTF-8 JSON: {exc}") from None
+
+
+async def _dead_letter(request: web.Request, source: str, error: str, body: str | None) -> None:
+    now = now_iso()
+    await context(request).db.write(lambda conn: dead_letters.add(conn, source, error, body, now))
+
+
+@routes.post("/v1/events")
+async def post_events(request: web.Request) -> web.Response:
+    body = await _json_body(request, "api")
+    batch = isinstance(body, dict) and "events" in body and "payload" not in body
+    if batch:
+        items = body["events"]
+        if not isinstance(items, list):
+            await _dead_letter(request, "api", "events: expected an array", orjson.dumps(body).decode())
+            raise ApiError(400, "invalid_envelope", "events: expected an array of envelopes")
+    elif isinstance(body, dict):
+        items = [body]
+    else:
+        await _dead_letter(request, "api", "expected an envelope object", orjson.dumps(body).decode())
+        raise ApiError(400, "invalid_envelope", "expected an envelope object or {\"events\": [...]}")
+    summary = await context(request).ingestor.ingest(items, source="api")
+    if not batch and summary.rejected:
+        raise ApiError(400, "invalid_envelope", str(summary.rejected[0]["error"]))
+    return json_response(summary.body(), 202)
+
+
+@routes.post("/v1/hooks/{agent}")
+async def post_hook(request: web.Request) -> web.Response:
+    agent = request.match_info["agent"]
+    payload = await _json_body(request, f"hook:{agent}"[:64])
+    received_at = now_iso()
+
+    def parse(raw: object) -> Envelope:
+        return envelope_for_raw_hook(raw, agent, received_at=received_at)
+
+    summary = await context(request).ingestor.ingest([payload], source=f"hook:{agent}"[:64], parse=parse)
+    if summary.rejected:
+        raise ApiError(400, "invalid_payload", str(summary.rejected[0]["error"]))
+    return json_response(summary.body(), 202)
+
+

@@ -1,0 +1,193 @@
+"""Read endpoints: sessions, events, projects, status, health (DESIGN §5)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from aod import __version__
+from aod.api.context import AppContext, context
+from aod.api.errors import ApiError, json_response
+from aod.lifecycle.status import Status
+from aod.storage import dead_letters, events, meta, projects, prs, sessions
+from aod.storage.keyset import BadCursor
+from aod.timefmt import normalize_iso
+
+routes = web.RouteTableDef()
+MAX_LIMIT = 500
+RECENT_EVENTS = 50
+
+
+def _limit(request: web.Request, default: int = 50) -> int:
+    text = request.query.get("limit", str(default))
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise ApiError(400, "invalid_parameter", f"limit: expected an integer from 1 to {MAX_LIMIT}, got {text!r}")
+    return int(text)
+
+
+def _time(request: web.Request, name: str) -> str | None:
+    text = request.query.get(name)
+    if not text:
+        return None
+    try:
+        return normalize_iso(text)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"{name}: expected an RFC 3339 timestamp, got {text!r}") from None
+
+
+def _list(request: web.Request, name: str) -> tuple[str, ...]:
+    return tuple(v for part in request.query.getall(name, []) for v in part.split(",") if v)
+
+
+async def _page(request: web.Request, fn: Any) -> web.Response:
+    try:
+        items, cursor = await context(request).db.read(fn)
+    except BadCursor as exc:
+        raise ApiError(400, "invalid_parameter", str(exc)) from None
+    for item in items:
+        if "payload" in item:  # stored as JSON text already: embed it without re-parsing
+            item["payload"] = orjson.Fragment(item["payload"])
+    return json_response({"items": items, "next_cursor": cursor})
+
+
+@routes.get("/v1/sessions")
+async def list_sessions(request: web.Request) -> web.Response:
+    statuses = _list(request, "status")
+    unknown = sorted(set(statuses) - set(Status))
+    if unknown:
+        raise ApiError(400, "invalid_parameter", f"status: unknown {', '.join(unknown)}; one of {', '.join(Status)}")
+    flt = sessions.SessionFilter(
+        statuses=statuses,
+        project=request.query.get("project") or None,
+        agent=request.query.get("agent") or None,
+        active=request.query.get("active", "") in ("1", "true", "yes"),
+    )
+    limit, cursor = _limit(request), request.query.get("cursor") or None
+    return await _page(request, lambda c: sessions.listing(c, flt, limit, cursor))
+
+
+def _session_detail(conn: Any, session_id: str) -> dict[str, Any] | None:
+    session = sessions.get(conn, session_id)
+    if session is None:
+        return None
+    session["prs"] = prs.for_session(conn, session_id)
+    session["trackers"] = prs.trackers_for_session(conn, session_id)
+    session["escalations"] = prs.escalations_for_session(conn, session_id)
+    session["events"], _ = events.listing(conn, events.EventFilter(session=session_id), RECENT_EVENTS, None)
+    return session
+
+
+@routes.get("/v1/sessions/{id}")
+async def get_session(request: web.Request) -> web.Response:
+    session_id = request.match_info["id"]
+    found = await context(request).db.read(lambda c: _session_detail(c, session_id))
+    if found is None:
+        raise ApiError(404, "not_found", f"no session {session_id!r}")
+    return json_response(found)
+
+
+def _event_filter(request: web.Request, session: str | None) -> events.EventFilter:
+    return events.EventFilter(
+        session=session,
+        kinds=_list(request, "kind"),
+        tool=request.query.get("tool") or None,
+        since=_time(request, "since"),
+        until=_time(request, "until"),
+    )
+
+
+async def _events_page(request: web.Request, session: str | None) -> web.Response:
+    flt = _event_filter(request, session)
+    limit, cursor = _limit(request), request.query.get("cursor") or None
+    ascending = request.query.get("order", "desc") == "asc"
+    with_payload = request.query.get("payload", "") in ("1", "true")
+    return await _page(request, lambda c: events.listing(c, flt, limit, cursor, ascending=ascending, payload=with_payload))
+
+
+@routes.get("/v1/sessions/{id}/events")
+async def session_events(request: web.Request) -> web.Response:
+    session_id = request.match_info["id"]
+    if not await context(request).db.read(lambda c: sessions.exists(c, session_id)):
+        raise ApiError(404, "not_found", f"no session {session_id!r}")
+    return await _events_page(request, session_id)
+
+
+@routes.get("/v1/events")
+async def list_events(request: web.Request) -> web.Response:
+    return await _events_page(request, request.query.get("session") or None)
+
+
+@routes.get("/v1/events/{id:\\d+}")
+async def get_event(request: web.Request) -> web.Response:
+    event_id = int(request.match_info["id"])
+    found = await context(request).db.read(lambda c: events.get(c, event_id))
+    if found is None:
+        raise ApiError(404, "not_found", f"no event {event_id}")
+    found["payload"] = orjson.Fragment(found["payload"])
+    found.pop("content_key", None)
+    return json_response(found)
+
+
+@routes.get("/v1/projects")
+async def list_projects(request: web.Request) -> web.Response:
+    return json_response({"items": await context(request).db.read(projects.listing), "next_cursor": None})
+
+
+def _counts(conn: Any) -> dict[str, Any]:
+    return {
+        "counts": {
+            "projects": conn.execute("SELECT count(*) FROM projects").fetchone()[0],
+            "sessions": sessions.count(conn),
+            "events": events.count(conn),
+            "dead_letters": dead_letters.count(conn),
+        },
+        "sessions_by_status": sessions.counts_by_status(conn),
+        "schema_version": meta.get(conn, "schema_version"),
+        "epoch": meta.db_epoch(conn),
+    }
+
+
+def _file_facts(ctx: AppContext) -> dict[str, int]:
+    db = ctx.db.path
+    size = sum(p.stat().st_size for p in (db, db.with_name(db.name + "-wal")) if p.exists())
+    backlog = sum(1 for p in ctx.spool_dir.glob("*.json")) if ctx.spool_dir.is_dir() else 0
+    return {"size": size, "backlog": backlog}
+
+
+@routes.get("/v1/status")
+async def status(request: web.Request) -> web.Response:
+    ctx = context(request)
+    facts = await ctx.db.read(_counts)
+    files = await asyncio.to_thread(_file_facts, ctx)
+    return json_response({
+        "version": __version__,
+        "pid": os.getpid(),
+        "uptime_s": round(time.monotonic() - ctx.started_at, 3),
+        "ready": ctx.ready,
+        "socket": str(ctx.config.socket_path),
+        "tcp": ctx.tcp_address,
+        "data_dir": str(ctx.config.data_dir),
+        "db": {"path": str(ctx.db.path), "size_bytes": files["size"],
+               "schema_version": facts.pop("schema_version"), "epoch": facts.pop("epoch")},
+        **facts,
+        "spool": {"path": str(ctx.spool_dir), "backlog": files["backlog"]},
+        "config": {"path": str(ctx.config.config_path) if ctx.config.config_path else None,
+                   "errors": ctx.config_errors},
+    })
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"ok": True})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    if not context(request).ready:
+        raise ApiError(503, "not_ready", "starting: the spool is still being ingested")
+    return json_response({"ready": True})

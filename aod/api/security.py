@@ -1,0 +1,88 @@
+"""Who may talk to the API.
+
+The Unix socket is protected by its 0600 mode. TCP needs the token from `<data_dir>/token`
+(Bearer header, or the `aod_session` cookie that `/login?token=` sets for the browser); Host
+must be a loopback name so a DNS-rebound page cannot reach us; and a state-changing request
+from a browser must come from our own origin.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from aod.api.errors import ApiError, Handler
+
+TOKEN_FILE = "token"
+COOKIE = "aod_session"
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def ensure_token(data_dir: Path) -> str:
+    """Read the token, creating it (0600) on first start."""
+    path = data_dir / TOKEN_FILE
+    try:
+        token = path.read_text().strip()
+        if token:
+            os.chmod(path, 0o600)
+            return token
+    except FileNotFoundError:
+        pass
+    token = secrets.token_urlsafe(32)
+    tmp = path.with_name(f".{TOKEN_FILE}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    os.replace(tmp, path)
+    return token
+
+
+def over_tcp(request: web.Request) -> bool:
+    # A Unix socket's peer name is a string (often empty); TCP's is a (host, port) tuple.
+    return isinstance(request.transport.get_extra_info("peername") if request.transport else None, tuple)
+
+
+def guard(token: str) -> web.middleware:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not over_tcp(request):
+            return await handler(request)
+        try:
+            host = urlsplit("//" + (request.host or "")).hostname or ""
+        except ValueError:
+            host = ""
+        if host not in LOOPBACK_HOSTS:
+            raise ApiError(403, "forbidden_host", f"Host {request.host!r} is not a loopback name")
+        origin = request.headers.get("Origin")
+        if request.method not in SAFE_METHODS and origin is not None and origin != f"{request.scheme}://{request.host}":
+            raise ApiError(403, "forbidden_origin", f"Origin {origin!r} may not change state here")
+        if request.path == "/login":
+            return _login(request, token)
+        if request.path in ("/healthz",):
+            return await handler(request)
+        if not _authorized(request, token):
+            raise ApiError(401, "unauthorized", "send the token of <data_dir>/token as 'Authorization: Bearer …'")
+        return await handler(request)
+
+    return middleware
+
+
+def _authorized(request: web.Request, token: str) -> bool:
+    header = request.headers.get("Authorization", "")
+    offered = header[7:].strip() if header.startswith("Bearer ") else request.cookies.get(COOKIE, "")
+    return bool(offered) and hmac.compare_digest(offered.encode(), token.encode())
+
+
+def _login(request: web.Request, token: str) -> web.StreamResponse:
+    offered = request.query.get("token", "")
+    if not offered or not hmac.compare_digest(offered.encode(), token.encode()):
+        raise ApiError(401, "unauthorized", "wrong or missing token")
+    response = web.HTTPFound("/")
+    response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/")
+    raise response

@@ -1,0 +1,150 @@
+"""`aod serve`: the composition root. Everything the daemon runs is wired here, and only here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import stat
+from pathlib import Path
+
+from aiohttp import web
+
+from aod import __version__, logs
+from aod.api.app import build_app
+from aod.api.context import AppContext
+from aod.api.security import ensure_token
+from aod.config import Config
+from aod.ingest.ingestor import Ingestor
+from aod.ingest.service import IngestSettings
+from aod.ingest.spool import SpoolIngester
+from aod.storage.database import Storage, open_storage
+from aod.storage.lock import DataDirBusy
+
+log = logging.getLogger("aod.daemon")
+
+EXIT_OK = 0
+EXIT_START_FAILED = 2
+# SIGTERM must end the process within 5 s: leave room for the write flush and checkpoint.
+HTTP_SHUTDOWN_TIMEOUT = 2.0
+
+
+class StartError(RuntimeError):
+    """A reason the daemon cannot start, worded for the user."""
+
+
+def serve(config: Config) -> int:
+    logs.setup(config.server.log_level)
+    try:
+        return asyncio.run(_serve(config))
+    except (StartError, DataDirBusy) as exc:
+        log.error(str(exc))
+        return EXIT_START_FAILED
+
+
+async def _serve(config: Config) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    storage = await open_storage(config.data_dir, config.storage)
+    runner: web.AppRunner | None = None
+    try:
+        token = await asyncio.to_thread(ensure_token, config.data_dir)
+        ingestor = Ingestor(
+            storage.db,
+            IngestSettings(
+                max_payload_bytes=config.ingest.max_payload_bytes,
+                dedup_window=config.ingest.dedup_window,
+                stuck_after=config.lifecycle.stuck_after,
+            ),
+        )
+        ctx = AppContext(config=config, db=storage.db, ingestor=ingestor, token=token,
+                         spool_dir=config.data_dir / "spool")
+        runner = web.AppRunner(build_app(ctx), handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
+                               access_log=logging.getLogger("aiohttp.access"))
+        await runner.setup()
+        await _listen_unix(runner, config.socket_path)
+        if config.server.tcp:
+            ctx.tcp_address = await _listen_tcp(runner, config.server.tcp)
+
+        spool = SpoolIngester(ctx.spool_dir, ingestor)
+        drained = await spool.drain()
+        ctx.ready = True
+        watcher = asyncio.create_task(spool.watch(stop), name="spool-watch")
+        log.info("aod is serving", extra={"version": __version__, "pid": os.getpid(), "socket": str(config.socket_path),
+                                          "tcp": ctx.tcp_address, "data_dir": str(config.data_dir),
+                                          "spooled_events_ingested": drained})
+        await stop.wait()
+        log.info("stopping")
+        ctx.ready = False
+        await _cancel(watcher)
+    finally:
+        await _shutdown(runner, storage, config.socket_path)
+    log.info("stopped")
+    return EXIT_OK
+
+
+async def _listen_unix(runner: web.AppRunner, path: Path) -> None:
+    await asyncio.to_thread(_prepare_socket_path, path)
+    # The umask makes the socket 0600 from the moment it exists, not after a chmod.
+    old = os.umask(0o177)
+    try:
+        await web.UnixSite(runner, str(path)).start()
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+
+
+def _prepare_socket_path(path: Path) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    if path.exists() or path.is_symlink():
+        if not stat.S_ISSOCK(path.lstat().st_mode):
+            raise StartError(f"{path} exists and is not a socket; refusing to replace it")
+        # Holding the data dir lock means no live aod owns this socket: it is a crash's leftover.
+        if _answers(path):
+            raise StartError(f"another process is serving on {path}")
+        path.unlink()
+
+
+def _answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+        return True
+
+
+async def _listen_tcp(runner: web.AppRunner, address: str) -> str:
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    site = web.TCPSite(runner, host, int(port))
+    try:
+        await site.start()
+    except OSError as exc:
+        raise StartError(f"cannot listen on {address} (server.tcp): {exc.strerror or exc}") from None
+    server = site._server  # aiohttp exposes the bound port only here (port 0 = any free port)
+    bound = server.sockets[0].getsockname() if server and server.sockets else (host, int(port))
+    return f"{bound[0]}:{bound[1]}"
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _shutdown(runner: web.AppRunner | None, storage: Storage, socket_path: Path) -> None:
+    """Stop accepting, let running requests finish briefly, then flush writes and close."""
+    if runner is not None:
+        await runner.cleanup()
+        with contextlib.suppress(FileNotFoundError):
+            socket_path.unlink()
+    await storage.close()

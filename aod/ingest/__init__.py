@@ -1,0 +1,1 @@
+"""Ingest: turning hook envelopes into events, sessions and projects."""

@@ -1,0 +1,107 @@
+"""From a hook payload to the columns of an `events` row; pure, no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+# Whole-file mirrors that hooks carry and nobody needs twice (the file is on disk).
+_MIRRORS = (("tool_response", "originalFile"), ("tool_response", "file", "content"),
+            ("tool_response", "file", "base64"), ("file", "content"), ("file", "base64"))
+_OK_BY_KIND = {"PostToolUse": 1, "PostToolUseFailure": 0, "StopFailure": 0}
+_TRIM_MARK = "…[aod trimmed {} bytes]"
+
+
+@dataclass(frozen=True)
+class EventColumns:
+    kind: str
+    tool_name: str | None
+    tool_use_id: str | None
+    duration_ms: int | None
+    ok: int | None
+    agent_session_id: str | None
+    cwd: str | None
+
+
+def event_columns(payload: Mapping[str, Any]) -> EventColumns:
+    kind = _text(payload.get("hook_event_name")) or _text(payload.get("event")) or "Unknown"
+    duration = payload.get("duration_ms")
+    return EventColumns(
+        kind=kind[:128],
+        tool_name=_text(payload.get("tool_name")),
+        tool_use_id=_text(payload.get("tool_use_id")),
+        duration_ms=round(duration) if isinstance(duration, int | float) and not isinstance(duration, bool) and duration >= 0 else None,
+        ok=_OK_BY_KIND.get(kind),
+        agent_session_id=_text(payload.get("session_id")),
+        cwd=_text(payload.get("cwd")),
+    )
+
+
+def content_key(session_key: str, kind: str, payload: Mapping[str, Any]) -> str:
+    """Identity of an occurrence: the same hook fired twice for it gives the same key."""
+    anchor = _text(payload.get("tool_use_id")) or _text(payload.get("prompt_id")) or ""
+    body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    digest = hashlib.sha256()
+    for part in (session_key, kind, anchor):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    digest.update(body)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredPayload:
+    text: str
+    original_bytes: int
+    trimmed: bool
+
+
+def stored_payload(payload: Mapping[str, Any], cap: int) -> StoredPayload:
+    """The payload as stored: never more than `cap` bytes of JSON."""
+    text = orjson.dumps(payload).decode()
+    original = len(text.encode())
+    if original <= cap:
+        return StoredPayload(text, original, False)
+    trimmed: Any = orjson.loads(text)
+    for path in _MIRRORS:
+        _drop(trimmed, path)
+    limit = 4096
+    while True:
+        candidate = orjson.dumps(_cut_strings(trimmed, limit)).decode()
+        if len(candidate.encode()) <= cap or limit <= 64:
+            break
+        limit //= 2
+    if len(candidate.encode()) > cap:
+        # Too many fields to fit even with short strings: keep what identifies the event.
+        keep = ("hook_event_name", "session_id", "cwd", "tool_name", "tool_use_id", "prompt_id", "notification_type")
+        candidate = orjson.dumps({k: _cut_strings(payload.get(k), 256) for k in keep if k in payload}).decode()
+    return StoredPayload(candidate, original, True)
+
+
+def _drop(node: Any, path: tuple[str, ...]) -> None:
+    for key in path[:-1]:
+        node = node.get(key) if isinstance(node, dict) else None
+    if isinstance(node, dict) and isinstance(node.get(path[-1]), str):
+        size = len(node[path[-1]].encode())
+        node[path[-1]] = _TRIM_MARK.format(size)
+
+
+def _cut_strings(node: Any, limit: int) -> Any:
+    if isinstance(node, str):
+        encoded = node.encode()
+        if len(encoded) <= limit:
+            return node
+        return encoded[:limit].decode(errors="ignore") + _TRIM_MARK.format(len(encoded) - limit)
+    if isinstance(node, dict):
+        return {k: _cut_strings(v, limit) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_cut_strings(v, limit) for v in node]
+    return node
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,103 @@
+"""SQL of the `events` table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+
+from aod.storage import keyset
+from aod.storage.rows import dicts, one
+
+# The list view leaves the payload out: it can be 64 KiB per row.
+SUMMARY_COLUMNS = (
+    "id, uid, session_id, agent, kind, tool_name, tool_use_id, occurred_at, received_at, duration_ms, ok,"
+    " payload_bytes, trimmed"
+)
+
+
+def uid_exists(conn: apsw.Connection, uid: str) -> bool:
+    return conn.execute("SELECT 1 FROM events WHERE uid = ?", (uid,)).fetchone() is not None
+
+
+def content_seen_since(conn: apsw.Connection, key: str, since: str) -> bool:
+    return (
+        conn.execute("SELECT 1 FROM events WHERE content_key = ? AND received_at >= ? LIMIT 1", (key, since)).fetchone()
+        is not None
+    )
+
+
+def insert(conn: apsw.Connection, row: dict[str, Any]) -> int:
+    names = list(row)
+    conn.execute(
+        f"INSERT INTO events ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})", [row[k] for k in names]
+    )
+    return conn.last_insert_rowid()
+
+
+def tool_use_partner(conn: apsw.Connection, session_id: str, tool_use_id: str, kinds: tuple[str, ...]) -> dict[str, Any] | None:
+    """The earliest event of `kinds` for one tool call (PreToolUse for a Post, or the reverse)."""
+    return one(
+        conn.execute(
+            f"SELECT id, kind, occurred_at, duration_ms FROM events WHERE tool_use_id = ? AND session_id = ?"
+            f" AND kind IN ({', '.join('?' for _ in kinds)}) ORDER BY id LIMIT 1",
+            (tool_use_id, session_id, *kinds),
+        )
+    )
+
+
+def set_duration(conn: apsw.Connection, event_id: int, duration_ms: int) -> None:
+    conn.execute("UPDATE events SET duration_ms = ? WHERE id = ? AND duration_ms IS NULL", (duration_ms, event_id))
+
+
+def get(conn: apsw.Connection, event_id: int) -> dict[str, Any] | None:
+    return one(conn.execute("SELECT * FROM events WHERE id = ?", (event_id,)))
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    session: str | None = None
+    kinds: tuple[str, ...] = ()
+    tool: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+
+def listing(
+    conn: apsw.Connection, flt: EventFilter, limit: int, cursor: str | None, *, ascending: bool = False, payload: bool = False
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Keyset on id: newest first by default, or oldest first for a timeline."""
+    where, args = [], []
+    if flt.session:
+        where.append("session_id = ?")
+        args.append(flt.session)
+    if flt.kinds:
+        where.append(f"kind IN ({', '.join('?' for _ in flt.kinds)})")
+        args.extend(flt.kinds)
+    if flt.tool:
+        where.append("tool_name = ?")
+        args.append(flt.tool)
+    if flt.since:
+        where.append("occurred_at >= ?")
+        args.append(flt.since)
+    if flt.until:
+        where.append("occurred_at < ?")
+        args.append(flt.until)
+    if cursor:
+        (after_id,) = keyset.decode(cursor, 1)
+        where.append("id > ?" if ascending else "id < ?")
+        args.append(int(after_id))
+    columns = SUMMARY_COLUMNS + (", payload" if payload else "")
+    sql = f"SELECT {columns} FROM events"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY id {'ASC' if ascending else 'DESC'} LIMIT ?"
+    items = dicts(conn.execute(sql, [*args, limit + 1]))
+    more = len(items) > limit
+    items = items[:limit]
+    return items, keyset.encode([items[-1]["id"]]) if more else None
+
+
+def count(conn: apsw.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM events").fetchone()[0]

@@ -1,0 +1,106 @@
+"""SQL of the `sessions` and `session_aliases` tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+
+from aod.storage import keyset
+from aod.storage.rows import dicts, one
+
+COLUMNS = (
+    "id", "project_id", "agent", "agent_session_id", "status", "activity", "activity_at", "error",
+    "is_alive", "termination_reason", "runtime", "runtime_handle", "pid", "workspace_path", "branch",
+    "title", "created_at", "updated_at", "last_event_at", "ended_at",
+)
+# Fields a caller may change through `update`; the whitelist keeps column names out of input.
+UPDATABLE = frozenset(COLUMNS) - {"id", "created_at"}
+
+
+def get(conn: apsw.Connection, session_id: str) -> dict[str, Any] | None:
+    return one(conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)))
+
+
+def exists(conn: apsw.Connection, session_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is not None
+
+
+def by_alias(conn: apsw.Connection, agent: str, agent_session_id: str) -> str | None:
+    row = conn.execute(
+        "SELECT session_id FROM session_aliases WHERE agent = ? AND agent_session_id = ?", (agent, agent_session_id)
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def add_alias(conn: apsw.Connection, agent: str, agent_session_id: str, session_id: str, now: str) -> None:
+    conn.execute(
+        "INSERT INTO session_aliases (agent, agent_session_id, session_id, created_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (agent, agent_session_id) DO UPDATE SET session_id = excluded.session_id"
+        " WHERE session_aliases.session_id IS NOT excluded.session_id",
+        (agent, agent_session_id, session_id, now),
+    )
+
+
+def create(conn: apsw.Connection, fields: dict[str, Any]) -> None:
+    names = [k for k in fields if k in COLUMNS]
+    conn.execute(
+        f"INSERT INTO sessions ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+        [fields[k] for k in names],
+    )
+
+
+def update(conn: apsw.Connection, session_id: str, fields: dict[str, Any]) -> None:
+    names = [k for k in fields if k in UPDATABLE]
+    if len(names) != len(fields):
+        raise ValueError(f"not updatable: {sorted(set(fields) - UPDATABLE)}")
+    if names:
+        conn.execute(
+            f"UPDATE sessions SET {', '.join(f'{k} = ?' for k in names)} WHERE id = ?",
+            [*(fields[k] for k in names), session_id],
+        )
+
+
+@dataclass(frozen=True)
+class SessionFilter:
+    statuses: tuple[str, ...] = ()
+    project: str | None = None
+    agent: str | None = None
+    active: bool = False
+
+
+def listing(conn: apsw.Connection, flt: SessionFilter, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest activity first; keyset on (updated_at, id) so pages stay stable under writes."""
+    where, args = [], []
+    if flt.statuses:
+        where.append(f"status IN ({', '.join('?' for _ in flt.statuses)})")
+        args.extend(flt.statuses)
+    if flt.project:
+        where.append("project_id = ?")
+        args.append(flt.project)
+    if flt.agent:
+        where.append("agent = ?")
+        args.append(flt.agent)
+    if flt.active:
+        where.append("termination_reason IS NULL")
+    if cursor:
+        updated_at, session_id = keyset.decode(cursor, 2)
+        where.append("(updated_at, id) < (?, ?)")
+        args.extend([updated_at, session_id])
+    sql = "SELECT * FROM sessions"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY updated_at DESC, id DESC LIMIT ?"
+    items = dicts(conn.execute(sql, [*args, limit + 1]))
+    more = len(items) > limit
+    items = items[:limit]
+    return items, keyset.encode([items[-1]["updated_at"], items[-1]["id"]]) if more else None
+
+
+def counts_by_status(conn: apsw.Connection) -> dict[str, int]:
+    return dict(conn.execute("SELECT status, count(*) FROM sessions GROUP BY status").fetchall())
+
+
+def count(conn: apsw.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
