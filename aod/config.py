@@ -21,6 +21,14 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from aod.paths import (
+    default_config_path,
+    default_data_dir,
+    default_socket_path,
+    resolve_config_path,
+    runtime_paths,
+)
+
 __all__ = [
     "PRIORITIES",
     "REACTION_KEYS",
@@ -477,67 +485,6 @@ def _routing(value: Any, notifiers: Mapping[str, NotifierConfig]) -> Mapping[str
     return MappingProxyType(routes)
 
 
-# --- where things live --------------------------------------------------------------------------
-
-
-def _home(env: Mapping[str, str]) -> Path:
-    return Path(env.get("HOME") or Path.home())
-
-
-def _xdg(env: Mapping[str, str], name: str, fallback: str) -> Path:
-    # The XDG spec says a relative value is invalid and must be ignored.
-    value = env.get(name, "")
-    return Path(value) if os.path.isabs(value) else _home(env) / fallback
-
-
-def _macos(platform: str) -> bool:
-    return platform == "darwin"
-
-
-def default_config_path(env: Mapping[str, str] = os.environ, platform: str = sys.platform) -> Path:
-    if _macos(platform):
-        return _home(env) / "Library/Application Support/aod/config.toml"
-    return _xdg(env, "XDG_CONFIG_HOME", ".config") / "aod/config.toml"
-
-
-def default_data_dir(env: Mapping[str, str] = os.environ, platform: str = sys.platform) -> Path:
-    if _macos(platform):
-        return _home(env) / "Library/Application Support/aod"
-    return _xdg(env, "XDG_DATA_HOME", ".local/share") / "aod"
-
-
-def default_socket_path(
-    data_dir: Path, env: Mapping[str, str] = os.environ, platform: str = sys.platform
-) -> Path:
-    runtime = env.get("XDG_RUNTIME_DIR", "")
-    if not _macos(platform) and os.path.isabs(runtime):
-        return Path(runtime) / "aod/aod.sock"
-    return data_dir / "aod.sock"
-
-
-def _expand(value: str | os.PathLike[str], env: Mapping[str, str], base: Path) -> Path:
-    text = os.fspath(value)
-    if text == "~" or text.startswith("~/"):
-        return _home(env) / text[2:]
-    return base / os.path.expanduser(text)
-
-
-def resolve_config_path(
-    path: str | os.PathLike[str] | None = None,
-    *,
-    env: Mapping[str, str] = os.environ,
-    platform: str = sys.platform,
-) -> tuple[Path, bool]:
-    """The config file to read and whether it was named explicitly (which makes it mandatory).
-
-    A config watcher needs this even when the file does not exist yet, to notice its creation.
-    """
-    named = path if path is not None and os.fspath(path) else env.get("AOD_CONFIG") or None
-    if named is not None:
-        return _expand(named, env, Path.cwd()), True
-    return default_config_path(env, platform), False
-
-
 def parse_config(
     doc: str | Mapping[str, Any],
     source: str | os.PathLike[str] | None = None,
@@ -580,32 +527,20 @@ def _from_doc(
         }
     )
     config_path = Path(source) if source is not None else None
-    cwd = Path.cwd()
     # A relative path in the file means relative to the file: a daemon's cwd is arbitrary.
-    file_base = config_path.parent if config_path else cwd
-    path_check = _text(nonempty=True)
-
-    def pick(arg: str | os.PathLike[str] | None, env_name: str, key: str) -> Path | None:
-        if arg is not None and os.fspath(arg):
-            return _expand(arg, env, cwd)
-        if env.get(env_name):
-            return _expand(env[env_name], env, cwd)
-        if key in doc:
-            return _expand(path_check(doc[key], key), env, file_base)
-        return None
-
-    socket_path = pick(socket_arg, "AOD_SOCKET", "socket")
-    chosen_dir = pick(data_dir_arg, "AOD_DATA_DIR", "data_dir")
-    data_dir = chosen_dir or default_data_dir(env, platform)
-    if socket_path is None:
-        # The shared runtime-dir socket belongs to the default data dir only: a daemon on another
-        # data dir (a test, a second instance) must not answer for, or collide with, the default one.
-        socket_path = (
-            default_socket_path(data_dir, env, platform) if chosen_dir is None else data_dir / "aod.sock"
-        )
+    base = os.fspath(config_path.parent) if config_path else None
+    data_dir, socket_path = runtime_paths(
+        doc,
+        base,
+        data_dir=data_dir_arg,
+        socket=socket_arg,
+        env=env,
+        platform=platform,
+        check=_text(nonempty=True),
+    )
     return Config(
-        data_dir=data_dir,
-        socket_path=socket_path,
+        data_dir=Path(data_dir),
+        socket_path=Path(socket_path),
         config_path=config_path,
         reactions=_reactions(doc.get("reactions", {})),
         notifiers=notifiers,

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import apsw
 import pytest
@@ -62,3 +63,17 @@ def run_aod(*args: str, env: dict[str, str] | None = None, timeout: float = 30) 
     return subprocess.run(
         [*aod_command(), *args], capture_output=True, text=True, env=full_env, timeout=timeout
     )
+
+
+# A copy of ../shared/fixtures: CI runs on a clean clone wherever it is, without ../shared.
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "claude-code"
+
+
+@pytest.fixture
+def daemon(data_dir: Path, aod_env: dict[str, str]) -> Iterator[Any]:
+    from tests.helpers.daemon import Daemon
+
+    d = Daemon(data_dir, aod_env).start()
+    yield d
+    if d.proc is not None and d.proc.poll() is None:
+        d.kill()

@@ -48,7 +48,7 @@ def transition_for(kind: str, payload: Mapping[str, Any]) -> Transition | None:
         return None
     if kind == "Stop":
         # Background tasks keep the agent working after its turn ended.
-        return Transition(Activity.ACTIVE if payload.get("background_tasks") else Activity.IDLE)
+        return Transition(Activity.ACTIVE if _running_tasks(payload.get("background_tasks")) else Activity.IDLE)
     if kind == "StopFailure":
         error = payload.get("error") or payload.get("error_type") or payload.get("reason")
         return Transition(Activity.IDLE, error=str(error) if error else "stop failed")
@@ -78,3 +78,13 @@ def apply_event(state: ActivityState, kind: str, payload: Mapping[str, Any], occ
         )
     # A newer event after an exit means the agent came back (e.g. --resume on an aod session).
     return ActivityState(activity=change.activity, activity_at=occurred_at, error=change.error)
+
+
+_FINISHED_TASK_STATES = frozenset({"completed", "failed", "killed", "cancelled", "stopped", "exited", "done"})
+
+
+def _running_tasks(tasks: object) -> bool:
+    if not isinstance(tasks, list):
+        return False
+    # A task without a status is taken to be running: older versions list only live tasks.
+    return any(not isinstance(t, dict) or t.get("status") not in _FINISHED_TASK_STATES for t in tasks)

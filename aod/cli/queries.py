@@ -1,0 +1,208 @@
+"""`aod status|sessions|show|events`: read-only queries answered by the daemon over its socket.
+
+Only argparse is imported at module level, because main.py imports this module to build its
+parser for every command (`aod hook` included); the HTTP client, the renderers and the config
+are imported when a query actually runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aod.cli.client import DaemonClient
+
+__all__ = ["COMMANDS", "add_parsers", "run"]
+
+COMMANDS = ("status", "sessions", "show", "events")
+EXIT_OK = 0
+EXIT_DAEMON_ERROR = 1
+EXIT_UNAVAILABLE = 3
+EXIT_NOT_FOUND = 4
+DEFAULT_LIMIT = 50
+# A dead-end for `--all`: a daemon bug that hands back the same cursor must not loop forever.
+MAX_PAGES = 10_000
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_parsers(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
+    """Register the query commands on main.py's subparsers (`parents` carry the global options)."""
+    parents = list(parents)
+
+    status = subparsers.add_parser("status", parents=parents, help="is the daemon running, and what does it hold")
+    status.add_argument("--json", action="store_true", help="print the API JSON")
+
+    sessions = subparsers.add_parser("sessions", parents=parents, help="list sessions, most recent first")
+    sessions.add_argument("--status", help="only this display status (e.g. needs_input, working)")
+    sessions.add_argument("--project", help="only this project id")
+    sessions.add_argument("--agent", help="only this agent (e.g. claude-code)")
+    sessions.add_argument("--active", action="store_true", help="only sessions that have not terminated")
+    sessions.add_argument("--limit", type=_positive_int, default=DEFAULT_LIMIT,
+                          help=f"at most N sessions (page size with --all; default {DEFAULT_LIMIT})")
+    sessions.add_argument("--all", action="store_true", help="every matching session, page after page")
+    sessions.add_argument("--json", action="store_true", help="print the API JSON")
+
+    show = subparsers.add_parser("show", parents=parents, help="one session: PRs, checks, reactions, events")
+    show.add_argument("id", metavar="ID", help="session id, as `aod sessions` lists it")
+    show.add_argument("--json", action="store_true", help="print the API JSON")
+
+    events = subparsers.add_parser("events", parents=parents, help="list stored hook events, newest first")
+    events.add_argument("--session", metavar="ID", help="only this session's events")
+    events.add_argument("--kind", help="only this hook event name (e.g. PreToolUse, Stop)")
+    events.add_argument("--tool", help="only this tool name (e.g. Bash)")
+    events.add_argument("--limit", type=_positive_int, default=DEFAULT_LIMIT,
+                        help=f"at most N events (default {DEFAULT_LIMIT})")
+    events.add_argument("--json", action="store_true", help="print the API JSON")
+
+    # Dispatch on our own key, so run() does not depend on the `dest` main.py gives its subparsers.
+    for name, parser in (("status", status), ("sessions", sessions), ("show", show), ("events", events)):
+        parser.set_defaults(query_command=name)
+
+
+def run(args: argparse.Namespace) -> int:
+    from aod.cli.client import DaemonClient, DaemonError, DaemonUnavailable
+    from aod.cli.context import config_from_args
+
+    socket_path = config_from_args(args).socket_path
+    client = DaemonClient(socket_path)
+    command = getattr(args, "query_command", None) or args.command
+    try:
+        if command == "status":
+            return _status(client, args)
+        if command == "sessions":
+            return _sessions(client, args)
+        if command == "show":
+            return _show(client, args)
+        if command == "events":
+            return _events(client, args)
+    except DaemonUnavailable:
+        print(f"aod: no daemon is answering on {socket_path} (start it with `aod serve`)", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except DaemonError as exc:
+        if command == "show" and exc.status == 404:
+            print(f"aod: no session {args.id}", file=sys.stderr)
+            return EXIT_NOT_FOUND
+        print(f"aod: the daemon answered {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_DAEMON_ERROR
+    raise ValueError(f"not a query command: {command}")
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def _status(client: DaemonClient, args: argparse.Namespace) -> int:
+    from aod.cli import render
+
+    _, body = client.get_json("/v1/status")
+    _emit(_dump(body) if args.json else render.status_report(body))
+    return EXIT_OK
+
+
+def _sessions(client: DaemonClient, args: argparse.Namespace) -> int:
+    from aod.cli import render
+
+    params = {
+        "status": args.status,
+        "project": args.project,
+        "agent": args.agent,
+        "active": 1 if args.active else None,
+        "limit": args.limit,
+    }
+    body, more = _list(client, "/v1/sessions", params, every_page=args.all)
+    if args.json:
+        _emit(_dump(body))
+    else:
+        _emit(render.sessions_table(body.get("items") or [], width=_table_width()))
+        if more:
+            # stderr, so the hint never ends up in a pipe that expects rows.
+            print(f"aod: more than {args.limit} sessions; see them all with --all", file=sys.stderr)
+    return EXIT_OK
+
+
+def _show(client: DaemonClient, args: argparse.Namespace) -> int:
+    from urllib.parse import quote
+
+    from aod.cli import render
+
+    # Quoted whole: an id with a slash must stay one path segment, not reach another route.
+    _, body = client.get_json(f"/v1/sessions/{quote(args.id, safe='')}")
+    _emit(_dump(body) if args.json else render.session_detail(body, width=_table_width()))
+    return EXIT_OK
+
+
+def _events(client: DaemonClient, args: argparse.Namespace) -> int:
+    from aod.cli import render
+
+    params = {"session": args.session, "kind": args.kind, "tool": args.tool, "limit": args.limit}
+    body, _ = _list(client, "/v1/events", params, every_page=False)
+    _emit(_dump(body) if args.json else render.events_table(body.get("items") or [], width=_table_width()))
+    return EXIT_OK
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _list(
+    client: DaemonClient, path: str, params: dict[str, Any], *, every_page: bool
+) -> tuple[dict[str, Any], bool]:
+    """The first page as the API sent it, or every page merged into one with no next cursor.
+
+    The flag says whether more items exist than were fetched.
+    """
+    _, body = client.get_json(path, params)
+    if not every_page:
+        return body, bool(body.get("next_cursor"))
+    items = list(body.get("items") or [])
+    cursor, seen = body.get("next_cursor"), set()
+    while cursor and cursor not in seen and len(seen) < MAX_PAGES:
+        seen.add(cursor)
+        _, page = client.get_json(path, {**params, "cursor": cursor})
+        items.extend(page.get("items") or [])
+        cursor = page.get("next_cursor")
+    return {"items": items, "next_cursor": None}, False
+
+
+def _dump(body: Any) -> str:
+    import json
+
+    return json.dumps(body, indent=2)
+
+
+def _table_width() -> int | None:
+    """The terminal's width; unlimited when piped, so `aod sessions | grep` sees whole titles.
+
+    An explicit COLUMNS still wins: shutil.get_terminal_size (used when this is None) honours it.
+    """
+    import os
+
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return None
+    return 1 << 20
+
+
+def _emit(text: str) -> None:
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `aod events | head` closes the pipe early; that is the reader's choice, not an error.
+        # Point stdout at devnull so the interpreter's final flush does not complain again.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except UnicodeEncodeError:
+        # A non-UTF-8 terminal cannot show every title (or the ellipsis); show what it can.
+        sys.stdout.write(text.encode(sys.stdout.encoding or "ascii", "replace").decode(sys.stdout.encoding or "ascii") + "\n")

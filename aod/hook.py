@@ -1,0 +1,309 @@
+"""aod's hook client: hands one agent hook payload to the daemon, or spools it; never fails.
+
+Runs as `aod hook [--agent NAME]` and, as `aod hooks install` writes it, directly as
+`python3 -S /abs/path/aod/hook.py [--agent NAME]`. The agent waits for it on every tool call, so
+it is stdlib only and imports little: no argparse, uuid, socket.py, pathlib or http.client, and
+aod.config never (its dataclasses and tomllib would triple the start-up time).
+
+It prints nothing, whatever happens: a SessionStart or UserPromptSubmit hook's stdout goes into
+the model's context. It always exits 0: exit code 2 would block the agent's action.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+try:
+    # The C module behind socket.py: socket.py would add enum/selectors imports (~5 ms a hook).
+    import _socket
+except ImportError:  # an interpreter without it still has the public module
+    import socket as _socket  # type: ignore[no-redef]
+
+if __name__ == "__main__" and not __package__:
+    # Run as a script (with -S, so not even site-packages): sys.path[0] is aod/ itself, which
+    # cannot import `aod.paths`. The package root goes last, so it can shadow no stdlib module.
+    sys.path[0:1] = []
+    sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# `typing.TYPE_CHECKING` would import typing (several ms); type checkers honour any constant of this name.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+    from typing import Any
+
+__all__ = ["DEFAULT_AGENT", "DEFAULT_TIMEOUT", "build_envelope", "main", "post", "spool"]
+
+DEFAULT_AGENT = "claude-code"
+DEFAULT_TIMEOUT = 0.3
+# `aod hooks install` gives the hook 5 s before the agent kills it; a longer wait for the daemon
+# would leave no time to spool, and the event would be lost.
+MAX_TIMEOUT = 3.0
+# A newer `aod hooks install` may pass options an older client does not know: they are ignored,
+# never an error. The global options mean what they mean for every aod command.
+_OPTIONS = {"--agent": "", "--socket": "AOD_SOCKET", "--data-dir": "AOD_DATA_DIR", "--config": "AOD_CONFIG"}
+_UNITS = (("ms", 0.001), ("us", 1e-6), ("µs", 1e-6), ("s", 1.0), ("m", 60.0), ("h", 3600.0), ("d", 86400.0))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`aod hook [--agent NAME]`: the payload on stdin goes to the daemon or the spool; exit 0."""
+    occurred_at = time.time_ns()
+    try:
+        _run(sys.argv[1:] if argv is None else list(argv), occurred_at)
+    except BaseException:
+        # A full disk, an unwritable spool, a bug: the agent must go on regardless, in silence.
+        return 0
+    return 0
+
+
+def _run(argv: list[str], occurred_at: int) -> None:
+    agent, overrides = _parse_args(argv)
+    env: Mapping[str, str] = {**os.environ, **overrides} if overrides else os.environ
+    try:
+        raw = sys.stdin.buffer.read()
+    except (AttributeError, OSError, ValueError):  # no stdin at all, or a closed one
+        raw = b""
+    envelope, uid = _envelope(raw, agent, env, occurred_at)
+    data_dir, socket_path, timeout = _settings(env)
+    if not post(envelope, socket_path, timeout):
+        _spool(envelope, uid, occurred_at, data_dir)
+
+
+def _parse_args(argv: list[str]) -> tuple[str, dict[str, str]]:
+    agent, overrides = DEFAULT_AGENT, {}
+    i = 0
+    while i < len(argv):
+        name, eq, value = argv[i].partition("=")
+        if name in _OPTIONS:
+            if not eq:
+                if i + 1 == len(argv):
+                    break
+                i += 1
+                value = argv[i]
+            if name == "--agent":
+                agent = value or DEFAULT_AGENT
+            elif value:
+                overrides[_OPTIONS[name]] = value
+        i += 1
+    return agent, overrides
+
+
+# --- the envelope -------------------------------------------------------------------------------
+
+
+def build_envelope(raw: bytes, agent: str, env: Mapping[str, str]) -> bytes:
+    """The JSON envelope (DESIGN §5) for the hook payload `raw`, stamped now with a new uid."""
+    return _envelope(raw, agent, env, time.time_ns())[0]
+
+
+def _envelope(raw: bytes, agent: str, env: Mapping[str, str], occurred_at: int) -> tuple[bytes, str]:
+    uid = _uid4()
+    head: dict[str, Any] = {"uid": uid, "agent": _clean(agent), "occurred_at": occurred_at}
+    if env.get("AOD_SESSION_ID"):
+        head["session"] = _clean(env["AOD_SESSION_ID"])
+    runtime: dict[str, Any] = {}
+    if env.get("TMUX_PANE"):
+        runtime["tmux_pane"] = _clean(env["TMUX_PANE"])
+    runtime["pid"] = os.getppid()
+    head["runtime"] = runtime
+    # The payload goes last and, when it is a valid object, verbatim: no re-encoding of a
+    # payload that can hold whole files, and the daemon stores exactly what the agent sent.
+    text = json.dumps(head, separators=(",", ":"))
+    return b"".join((text[:-1].encode(), b',"payload":', _payload(raw), b"}")), uid
+
+
+def _payload(raw: bytes) -> bytes:
+    body = raw.strip()
+    try:
+        if isinstance(json.loads(body.decode("utf-8"), parse_constant=_reject_constant), dict):
+            return body
+    except (ValueError, RecursionError):  # bad UTF-8 or JSON (both ValueErrors), absurd nesting
+        pass
+    # Not a JSON object: still sent, as text, so the daemon dead-letters it instead of it vanishing.
+    return json.dumps(raw.decode("utf-8", "replace")).encode()
+
+
+def _reject_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which are not JSON; spliced into the envelope verbatim
+    # they would make the daemon refuse the whole envelope, so such a payload travels as text.
+    raise ValueError(name)
+
+
+def _uid4() -> str:
+    # uuid4().hex without importing uuid, which imports platform, re and enum on Linux.
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return b.hex()
+
+
+def _clean(text: str) -> str:
+    # Undecodable bytes in the environment arrive as lone surrogates, which no JSON parser takes.
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+# --- where to, and how long to wait -------------------------------------------------------------
+
+
+def _settings(env: Mapping[str, str]) -> tuple[str, str, float]:
+    # Imported here, inside main's safety net: even a broken install must not print a traceback.
+    from aod import paths
+
+    doc: Mapping[str, Any] = {}
+    try:
+        doc, base = paths.read_config(env, sys.platform, keys=("data_dir", "socket", "timeout"))
+        data_dir, socket_path = paths.runtime_paths(doc, base, env=env, platform=sys.platform)
+    except Exception:  # e.g. a relative path in AOD_DATA_DIR while the cwd is gone
+        data_dir = paths.data_dir_str(env, sys.platform)
+        socket_path = paths.socket_str(data_dir, env, sys.platform)
+    hook = doc.get("hook")
+    for value in (env.get("AOD_HOOK_TIMEOUT"), hook.get("timeout") if isinstance(hook, dict) else None):
+        seconds = _seconds(value)
+        if seconds is not None:
+            return data_dir, socket_path, min(seconds, MAX_TIMEOUT)
+    return data_dir, socket_path, DEFAULT_TIMEOUT
+
+
+def _seconds(value: object) -> float | None:
+    """A positive duration: seconds as a number, or text like "500ms" or "1.5s" (as in the config)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text, factor = value.strip().lower(), 1.0
+        for unit, unit_factor in _UNITS:
+            if text.endswith(unit):
+                text, factor = text[: -len(unit)], unit_factor
+                break
+        try:
+            seconds = float(text.strip()) * factor
+        except ValueError:
+            return None
+    else:
+        return None
+    return seconds if 0 < seconds < float("inf") else None
+
+
+# --- delivery -----------------------------------------------------------------------------------
+
+
+def post(envelope: bytes, socket_path: str | os.PathLike[str], timeout: float) -> bool:
+    """POST the envelope to the daemon's `/v1/events` on its Unix socket, all within `timeout` s.
+
+    True when the daemon took responsibility for it: stored (2xx), or refused and dead-lettered
+    itself (4xx). False means nobody has it: no daemon, a timeout, 5xx or 503, a garbled answer.
+    """
+    deadline = time.monotonic() + timeout
+    request = b"".join(
+        (
+            b"POST /v1/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n",
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(envelope),
+            envelope,
+        )
+    )
+    answer = b""
+    try:
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            _wait_at_most(sock, deadline)
+            sock.connect(os.fspath(socket_path))
+            _wait_at_most(sock, deadline)
+            sock.sendall(request)
+            # The status line is the answer: 202 is sent only after the commit, so the rest of
+            # the response is not worth waiting for.
+            while b"\r\n" not in answer and len(answer) < 4096:
+                _wait_at_most(sock, deadline)
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        finally:
+            sock.close()
+    except Exception:
+        return False
+    return _taken(answer)
+
+
+def _wait_at_most(sock: Any, deadline: float) -> None:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    sock.settimeout(left)
+
+
+def _taken(answer: bytes) -> bool:
+    parts = answer.split(b"\r\n", 1)[0].split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or len(parts[1]) != 3 or not parts[1].isdigit():
+        return False
+    status = int(parts[1])
+    # 408 and 429 refuse the request without keeping it: the spool will deliver it later.
+    return 200 <= status < 300 or (400 <= status < 500 and status not in (408, 429))
+
+
+def spool(envelope: bytes, uid: str, occurred_at: int, data_dir: str | os.PathLike[str]) -> Path:
+    """Write the envelope as `<data_dir>/spool/<occurred_at>-<uid>.json`, atomically and durably.
+
+    The daemon reads only complete `*.json` files: the bytes go to a dotted temp file first, are
+    fsynced, and only then renamed into place.
+    """
+    from pathlib import Path
+
+    return Path(_spool(envelope, uid, occurred_at, data_dir))
+
+
+def _spool(envelope: bytes, uid: str, occurred_at: int, data_dir: str | os.PathLike[str]) -> str:
+    # Strings only: the client itself never pays for importing pathlib.
+    directory = os.path.join(os.fspath(data_dir), "spool")
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        # makedirs' mode applies to the last directory only: the data dir is ours (0700), its
+        # parents (~/.local/share) are not, and keep the usual mode.
+        os.makedirs(os.fspath(data_dir), 0o700, exist_ok=True)
+        os.makedirs(directory, 0o700, exist_ok=True)
+    temp = os.path.join(directory, f".{uid}.tmp")
+    final = os.path.join(directory, f"{occurred_at}-{uid}.json")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        try:
+            view = memoryview(envelope)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(temp, final)
+    except BaseException:
+        _discard(temp)
+        raise
+    _fsync_dir(directory)
+    return final
+
+
+def _discard(path: str) -> None:
+    # contextlib.suppress would cost an import on every hook run, for a path taken almost never.
+    try:
+        os.unlink(path)
+    except OSError:
+        return
+
+
+def _fsync_dir(directory: str) -> None:
+    # Makes the rename itself durable; some filesystems cannot fsync a directory, and the file
+    # is in place regardless.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

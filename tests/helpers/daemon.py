@@ -1,0 +1,110 @@
+"""A real `aod serve` subprocess on a temporary data dir, and a plain client for its socket."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import aod_command
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 10.0) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+def request(
+    socket_path: Path, method: str, path: str, body: bytes | str | object | None = None,
+    headers: dict[str, str] | None = None, timeout: float = 10.0,
+) -> Reply:
+    conn = UnixHTTPConnection(str(socket_path), timeout)
+    try:
+        payload = body if isinstance(body, bytes | None) else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
+        hdrs = {"Content-Type": "application/json"} if payload is not None else {}
+        hdrs.update(headers or {})
+        conn.request(method, path, body=payload, headers=hdrs)
+        resp = conn.getresponse()
+        raw = resp.read()
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = raw.decode(errors="replace")
+        return Reply(resp.status, parsed, {k.lower(): v for k, v in resp.getheaders()})
+    finally:
+        conn.close()
+
+
+class Daemon:
+    def __init__(self, data_dir: Path, env: dict[str, str], config_text: str = "") -> None:
+        self.data_dir = data_dir
+        self.socket = data_dir / "aod.sock"
+        self.config = data_dir.parent / f"{data_dir.name}-config.toml"
+        self.config.write_text('[server]\ntcp = "127.0.0.1:0"\n' + config_text)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AOD_", "XDG_"))}
+        self.env.update(env)
+        self.env.update({"AOD_DATA_DIR": str(data_dir), "AOD_CONFIG": str(self.config), "AOD_SOCKET": str(self.socket)})
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data_dir.parent / f"{data_dir.name}-daemon.log"
+
+    def start(self, wait: bool = True) -> Daemon:
+        self._log_file = open(self.log, "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen([*aod_command(), "serve"], env=self.env, stdout=self._log_file,
+                                     stderr=self._log_file)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"aod serve exited with {self.proc.returncode}:\n{self.log.read_text()}")
+            try:
+                if request(self.socket, "GET", "/readyz", timeout=1).status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise AssertionError(f"aod serve not ready after {timeout}s:\n{self.log.read_text()}")
+
+    def get(self, path: str, **kw: Any) -> Reply:
+        return request(self.socket, "GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> Reply:
+        return request(self.socket, "POST", path, body, **kw)
+
+    def status(self) -> dict[str, Any]:
+        return self.get("/v1/status").body
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        self._log_file.close()
+        return code
+
+    def kill(self) -> int:
+        return self.stop(signal.SIGKILL)
