@@ -10,6 +10,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from aod.cli import queries
+
 EXIT_USAGE = 2
 
 
@@ -30,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     commands.add_parser("serve", parents=[common], help="run the daemon in the foreground")
+    queries.add_parsers(commands, [common])
 
     db = commands.add_parser("db", parents=[common], help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
@@ -55,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from aod.daemon import serve
 
         return serve(config_from_args(args))
+    if args.command in queries.COMMANDS:
+        return queries.run(args)
     if args.command == "db":
         from aod.cli import db
 
