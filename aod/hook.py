@@ -234,8 +234,11 @@ def _wait_at_most(sock: Any, deadline: float) -> None:
 
 
 def _taken(answer: bytes) -> bool:
-    parts = answer.split(b"\r\n", 1)[0].split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or len(parts[1]) != 3 or not parts[1].isdigit():
+    # Only a whole status line counts: a cut-off one proves nothing, and spooling an envelope
+    # the daemon did store costs nothing (it stores a resent uid once).
+    line, crlf, _ = answer.partition(b"\r\n")
+    parts = line.split(None, 2)
+    if not crlf or len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
         return False
     status = int(parts[1])
     # 408 and 429 refuse the request without keeping it: the spool will deliver it later.

@@ -1,8 +1,14 @@
-"""The async side of ingest: parse items, locate projects off the loop, store in one write."""
+"""The async side of ingest: parse, locate projects off the loop, and store many requests at once.
+
+Concurrent requests queue here and one writer call stores all that are waiting (ingest-level
+group commit): sessions touched by several requests are read and updated once, and each
+request is still answered only after the transaction holding its items committed.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -10,11 +16,14 @@ import orjson
 
 from aod.ingest.envelope import Envelope, InvalidItem, parse_envelope
 from aod.ingest.projects import ProjectLocation, locate
-from aod.ingest.service import IngestSettings, ItemResult, Prepared, Rejected, ingest
+from aod.ingest.service import IngestSettings, ItemResult, Prepared, Rejected, Request, ingest
 from aod.storage.database import Database
 from aod.timefmt import now_iso
 
+log = logging.getLogger("aod.ingest")
 Parse = Callable[[object], Envelope]
+# Bounds one transaction, so a flood of bulk requests cannot hold the writer for long.
+MAX_ITEMS_PER_WRITE = 5000
 
 
 @dataclass
@@ -22,10 +31,15 @@ class Summary:
     accepted: int = 0
     duplicates: int = 0
     rejected: list[dict[str, object]] = field(default_factory=list)
-    results: list[ItemResult] = field(default_factory=list)
 
     def body(self) -> dict[str, object]:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+
+
+@dataclass
+class _Waiting:
+    request: Request
+    future: asyncio.Future[list[ItemResult]]
 
 
 class Ingestor:
@@ -33,6 +47,8 @@ class Ingestor:
         self.db = db
         self.settings = settings
         self._locations: dict[str | None, ProjectLocation] = {}
+        self._queue: list[_Waiting] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def ingest(
         self, raw_items: list[object], *, source: str, parse: Parse | None = None, bodies: list[str] | None = None
@@ -48,17 +64,48 @@ class Ingestor:
                 items.append(Rejected(index, str(exc), body))
                 continue
             items.append(Prepared(index, envelope, await self._locate(envelope)))
+        results = await self._store(Request(items, source))
+        return _summarize(results)
+
+    async def _store(self, request: Request) -> list[ItemResult]:
+        future: asyncio.Future[list[ItemResult]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Waiting(request, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="ingest-flush")
+        return await future
+
+    async def _flush(self) -> None:
+        while self._queue:
+            waiting, size = [], 0
+            while self._queue and (not waiting or size + len(self._queue[0].request.items) <= MAX_ITEMS_PER_WRITE):
+                size += len(self._queue[0].request.items)
+                waiting.append(self._queue.pop(0))
+            await self._write(waiting)
+
+    async def _write(self, waiting: list[_Waiting]) -> None:
+        requests = [w.request for w in waiting]
         now = now_iso()
-        results = await self.db.write(lambda conn: ingest(conn, items, self.settings, source=source, now=now))
-        summary = Summary(results=results)
-        for result in results:
-            if result.outcome == "accepted":
-                summary.accepted += 1
-            elif result.outcome == "duplicate":
-                summary.duplicates += 1
-            else:
-                summary.rejected.append({"index": result.index, "error": result.error})
-        return summary
+        try:
+            results = await self.db.write(lambda conn: ingest(conn, requests, self.settings, now=now))
+        except Exception:
+            log.warning("ingest batch failed; storing its requests one by one", exc_info=True)
+            for w in waiting:
+                await self._write_isolated(w)
+            return
+        for w, result in zip(waiting, results, strict=True):
+            if not w.future.done():
+                w.future.set_result(result)
+
+    async def _write_isolated(self, w: _Waiting) -> None:
+        now = now_iso()
+        try:
+            (result,) = await self.db.write(lambda conn: ingest(conn, [w.request], self.settings, now=now, isolate=True))
+        except Exception as exc:  # the database itself is failing: the client must not think it is stored
+            if not w.future.done():
+                w.future.set_exception(exc)
+            return
+        if not w.future.done():
+            w.future.set_result(result)
 
     async def _locate(self, envelope: Envelope) -> ProjectLocation:
         cwd = envelope.payload.get("cwd")
@@ -71,3 +118,15 @@ class Ingestor:
                 self._locations.clear()
             self._locations[cwd] = found
         return found
+
+
+def _summarize(results: list[ItemResult]) -> Summary:
+    summary = Summary()
+    for result in results:
+        if result.outcome == "accepted":
+            summary.accepted += 1
+        elif result.outcome == "duplicate":
+            summary.duplicates += 1
+        else:
+            summary.rejected.append({"index": result.index, "error": result.error})
+    return summary

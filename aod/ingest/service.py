@@ -1,12 +1,18 @@
-"""Storing a batch of ingest items: one call inside one write transaction.
+"""Storing ingest items: one call per write transaction, for any number of requests.
 
-Each item runs in a savepoint of its own, so an item that fails (even from a bug) becomes a
-dead letter with its error and the others still land.
+Sessions touched by the batch are read once, updated in memory event by event, and written
+once at the end, so a burst of events on one session costs one session UPDATE (and one
+change_log row for it), not one per event.
+
+The fast path uses no per-item savepoint: items are validated before they get here, so a
+failure is unexpected (a bug, a full disk). Then the writer rolls the whole call back and the
+caller retries with `isolate=True`, where every item runs in a savepoint of its own and one
+that still fails becomes a dead letter while the others land.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import apsw
@@ -55,135 +61,165 @@ class ItemResult:
     session_id: str | None = None
 
 
+@dataclass(frozen=True)
+class Request:
+    items: list[Prepared | Rejected]
+    source: str
+
+
 def ingest(
-    conn: apsw.Connection,
-    items: list[Prepared | Rejected],
-    settings: IngestSettings,
-    *,
-    source: str,
-    now: str,
-) -> list[ItemResult]:
-    results = []
-    for item in items:
-        if isinstance(item, Rejected):
-            dead_letters.add(conn, source, item.error, item.body, now)
-            results.append(ItemResult(item.index, "rejected", item.error))
-            continue
-        try:
-            with conn:  # a savepoint: a failing item rolls back alone
-                results.append(_store(conn, item, settings, now))
-        except (InvalidItem, apsw.Error, ValueError, TypeError) as exc:
-            error = str(exc) if isinstance(exc, InvalidItem) else f"could not store: {type(exc).__name__}: {exc}"
-            body = orjson.dumps(_envelope_json(item.envelope)).decode()
-            dead_letters.add(conn, source, error, body, now)
-            results.append(ItemResult(item.index, "rejected", error))
+    conn: apsw.Connection, requests: list[Request], settings: IngestSettings, *, now: str, isolate: bool = False
+) -> list[list[ItemResult]]:
+    batch = _Batch(conn, settings, now)
+    results = [[batch.item(item, request.source, isolate) for item in request.items] for request in requests]
+    batch.flush_sessions()
     return results
 
 
-def _store(conn: apsw.Connection, item: Prepared, settings: IngestSettings, now: str) -> ItemResult:
-    env = item.envelope
-    if events.uid_exists(conn, env.uid):
-        return ItemResult(item.index, "duplicate")
-    cols = event_columns(env.payload)
-    session_id = _resolve_session(conn, env, cols, item.project, now)
-    key = content_key(session_id, cols.kind, env.payload)
-    window_start = iso_from_seconds(seconds_from_iso(now) - settings.dedup_window)
-    if settings.dedup_window > 0 and events.content_seen_since(conn, key, window_start):
-        return ItemResult(item.index, "duplicate", session_id=session_id)
-
-    stored = stored_payload(env.payload, settings.max_payload_bytes)
-    duration = cols.duration_ms if cols.duration_ms is not None else _paired_duration(conn, session_id, cols, env)
-    event_id = events.insert(conn, {
-        "uid": env.uid, "session_id": session_id, "agent": env.agent, "kind": cols.kind,
-        "tool_name": cols.tool_name, "tool_use_id": cols.tool_use_id, "occurred_at": env.occurred_at,
-        "received_at": now, "duration_ms": duration, "ok": cols.ok, "content_key": key,
-        "payload": stored.text, "payload_bytes": stored.original_bytes, "trimmed": int(stored.trimmed),
-    })
-    _update_session(conn, session_id, env, cols, settings, now)
-    return ItemResult(item.index, "accepted", event_id=event_id, session_id=session_id)
+@dataclass
+class _SessionState:
+    row: dict[str, Any]
+    activity: ActivityState
+    last_event_at: str | None
+    changes: dict[str, Any] = field(default_factory=dict)
 
 
-def _resolve_session(conn: apsw.Connection, env: Envelope, cols: EventColumns, project: ProjectLocation, now: str) -> str:
-    """AOD_SESSION_ID wins; else the agent's session id (or any id it was known by); else adopt."""
-    session_id = env.session
-    if session_id is None and cols.agent_session_id is not None:
-        session_id = sessions.by_alias(conn, env.agent, cols.agent_session_id)
-    if session_id is None and cols.agent_session_id is None:
-        raise InvalidItem("no session: the payload has no session_id and the envelope no session")
-    if session_id is None or not sessions.exists(conn, session_id):
-        session_id = _create_session(conn, session_id, env, cols, project, now)
-    if cols.agent_session_id is not None and sessions.by_alias(conn, env.agent, cols.agent_session_id) != session_id:
-        sessions.add_alias(conn, env.agent, cols.agent_session_id, session_id, now)
-        # The newest agent id is the one the agent answers to now (after /clear, --resume).
-        sessions.update(conn, session_id, {"agent_session_id": cols.agent_session_id})
-    return session_id
+class _Batch:
+    def __init__(self, conn: apsw.Connection, settings: IngestSettings, now: str) -> None:
+        self.conn = conn
+        self.settings = settings
+        self.now = now
+        self.now_seconds = seconds_from_iso(now)
+        self.window_start = iso_from_seconds(self.now_seconds - settings.dedup_window)
+        self.sessions: dict[str, _SessionState] = {}
 
+    def item(self, item: Prepared | Rejected, source: str, isolate: bool) -> ItemResult:
+        if isinstance(item, Rejected):
+            dead_letters.add(self.conn, source, item.error, item.body, self.now)
+            return ItemResult(item.index, "rejected", item.error)
+        try:
+            if not isolate:
+                return self._store(item)
+            with self.conn:  # a savepoint: a failing item rolls back alone
+                return self._store(item)
+        except InvalidItem as exc:
+            return self._reject(item, source, str(exc))
+        except (apsw.Error, ValueError, TypeError) as exc:
+            if not isolate:
+                raise
+            return self._reject(item, source, f"could not store: {type(exc).__name__}: {exc}")
 
-def _create_session(
-    conn: apsw.Connection, wanted_id: str | None, env: Envelope, cols: EventColumns, project: ProjectLocation, now: str
-) -> str:
-    project_id = projects.ensure(conn, project.path, project.name, project.origin_url, now)
-    session_id = wanted_id
-    while session_id is None or sessions.exists(conn, session_id):
-        session_id = f"{project_id}-{projects.take_session_number(conn, project_id)}"
-    # The runtime handle is filled in by _update_session, which runs for every event.
-    sessions.create(conn, {
-        "id": session_id, "project_id": project_id, "agent": env.agent,
-        "agent_session_id": cols.agent_session_id, "workspace_path": cols.cwd,
-        "created_at": now, "updated_at": now,
-    })
-    return session_id
+    def _reject(self, item: Prepared, source: str, error: str) -> ItemResult:
+        dead_letters.add(self.conn, source, error, orjson.dumps(_envelope_json(item.envelope)).decode(), self.now)
+        return ItemResult(item.index, "rejected", error)
 
+    def _store(self, item: Prepared) -> ItemResult:
+        env = item.envelope
+        if events.uid_exists(self.conn, env.uid):
+            return ItemResult(item.index, "duplicate")
+        cols = event_columns(env.payload)
+        session_id = self._resolve_session(env, cols, item.project)
+        key = content_key(session_id, cols.kind, env.payload)
+        if self.settings.dedup_window > 0 and events.content_seen_since(self.conn, key, self.window_start):
+            return ItemResult(item.index, "duplicate", session_id=session_id)
+        stored = stored_payload(env.payload, self.settings.max_payload_bytes)
+        duration = cols.duration_ms if cols.duration_ms is not None else self._paired_duration(session_id, cols, env)
+        event_id = events.insert(self.conn, (
+            env.uid, session_id, env.agent, cols.kind, cols.tool_name, cols.tool_use_id, env.occurred_at,
+            self.now, duration, cols.ok, key, stored.text, stored.original_bytes, int(stored.trimmed),
+        ))
+        self._apply(session_id, env, cols)
+        return ItemResult(item.index, "accepted", event_id=event_id, session_id=session_id)
 
-def _paired_duration(conn: apsw.Connection, session_id: str, cols: EventColumns, env: Envelope) -> int | None:
-    """A Post's duration from its Pre; a late Pre fills in the duration of its Post instead."""
-    if cols.tool_use_id is None:
+    def _resolve_session(self, env: Envelope, cols: EventColumns, project: ProjectLocation) -> str:
+        """AOD_SESSION_ID wins; else the agent's session id (or any id it was known by); else adopt."""
+        conn = self.conn
+        alias = sessions.by_alias(conn, env.agent, cols.agent_session_id) if cols.agent_session_id else None
+        session_id = env.session or alias
+        if session_id is None and cols.agent_session_id is None:
+            raise InvalidItem("no session: the payload has no session_id and the envelope no session")
+        if session_id is None or (session_id not in self.sessions and not sessions.exists(conn, session_id)):
+            session_id = self._create_session(session_id, env, cols, project)
+        if cols.agent_session_id is not None and alias != session_id:
+            sessions.add_alias(conn, env.agent, cols.agent_session_id, session_id, self.now)
+            # The newest agent id is the one the agent answers to now (after /clear, --resume).
+            self._state(session_id).changes["agent_session_id"] = cols.agent_session_id
+        return session_id
+
+    def _create_session(self, wanted_id: str | None, env: Envelope, cols: EventColumns, project: ProjectLocation) -> str:
+        conn = self.conn
+        project_id = projects.ensure(conn, project.path, project.name, project.origin_url, self.now)
+        session_id = wanted_id
+        while session_id is None or sessions.exists(conn, session_id):
+            session_id = f"{project_id}-{projects.take_session_number(conn, project_id)}"
+        sessions.create(conn, {
+            "id": session_id, "project_id": project_id, "agent": env.agent,
+            "agent_session_id": cols.agent_session_id, "workspace_path": cols.cwd,
+            "created_at": self.now, "updated_at": self.now,
+        })
+        return session_id
+
+    def _paired_duration(self, session_id: str, cols: EventColumns, env: Envelope) -> int | None:
+        """A Post's duration from its Pre; a late Pre fills in the duration of its Post instead."""
+        if cols.tool_use_id is None:
+            return None
+        if cols.kind in ("PostToolUse", "PostToolUseFailure"):
+            pre = events.tool_use_partner(self.conn, session_id, cols.tool_use_id, ("PreToolUse",))
+            if pre is not None:
+                return _ms_between(pre["occurred_at"], env.occurred_at)
+        elif cols.kind == "PreToolUse":
+            post = events.tool_use_partner(self.conn, session_id, cols.tool_use_id, ("PostToolUse", "PostToolUseFailure"))
+            if post is not None and post["duration_ms"] is None:
+                events.set_duration(self.conn, post["id"], _ms_between(env.occurred_at, post["occurred_at"]))
         return None
-    if cols.kind in ("PostToolUse", "PostToolUseFailure"):
-        pre = events.tool_use_partner(conn, session_id, cols.tool_use_id, ("PreToolUse",))
-        if pre is not None:
-            return _ms_between(pre["occurred_at"], env.occurred_at)
-    elif cols.kind == "PreToolUse":
-        post = events.tool_use_partner(conn, session_id, cols.tool_use_id, ("PostToolUse", "PostToolUseFailure"))
-        if post is not None and post["duration_ms"] is None:
-            events.set_duration(conn, post["id"], _ms_between(env.occurred_at, post["occurred_at"]))
-    return None
+
+    def _state(self, session_id: str) -> _SessionState:
+        state = self.sessions.get(session_id)
+        if state is None:
+            row = sessions.get(self.conn, session_id)
+            assert row is not None
+            activity = ActivityState(row["activity"], row["activity_at"], row["error"], row["termination_reason"], row["ended_at"])
+            state = self.sessions[session_id] = _SessionState(row, activity, row["last_event_at"])
+        return state
+
+    def _apply(self, session_id: str, env: Envelope, cols: EventColumns) -> None:
+        state = self._state(session_id)
+        state.activity = apply_event(state.activity, cols.kind, env.payload, env.occurred_at)
+        if state.last_event_at is None or env.occurred_at > state.last_event_at:
+            state.last_event_at = env.occurred_at
+        row, changes = state.row, state.changes
+        if row["workspace_path"] is None and cols.cwd and "workspace_path" not in changes:
+            changes["workspace_path"] = cols.cwd
+        prompt = env.payload.get("prompt")
+        if row["title"] is None and "title" not in changes and cols.kind == "UserPromptSubmit" and isinstance(prompt, str) and prompt.strip():
+            changes["title"] = " ".join(prompt.split())[:120]
+        if row["runtime"] is None and "runtime" not in changes:
+            if env.tmux_pane:
+                changes.update({"runtime": "tmux", "runtime_handle": env.tmux_pane, "pid": env.pid})
+            elif env.pid:
+                changes.update({"runtime": "process", "runtime_handle": str(env.pid), "pid": env.pid})
+
+    def flush_sessions(self) -> None:
+        """One UPDATE per touched session, with the status derived from the final facts."""
+        for session_id, state in self.sessions.items():
+            a = state.activity
+            facts = SessionFacts(
+                activity=a.activity,
+                termination_reason=a.termination_reason,
+                last_event_at=seconds_from_iso(state.last_event_at) if state.last_event_at else None,
+                prs=prs.facts_for_session(self.conn, session_id),
+            )
+            sessions.update(self.conn, session_id, {
+                **state.changes,
+                "activity": a.activity, "activity_at": a.activity_at, "error": a.error,
+                "termination_reason": a.termination_reason, "ended_at": a.ended_at,
+                "last_event_at": state.last_event_at, "updated_at": self.now,
+                "status": derive_status(facts, now=self.now_seconds, stuck_after=self.settings.stuck_after),
+            })
 
 
 def _ms_between(start: str, end: str) -> int:
     return max(0, round((seconds_from_iso(end) - seconds_from_iso(start)) * 1000))
-
-
-def _update_session(
-    conn: apsw.Connection, session_id: str, env: Envelope, cols: EventColumns, settings: IngestSettings, now: str
-) -> None:
-    row = sessions.get(conn, session_id)
-    assert row is not None
-    before = ActivityState(row["activity"], row["activity_at"], row["error"], row["termination_reason"], row["ended_at"])
-    after = apply_event(before, cols.kind, env.payload, env.occurred_at)
-    last_event_at = max(filter(None, (row["last_event_at"], env.occurred_at)))
-    facts = SessionFacts(
-        activity=after.activity,
-        termination_reason=after.termination_reason,
-        last_event_at=seconds_from_iso(last_event_at),
-        prs=prs.facts_for_session(conn, session_id),
-    )
-    fields: dict[str, Any] = {
-        "activity": after.activity, "activity_at": after.activity_at, "error": after.error,
-        "termination_reason": after.termination_reason, "ended_at": after.ended_at,
-        "last_event_at": last_event_at, "updated_at": now,
-        "status": derive_status(facts, now=seconds_from_iso(now), stuck_after=settings.stuck_after),
-    }
-    if row["workspace_path"] is None and cols.cwd:
-        fields["workspace_path"] = cols.cwd
-    prompt = env.payload.get("prompt")
-    if row["title"] is None and cols.kind == "UserPromptSubmit" and isinstance(prompt, str) and prompt.strip():
-        fields["title"] = " ".join(prompt.split())[:120]
-    if row["runtime"] is None and env.tmux_pane:
-        fields.update({"runtime": "tmux", "runtime_handle": env.tmux_pane, "pid": env.pid})
-    elif row["runtime"] is None and env.pid:
-        fields.update({"runtime": "process", "runtime_handle": str(env.pid), "pid": env.pid})
-    sessions.update(conn, session_id, fields)
 
 
 def _envelope_json(env: Envelope) -> dict[str, Any]:

@@ -28,11 +28,15 @@ def content_seen_since(conn: apsw.Connection, key: str, since: str) -> bool:
     )
 
 
-def insert(conn: apsw.Connection, row: dict[str, Any]) -> int:
-    names = list(row)
-    conn.execute(
-        f"INSERT INTO events ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})", [row[k] for k in names]
-    )
+_INSERT = (
+    "INSERT INTO events (uid, session_id, agent, kind, tool_name, tool_use_id, occurred_at, received_at,"
+    " duration_ms, ok, content_key, payload, payload_bytes, trimmed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def insert(conn: apsw.Connection, values: tuple[Any, ...]) -> int:
+    """`values` in the column order of `_INSERT`; one fixed statement, so apsw's cache keeps it prepared."""
+    conn.execute(_INSERT, values)
     return conn.last_insert_rowid()
 
 

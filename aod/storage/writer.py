@@ -136,9 +136,16 @@ class Writer:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for req in batch:
-                    outcomes.append(_run_in_savepoint(conn, req.fn))
-                conn.execute("COMMIT")
+                if len(batch) == 1:
+                    # Alone in its transaction, a write needs no savepoint, and a savepoint would
+                    # cost it: SQLite copies every page changed under one into a sub-journal
+                    # (measured: bulk ingest at half speed).
+                    outcomes.append(_run_alone(conn, batch[0].fn))
+                    conn.execute("COMMIT" if outcomes[0][0] else "ROLLBACK")
+                else:
+                    for req in batch:
+                        outcomes.append(_run_in_savepoint(conn, req.fn))
+                    conn.execute("COMMIT")
             except BaseException:
                 if not conn.getautocommit():
                     conn.execute("ROLLBACK")
@@ -157,6 +164,13 @@ class Writer:
         for loop, items in by_loop.items():
             with contextlib.suppress(RuntimeError):  # that loop is closed; its callers are gone
                 loop.call_soon_threadsafe(_resolve, items, self._on_commit)
+
+
+def _run_alone(conn: apsw.Connection, fn: WriteFn) -> tuple[bool, Any]:
+    try:
+        return True, fn(conn)
+    except BaseException as exc:  # even SystemExit from one caller must not kill the writer thread
+        return False, exc
 
 
 def _run_in_savepoint(conn: apsw.Connection, fn: WriteFn) -> tuple[bool, Any]:
