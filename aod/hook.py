@@ -11,9 +11,19 @@ the model's context. It always exits 0: exit code 2 would block the agent's acti
 
 from __future__ import annotations
 
-import json
 import os
 import sys
+
+if __name__ == "__main__" and not __package__:
+    # Run as a script (with -S, so not even site-packages): sys.path[0] is aod/ itself, whose
+    # modules must not shadow stdlib ones, and which cannot import `aod.paths`. The package root
+    # goes last, so it can shadow nothing either. (os and sys were loaded by the interpreter.)
+    _here = os.path.dirname(os.path.abspath(__file__))
+    if sys.path and os.path.abspath(sys.path[0]) == _here:
+        del sys.path[0]
+    sys.path.append(os.path.dirname(_here))
+
+import json  # after the sys.path fix, on purpose
 import time
 
 try:
@@ -21,12 +31,6 @@ try:
     import _socket
 except ImportError:  # an interpreter without it still has the public module
     import socket as _socket  # type: ignore[no-redef]
-
-if __name__ == "__main__" and not __package__:
-    # Run as a script (with -S, so not even site-packages): sys.path[0] is aod/ itself, which
-    # cannot import `aod.paths`. The package root goes last, so it can shadow no stdlib module.
-    sys.path[0:1] = []
-    sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # `typing.TYPE_CHECKING` would import typing (several ms); type checkers honour any constant of this name.
 TYPE_CHECKING = False

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import shutil
 import signal
@@ -162,7 +163,11 @@ def bench_bulk(root: Path, batches: int) -> dict[str, float]:
             conn.executemany(
                 "INSERT INTO events (uid, session_id, agent, kind, tool_name, tool_use_id, occurred_at, received_at,"
                 " content_key, payload, payload_bytes) VALUES (?, 'p-1', 'claude-code', 'PostToolUse', 'Bash', ?, ?, ?, ?, ?, ?)",
-                [(f"r{b}-{i}", f"t{b}-{i}", now, now, uuid.uuid4().hex, rows_payload, len(rows_payload)) for i in range(BULK)],
+                # The rows aod stores for the same envelopes: random uids (uuid4, as the hook
+                # client makes them) and random content keys (sha256), so both sides pay the
+                # same scattered index inserts.
+                [(uuid.uuid4().hex, f"toolu_{b * BULK + i}", now, now, hashlib.sha256(os.urandom(16)).hexdigest(),
+                  rows_payload, len(rows_payload)) for i in range(BULK)],
             )
     raw_rate = batches * BULK / (time.perf_counter() - started)
     conn.close()

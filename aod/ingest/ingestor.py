@@ -16,7 +16,7 @@ import orjson
 
 from aod.ingest.envelope import Envelope, InvalidItem, parse_envelope
 from aod.ingest.projects import ProjectLocation, locate
-from aod.ingest.service import IngestSettings, ItemResult, Prepared, Rejected, Request, ingest
+from aod.ingest.service import IngestSettings, ItemResult, Prepared, Rejected, Request, ingest, prepare
 from aod.storage.database import Database
 from aod.timefmt import now_iso
 
@@ -63,7 +63,7 @@ class Ingestor:
                 body = bodies[index] if bodies else orjson.dumps(raw, default=str).decode()
                 items.append(Rejected(index, str(exc), body))
                 continue
-            items.append(Prepared(index, envelope, await self._locate(envelope)))
+            items.append(prepare(index, envelope, await self._locate(envelope), self.settings))
         results = await self._store(Request(items, source))
         return _summarize(results)
 

@@ -19,7 +19,7 @@ import apsw
 import orjson
 
 from aod.ingest.envelope import Envelope, InvalidItem
-from aod.ingest.normalize import EventColumns, content_key, event_columns, stored_payload
+from aod.ingest.normalize import EventColumns, StoredPayload, content_key, event_columns, stored_payload
 from aod.ingest.projects import ProjectLocation
 from aod.lifecycle.activity import ActivityState, apply_event
 from aod.lifecycle.status import SessionFacts, derive_status
@@ -27,6 +27,8 @@ from aod.storage import dead_letters, events, projects, prs, sessions
 from aod.timefmt import iso_from_seconds, seconds_from_iso
 
 Outcome = Literal["accepted", "duplicate", "rejected"]
+# Positions in a pending events row (the column order of events.insert_many).
+_KIND, _OCCURRED_AT, _DURATION = 3, 6, 8
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,24 @@ class IngestSettings:
 
 @dataclass(frozen=True)
 class Prepared:
-    """An item that parsed, with its project located (file-system work done off the writer)."""
+    """An item ready for the writer: everything that needs no database is computed already,
+    on the event loop, where it overlaps with the writer's SQLite time instead of adding to it."""
 
     index: int
     envelope: Envelope
     project: ProjectLocation
+    columns: EventColumns
+    stored: StoredPayload
+    key: str
+
+
+def prepare(index: int, envelope: Envelope, project: ProjectLocation, settings: IngestSettings) -> Prepared:
+    cols = event_columns(envelope.payload)
+    # The content key names the session as the client did (AOD_SESSION_ID, else the agent's
+    # id): both firings of one hook carry the same, and it is known before any lookup.
+    session_key = f"{envelope.agent}\0{envelope.session or cols.agent_session_id or ''}"
+    stored = stored_payload(envelope.payload, settings.max_payload_bytes)
+    return Prepared(index, envelope, project, cols, stored, content_key(session_key, cols.kind, envelope.payload))
 
 
 @dataclass(frozen=True)
@@ -57,7 +72,6 @@ class ItemResult:
     index: int
     outcome: Outcome
     error: str | None = None
-    event_id: int | None = None
     session_id: str | None = None
 
 
@@ -71,7 +85,9 @@ def ingest(
     conn: apsw.Connection, requests: list[Request], settings: IngestSettings, *, now: str, isolate: bool = False
 ) -> list[list[ItemResult]]:
     batch = _Batch(conn, settings, now)
+    batch.prefetch([i for r in requests for i in r.items if isinstance(i, Prepared)])
     results = [[batch.item(item, request.source, isolate) for item in request.items] for request in requests]
+    batch.flush_events()
     batch.flush_sessions()
     return results
 
@@ -92,6 +108,20 @@ class _Batch:
         self.now_seconds = seconds_from_iso(now)
         self.window_start = iso_from_seconds(self.now_seconds - settings.dedup_window)
         self.sessions: dict[str, _SessionState] = {}
+        self.seen_uids: set[str] = set()
+        self.seen_keys: set[str] = set()
+        self.aliases: dict[tuple[str, str], str | None] = {}
+        # Rows wait here and go in with one executemany; a tool call's rows are indexed by
+        # tool_use_id so a Pre and a Post of the same batch can pair without the database.
+        self.rows: list[list[Any]] = []
+        self.tool_rows: dict[tuple[str, str], list[int]] = {}
+
+    def prefetch(self, items: list[Prepared]) -> None:
+        """Which uids and content keys the database already has: two queries for the batch."""
+        uids = [i.envelope.uid for i in items]
+        keys = [i.key for i in items] if self.settings.dedup_window > 0 else []
+        self.seen_uids = events.existing_uids(self.conn, uids)
+        self.seen_keys = events.keys_seen_since(self.conn, keys, self.window_start)
 
     def item(self, item: Prepared | Rejected, source: str, isolate: bool) -> ItemResult:
         if isinstance(item, Rejected):
@@ -101,7 +131,9 @@ class _Batch:
             if not isolate:
                 return self._store(item)
             with self.conn:  # a savepoint: a failing item rolls back alone
-                return self._store(item)
+                result = self._store(item)
+                self.flush_events()
+                return result
         except InvalidItem as exc:
             return self._reject(item, source, str(exc))
         except (apsw.Error, ValueError, TypeError) as exc:
@@ -114,27 +146,39 @@ class _Batch:
         return ItemResult(item.index, "rejected", error)
 
     def _store(self, item: Prepared) -> ItemResult:
-        env = item.envelope
-        if events.uid_exists(self.conn, env.uid):
+        env, cols, key = item.envelope, item.columns, item.key
+        if env.uid in self.seen_uids:
             return ItemResult(item.index, "duplicate")
-        cols = event_columns(env.payload)
         session_id = self._resolve_session(env, cols, item.project)
-        key = content_key(session_id, cols.kind, env.payload)
-        if self.settings.dedup_window > 0 and events.content_seen_since(self.conn, key, self.window_start):
+        if self.settings.dedup_window > 0 and key in self.seen_keys:
             return ItemResult(item.index, "duplicate", session_id=session_id)
-        stored = stored_payload(env.payload, self.settings.max_payload_bytes)
+        self.seen_uids.add(env.uid)
+        self.seen_keys.add(key)
         duration = cols.duration_ms if cols.duration_ms is not None else self._paired_duration(session_id, cols, env)
-        event_id = events.insert(self.conn, (
+        self.rows.append([
             env.uid, session_id, env.agent, cols.kind, cols.tool_name, cols.tool_use_id, env.occurred_at,
-            self.now, duration, cols.ok, key, stored.text, stored.original_bytes, int(stored.trimmed),
-        ))
+            self.now, duration, cols.ok, key, item.stored.text, item.stored.original_bytes, int(item.stored.trimmed),
+        ])
+        if cols.tool_use_id is not None:
+            self.tool_rows.setdefault((session_id, cols.tool_use_id), []).append(len(self.rows) - 1)
         self._apply(session_id, env, cols)
-        return ItemResult(item.index, "accepted", event_id=event_id, session_id=session_id)
+        return ItemResult(item.index, "accepted", session_id=session_id)
+
+    def flush_events(self) -> None:
+        if self.rows:
+            events.insert_many(self.conn, self.rows)
+            self.rows.clear()
+            self.tool_rows.clear()
 
     def _resolve_session(self, env: Envelope, cols: EventColumns, project: ProjectLocation) -> str:
         """AOD_SESSION_ID wins; else the agent's session id (or any id it was known by); else adopt."""
         conn = self.conn
-        alias = sessions.by_alias(conn, env.agent, cols.agent_session_id) if cols.agent_session_id else None
+        alias = None
+        if cols.agent_session_id is not None:
+            alias_key = (env.agent, cols.agent_session_id)
+            if alias_key not in self.aliases:
+                self.aliases[alias_key] = sessions.by_alias(conn, env.agent, cols.agent_session_id)
+            alias = self.aliases[alias_key]
         session_id = env.session or alias
         if session_id is None and cols.agent_session_id is None:
             raise InvalidItem("no session: the payload has no session_id and the envelope no session")
@@ -142,6 +186,7 @@ class _Batch:
             session_id = self._create_session(session_id, env, cols, project)
         if cols.agent_session_id is not None and alias != session_id:
             sessions.add_alias(conn, env.agent, cols.agent_session_id, session_id, self.now)
+            self.aliases[(env.agent, cols.agent_session_id)] = session_id
             # The newest agent id is the one the agent answers to now (after /clear, --resume).
             self._state(session_id).changes["agent_session_id"] = cols.agent_session_id
         return session_id
@@ -163,15 +208,23 @@ class _Batch:
         """A Post's duration from its Pre; a late Pre fills in the duration of its Post instead."""
         if cols.tool_use_id is None:
             return None
+        pending = [self.rows[i] for i in self.tool_rows.get((session_id, cols.tool_use_id), ())]
         if cols.kind in ("PostToolUse", "PostToolUseFailure"):
-            pre = events.tool_use_partner(self.conn, session_id, cols.tool_use_id, ("PreToolUse",))
-            if pre is not None:
-                return _ms_between(pre["occurred_at"], env.occurred_at)
-        elif cols.kind == "PreToolUse":
+            pre = next((r for r in pending if r[_KIND] == "PreToolUse"), None)
+            started = pre[_OCCURRED_AT] if pre else self._stored_partner_time(session_id, cols.tool_use_id)
+            return None if started is None else _ms_between(started, env.occurred_at)
+        if cols.kind == "PreToolUse":
+            for row in pending:
+                if row[_KIND] in ("PostToolUse", "PostToolUseFailure") and row[_DURATION] is None:
+                    row[_DURATION] = _ms_between(env.occurred_at, row[_OCCURRED_AT])
             post = events.tool_use_partner(self.conn, session_id, cols.tool_use_id, ("PostToolUse", "PostToolUseFailure"))
             if post is not None and post["duration_ms"] is None:
                 events.set_duration(self.conn, post["id"], _ms_between(env.occurred_at, post["occurred_at"]))
         return None
+
+    def _stored_partner_time(self, session_id: str, tool_use_id: str) -> str | None:
+        pre = events.tool_use_partner(self.conn, session_id, tool_use_id, ("PreToolUse",))
+        return None if pre is None else pre["occurred_at"]
 
     def _state(self, session_id: str) -> _SessionState:
         state = self.sessions.get(session_id)

@@ -17,27 +17,33 @@ SUMMARY_COLUMNS = (
 )
 
 
-def uid_exists(conn: apsw.Connection, uid: str) -> bool:
-    return conn.execute("SELECT 1 FROM events WHERE uid = ?", (uid,)).fetchone() is not None
+def existing_uids(conn: apsw.Connection, uids: list[str]) -> set[str]:
+    return _present(conn, "SELECT uid FROM events WHERE uid IN ({})", uids, ())
 
 
-def content_seen_since(conn: apsw.Connection, key: str, since: str) -> bool:
-    return (
-        conn.execute("SELECT 1 FROM events WHERE content_key = ? AND received_at >= ? LIMIT 1", (key, since)).fetchone()
-        is not None
-    )
+def keys_seen_since(conn: apsw.Connection, keys: list[str], since: str) -> set[str]:
+    return _present(conn, "SELECT content_key FROM events WHERE content_key IN ({}) AND received_at >= ?", keys, (since,))
 
 
+def _present(conn: apsw.Connection, sql: str, values: list[str], extra: tuple[Any, ...]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(values), _IN_CHUNK):
+        chunk = values[start:start + _IN_CHUNK]
+        found.update(r[0] for r in conn.execute(sql.format(", ".join("?" * len(chunk))), (*chunk, *extra)))
+    return found
+
+
+# Bound the number of parameters of one IN (...) query.
+_IN_CHUNK = 500
 _INSERT = (
     "INSERT INTO events (uid, session_id, agent, kind, tool_name, tool_use_id, occurred_at, received_at,"
     " duration_ms, ok, content_key, payload, payload_bytes, trimmed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
-def insert(conn: apsw.Connection, values: tuple[Any, ...]) -> int:
-    """`values` in the column order of `_INSERT`; one fixed statement, so apsw's cache keeps it prepared."""
-    conn.execute(_INSERT, values)
-    return conn.last_insert_rowid()
+def insert_many(conn: apsw.Connection, rows: list[list[Any]]) -> None:
+    """`rows` in the column order of `_INSERT`."""
+    conn.executemany(_INSERT, rows)
 
 
 def tool_use_partner(conn: apsw.Connection, session_id: str, tool_use_id: str, kinds: tuple[str, ...]) -> dict[str, Any] | None:
