@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import aod.hook
-from aod.hook import build_envelope, post, spool
+from aod.hook import build_envelope, is_json_object, post, spool
 
 REPO = Path(__file__).resolve().parent.parent
 HOOK_SCRIPT = REPO / "aod" / "hook.py"
@@ -473,9 +475,9 @@ def test_the_client_imports_only_what_it_needs(tmp_path: Path, fake_daemon: Fake
 
     modules = _imported_modules(hook_env(tmp_path / "data", socket))
 
-    assert {"json", "aod.paths"} <= modules
+    assert {"_json", "_socket", "aod.paths"} <= modules
     heavy = {"aiohttp", "apsw", "orjson", "aod.config", "argparse", "uuid", "socket", "pathlib", "typing",
-             "tomllib", "http.client", "email", "asyncio", "dataclasses"}
+             "tomllib", "http.client", "email", "asyncio", "dataclasses", "json", "re", "enum"}
     assert modules & heavy == set()
     assert len(spooled(tmp_path / "data")) == (0 if daemon_up else 1)
 
@@ -500,3 +502,45 @@ def test_build_envelope_post_and_spool(tmp_path: Path, fake_daemon: FakeDaemon) 
     assert path == tmp_path / "data" / "spool" / f"{parsed['occurred_at']}-{parsed['uid']}.json"
     assert path.read_bytes() == envelope
     assert build_envelope(b"{}", "a", {}) != build_envelope(b"{}", "a", {})  # a fresh uid each time
+
+
+# --- the payload check is json.loads' -------------------------------------------------------------
+
+
+def _loads_object(text: str) -> bool:
+    def refuse(name: str) -> None:
+        raise ValueError(name)
+
+    try:
+        return isinstance(json.loads(text, parse_constant=refuse), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+_JSON_TEXT = _JSON_VALUES.map(lambda v: json.dumps(v, allow_nan=True))
+_NOISE = st.sampled_from(["", " ", "\n", "\t", "\r", "\x0b", "\x0c", "}", "{", ",", "x", '"', "\\", "NaN", "\x00", "\ud800"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSON_TEXT, _NOISE, _NOISE, st.integers(min_value=0, max_value=40))
+def test_is_json_object_agrees_with_json_loads(text: str, before: str, after: str, cut: int) -> None:
+    for candidate in (text, before + text + after, text[:-cut] if cut else text, text.replace(":", "", 1)):
+        assert is_json_object(candidate) == _loads_object(candidate), candidate
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("{}", True), (" {\n} ", True), ('{"a": [1, {"b": null}]}', True), ('{"a": NaN}', False),
+     ('{"a": -Infinity}', False), ("{} {}", False), ("[{}]", False), ("", False), ("{", False),
+     ('{"a": "\x01"}', False), ('{"a": "\\ud800"}', True), ("\x0c{}", False),
+     ('{"a":' * 100_000 + "1" + "}" * 100_000, False)],
+    ids=lambda v: repr(v)[:20],
+)
+def test_is_json_object_on_edge_cases(text: str, expected: bool) -> None:
+    assert is_json_object(text) is expected
+    assert _loads_object(text) is expected

@@ -22,12 +22,15 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from aod.hook import DEFAULT_AGENT
+
+# Not typing.TYPE_CHECKING: every aod command imports this module, and typing costs ms.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 __all__ = [
     "DEFAULT_EVENTS",
@@ -146,11 +149,14 @@ def is_aod_handler(handler: object, agent: str | None = None) -> bool:
 # --- editing the document -----------------------------------------------------------------------
 
 
-@dataclass
 class Changes:
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
+    """What an edit did, per aod entry. (A plain class: main.py imports this module for every
+    command, to register `hooks`, and dataclasses would cost each one a few ms.)"""
+
+    def __init__(self) -> None:
+        self.added = 0
+        self.updated = 0
+        self.removed = 0
 
     @property
     def changed(self) -> bool:

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from aod.cli import queries
+from aod.cli import hooks, queries
 
 EXIT_USAGE = 2
 
@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("serve", parents=[common], help="run the daemon in the foreground")
     queries.add_parsers(commands, [common])
+    hooks.add_parser(commands, [common])
+    commands.add_parser("hook", parents=[common], help="forward a hook payload on stdin to aod (always exits 0)")
 
     db = commands.add_parser("db", parents=[common], help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
@@ -43,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["hook"]:
+        # An agent waits for this on every tool call: skip argparse and every other import.
+        from aod.hook import main as hook_main
+
+        return hook_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
@@ -60,6 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(config_from_args(args))
     if args.command in queries.COMMANDS:
         return queries.run(args)
+    if args.command == "hooks":
+        return hooks.run(args)
+    if args.command == "hook":  # reached only with global options first: `aod --data-dir D hook`
+        from aod.hook import main as hook_main
+
+        options = (("--data-dir", "data_dir"), ("--socket", "socket"), ("--config", "config"))
+        return hook_main([f"{flag}={getattr(args, name)}" for flag, name in options if getattr(args, name, None)])
     if args.command == "db":
         from aod.cli import db
 
