@@ -32,6 +32,7 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "fixtures" / "claude-code" / "PostToolUse.bash.json"
 CONCURRENCY = 32
+WARMUP = 5000
 BULK = 500
 
 BARE_SERVER = """
@@ -125,23 +126,26 @@ def pct(values: list[float], q: float) -> float:
 
 def bench_single(root: Path, requests: int) -> dict[str, float]:
     bodies = [envelope(i) for i in range(requests)]
+    warmup = [envelope(i) for i in range(WARMUP)]
     bare_sock = root / "bare.sock"
     bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_sock)])
     wait_for_socket(bare_sock, bare)
     try:
-        asyncio.run(load(bare_sock, bodies[:500]))  # warm-up
+        asyncio.run(load(bare_sock, warmup))
         bare_rate, bare_lat = asyncio.run(load(bare_sock, bodies))
     finally:
         stop(bare)
     (root / "single").mkdir()
     proc, sock = start_aod(root / "single")
     try:
-        asyncio.run(load(sock, [envelope(i) for i in range(500)]))  # warm-up
+        # The first minutes of a new data dir grow the WAL and database files from nothing;
+        # measured separately, since a daemon runs for days in the steady state after it.
+        cold_rate, _ = asyncio.run(load(sock, warmup))
         aod_rate, aod_lat = asyncio.run(load(sock, bodies))
     finally:
         stop(proc)
-    return {"bare": bare_rate, "aod": aod_rate, "bare_p50": pct(bare_lat, 0.5), "bare_p99": pct(bare_lat, 0.99),
-            "aod_p50": pct(aod_lat, 0.5), "aod_p99": pct(aod_lat, 0.99)}
+    return {"bare": bare_rate, "aod": aod_rate, "aod_cold": cold_rate, "bare_p50": pct(bare_lat, 0.5),
+            "bare_p99": pct(bare_lat, 0.99), "aod_p50": pct(aod_lat, 0.5), "aod_p99": pct(aod_lat, 0.99)}
 
 
 def bench_bulk(root: Path, batches: int) -> dict[str, float]:
@@ -250,6 +254,7 @@ def main() -> int:
     ratio = single["aod"] / single["bare"]
     print(f"  bare aiohttp + JSON parse (baseline)   {single['bare']:>9,.0f} events/s  p50 {single['bare_p50']:.2f} ms  p99 {single['bare_p99']:.2f} ms")
     print(f"  aod serve POST /v1/events              {single['aod']:>9,.0f} events/s  p50 {single['aod_p50']:.2f} ms  p99 {single['aod_p99']:.2f} ms")
+    print(f"  aod serve, first {WARMUP} events of a new data dir {single['aod_cold']:>6,.0f} events/s (not a target)")
     print(f"    ratio {ratio:.2f} (target >= 0.70) {'PASS' if ratio >= 0.7 else 'FAIL'};"
           f" p99 {single['aod_p99']:.2f} ms (target < 10 ms) {'PASS' if single['aod_p99'] < 10 else 'FAIL'}")
     bulk_ratio = bulk["aod"] / bulk["raw"]

@@ -24,6 +24,8 @@ log = logging.getLogger("aod.ingest")
 Parse = Callable[[object], Envelope]
 # Bounds one transaction, so a flood of bulk requests cannot hold the writer for long.
 MAX_ITEMS_PER_WRITE = 5000
+WRITES_IN_FLIGHT = 2
+ALONE_ITEMS = 128
 
 
 @dataclass
@@ -49,6 +51,8 @@ class Ingestor:
         self._locations: dict[str | None, ProjectLocation] = {}
         self._queue: list[_Waiting] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._slots = asyncio.Semaphore(WRITES_IN_FLIGHT)
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def ingest(
         self, raw_items: list[object], *, source: str, parse: Parse | None = None, bodies: list[str] | None = None
@@ -75,12 +79,25 @@ class Ingestor:
         return await future
 
     async def _flush(self) -> None:
+        # Two small writes in flight: while one commits, the next batch already waits in the
+        # writer's queue, so the writer never idles while the loop sends acknowledgements. A
+        # large batch takes both slots and is written alone: sharing a transaction would put
+        # each write in a savepoint, whose sub-journal copies every page it changes.
         while self._queue:
+            await self._slots.acquire()
             waiting, size = [], 0
             while self._queue and (not waiting or size + len(self._queue[0].request.items) <= MAX_ITEMS_PER_WRITE):
                 size += len(self._queue[0].request.items)
                 waiting.append(self._queue.pop(0))
-            await self._write(waiting)
+            slots = 1
+            if size >= ALONE_ITEMS:
+                for _ in range(WRITES_IN_FLIGHT - 1):
+                    await self._slots.acquire()
+                slots = WRITES_IN_FLIGHT
+            task = asyncio.create_task(self._write(waiting))
+            task.add_done_callback(lambda _, n=slots: [self._slots.release() for _ in range(n)])
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
 
     async def _write(self, waiting: list[_Waiting]) -> None:
         requests = [w.request for w in waiting]
