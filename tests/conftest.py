@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,15 @@ def conn(db_path: Path) -> Iterator[apsw.Connection]:
     c = open_connection(db_path)
     yield c
     c.close()
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A directory with a short path: an AF_UNIX socket path must fit in 108 bytes, and pytest's
+    tmp_path for a long test name does not."""
+    path = Path(tempfile.mkdtemp(prefix="aod", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

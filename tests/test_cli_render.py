@@ -8,7 +8,6 @@ import json
 import shutil
 import socket
 import socketserver
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -459,14 +458,6 @@ def _handler_for(daemon: FakeDaemon) -> type[BaseHTTPRequestHandler]:
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    # AF_UNIX paths are limited to ~104 bytes; pytest's tmp_path can exceed that.
-    d = Path(tempfile.mkdtemp(prefix="aodt", dir="/tmp"))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import socketserver
 import stat
 import subprocess
@@ -87,14 +86,6 @@ class FakeDaemon:
         self.release.set()
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    # A Unix socket path must fit in 108 bytes; pytest's tmp_path for a long test name does not.
-    path = Path(tempfile.mkdtemp(prefix="aodh", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
