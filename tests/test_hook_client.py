@@ -13,7 +13,6 @@ import socketserver
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -98,29 +97,13 @@ def fake_daemon(short_dir: Path) -> Iterator[FakeDaemon]:
 # --- running the client --------------------------------------------------------------------------
 
 
-def _console_wired() -> bool:
-    if not AOD_SCRIPT.exists():
-        return False
-    # Isolated like a real run: a wired `aod hook` reads stdin and delivers what it gets.
-    with tempfile.TemporaryDirectory(prefix="aodp") as scratch:
-        env = hook_env(Path(scratch) / "data", Path(scratch) / "none.sock")
-        probe = subprocess.run([str(AOD_SCRIPT), "hook"], input=b"{}", env=env, capture_output=True, timeout=30)
-    return probe.returncode == 0
-
-
-_CONSOLE_WIRED: bool | None = None
 
 
 @pytest.fixture(params=["script", "console"])
 def hook_argv(request: pytest.FixtureRequest) -> list[str]:
     """The client as `aod hooks install` writes it (`python -S …/hook.py`), and as `aod hook`."""
-    global _CONSOLE_WIRED
     if request.param == "script":
         return [sys.executable, "-S", str(HOOK_SCRIPT)]
-    if _CONSOLE_WIRED is None:
-        _CONSOLE_WIRED = _console_wired()
-    if not _CONSOLE_WIRED:
-        pytest.skip("`aod hook` is not registered in aod/cli/main.py yet; the script form is tested")
     return [str(AOD_SCRIPT), "hook"]
 
 
