@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-__all__ = ["DEFAULT_AGENT", "DEFAULT_TIMEOUT", "build_envelope", "is_json_object", "main", "post", "spool"]
+__all__ = ["DEFAULT_AGENT", "DEFAULT_TIMEOUT", "build_envelope", "is_json_object", "main", "post", "spool", "write_atomically"]
 
 DEFAULT_AGENT = "claude-code"
 DEFAULT_TIMEOUT = 0.3
@@ -311,23 +311,32 @@ def _spool(envelope: bytes, uid: str, occurred_at: int, data_dir: str | os.PathL
         # parents (~/.local/share) are not, and keep the usual mode.
         os.makedirs(os.fspath(data_dir), 0o700, exist_ok=True)
         os.makedirs(directory, 0o700, exist_ok=True)
-    temp = os.path.join(directory, f".{uid}.tmp")
     final = os.path.join(directory, f"{occurred_at}-{uid}.json")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    write_atomically(final, os.path.join(directory, f".{uid}.tmp"), envelope)
+    _fsync_dir(directory)
+    return final
+
+
+def write_atomically(final: str, temp: str, data: bytes, mode: int = 0o600) -> None:
+    """`final` holds all of `data` or is untouched: written to `temp`, fsynced, then renamed.
+
+    `temp` must be in the same directory and start with a dot, so no reader takes it for done.
+    """
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
         try:
-            view = memoryview(envelope)
+            if mode != 0o600:
+                os.fchmod(fd, mode)
+            view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.rename(temp, final)
+        os.replace(temp, final)
     except BaseException:
         _discard(temp)
         raise
-    _fsync_dir(directory)
-    return final
 
 
 def _discard(path: str) -> None:

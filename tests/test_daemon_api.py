@@ -214,6 +214,7 @@ def test_session_and_event_queries_with_filters_and_keyset(daemon: Daemon) -> No
         ("/v1/sessions?limit=abc", 400, "invalid_parameter"),
         ("/v1/sessions?status=bogus", 400, "invalid_parameter"),
         ("/v1/sessions?cursor=!!notacursor", 400, "invalid_parameter"),
+        ("/v1/events?cursor=WyJhYmMiXQ", 400, "invalid_parameter"),  # ["abc"]: right shape, not an id
         ("/v1/events?since=yesterday", 400, "invalid_parameter"),
         ("/v1/no/such/path", 404, "not_found"),
     ],

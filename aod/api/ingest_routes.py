@@ -61,13 +61,14 @@ async def post_events(request: web.Request) -> web.Response:
 @routes.post("/v1/hooks/{agent}")
 async def post_hook(request: web.Request) -> web.Response:
     agent = request.match_info["agent"]
-    payload = await _json_body(request, f"hook:{agent}"[:64])
+    source = f"hook:{agent}"[:64]
+    payload = await _json_body(request, source)
     received_at = now_iso()
 
     def parse(raw: object) -> Envelope:
         return envelope_for_raw_hook(raw, agent, received_at=received_at)
 
-    summary = await context(request).ingestor.ingest([payload], source=f"hook:{agent}"[:64], parse=parse)
+    summary = await context(request).ingestor.ingest([payload], source=source, parse=parse)
     if summary.rejected:
         raise ApiError(400, "invalid_payload", str(summary.rejected[0]["error"]))
     return json_response(summary.body(), 202)

@@ -141,7 +141,7 @@ async def list_projects(request: web.Request) -> web.Response:
 def _counts(conn: Any) -> dict[str, Any]:
     return {
         "counts": {
-            "projects": conn.execute("SELECT count(*) FROM projects").fetchone()[0],
+            "projects": projects.count(conn),
             "sessions": sessions.count(conn),
             "events": events.count(conn),
             "dead_letters": dead_letters.count(conn),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from aod.cli.context import config_from_args
 from aod.storage.lock import DataDirBusy, DataDirLock
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         lock.release()
 
 
-def _migrate(db_path) -> int:
+def _migrate(db_path: Path) -> int:
     result = migrate(db_path)
     if result.applied:
         print(f"applied {', '.join(result.applied)} to {db_path}")
@@ -41,7 +42,7 @@ def _migrate(db_path) -> int:
     return 0
 
 
-def _check(db_path, *, as_json: bool) -> int:
+def _check(db_path: Path, *, as_json: bool) -> int:
     checks = run_checks(db_path)
     ok = all(c.ok for c in checks)
     if as_json:

@@ -24,7 +24,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from aod.hook import DEFAULT_AGENT
+from aod.hook import DEFAULT_AGENT, write_atomically
 
 # Not typing.TYPE_CHECKING: every aod command imports this module, and typing costs ms.
 TYPE_CHECKING = False
@@ -322,21 +322,7 @@ def write_settings(path: Path, old_text: str | None, new_text: str) -> Path | No
 
 
 def _atomic_write(path: Path, text: str, mode: int) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        try:
-            os.fchmod(fd, mode)
-            data = text.encode("utf-8")
-            while data:
-                data = data[os.write(fd, data) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    write_atomically(str(path), str(path.with_name(f".{path.name}.{os.getpid()}.tmp")), text.encode("utf-8"), mode)
 
 
 # --- the command --------------------------------------------------------------------------------

@@ -72,7 +72,6 @@ class ItemResult:
     index: int
     outcome: Outcome
     error: str | None = None
-    session_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,7 +150,7 @@ class _Batch:
             return ItemResult(item.index, "duplicate")
         session_id = self._resolve_session(env, cols, item.project)
         if self.settings.dedup_window > 0 and key in self.seen_keys:
-            return ItemResult(item.index, "duplicate", session_id=session_id)
+            return ItemResult(item.index, "duplicate")
         self.seen_uids.add(env.uid)
         self.seen_keys.add(key)
         duration = cols.duration_ms if cols.duration_ms is not None else self._paired_duration(session_id, cols, env)
@@ -162,7 +161,7 @@ class _Batch:
         if cols.tool_use_id is not None:
             self.tool_rows.setdefault((session_id, cols.tool_use_id), []).append(len(self.rows) - 1)
         self._apply(session_id, env, cols)
-        return ItemResult(item.index, "accepted", session_id=session_id)
+        return ItemResult(item.index, "accepted")
 
     def flush_events(self) -> None:
         if self.rows:

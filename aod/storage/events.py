@@ -8,7 +8,7 @@ from typing import Any
 import apsw
 
 from aod.storage import keyset
-from aod.storage.rows import dicts, one
+from aod.storage.rows import one
 
 # The list view leaves the payload out: it can be 64 KiB per row.
 SUMMARY_COLUMNS = (
@@ -78,35 +78,20 @@ def listing(
     conn: apsw.Connection, flt: EventFilter, limit: int, cursor: str | None, *, ascending: bool = False, payload: bool = False
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Keyset on id: newest first by default, or oldest first for a timeline."""
-    where, args = [], []
-    if flt.session:
-        where.append("session_id = ?")
-        args.append(flt.session)
-    if flt.kinds:
-        where.append(f"kind IN ({', '.join('?' for _ in flt.kinds)})")
-        args.extend(flt.kinds)
-    if flt.tool:
-        where.append("tool_name = ?")
-        args.append(flt.tool)
-    if flt.since:
-        where.append("occurred_at >= ?")
-        args.append(flt.since)
-    if flt.until:
-        where.append("occurred_at < ?")
-        args.append(flt.until)
+    query = (
+        keyset.Query(f"SELECT {SUMMARY_COLUMNS}{', payload' if payload else ''} FROM events")
+        .where_if(flt.session, "session_id = ?")
+        .where_in("kind", flt.kinds)
+        .where_if(flt.tool, "tool_name = ?")
+        .where_if(flt.since, "occurred_at >= ?")
+        .where_if(flt.until, "occurred_at < ?")
+    )
     if cursor:
         (after_id,) = keyset.decode(cursor, 1)
-        where.append("id > ?" if ascending else "id < ?")
-        args.append(int(after_id))
-    columns = SUMMARY_COLUMNS + (", payload" if payload else "")
-    sql = f"SELECT {columns} FROM events"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY id {'ASC' if ascending else 'DESC'} LIMIT ?"
-    items = dicts(conn.execute(sql, [*args, limit + 1]))
-    more = len(items) > limit
-    items = items[:limit]
-    return items, keyset.encode([items[-1]["id"]]) if more else None
+        if not isinstance(after_id, int) or isinstance(after_id, bool):
+            raise keyset.BadCursor("cursor: not a cursor this server issued")
+        query.where("id > ?" if ascending else "id < ?", after_id)
+    return query.page(conn, f"id {'ASC' if ascending else 'DESC'}", limit, lambda row: [row["id"]])
 
 
 def count(conn: apsw.Connection) -> int:

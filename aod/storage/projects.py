@@ -58,6 +58,10 @@ def listing(conn: apsw.Connection) -> list[dict[str, Any]]:
     )
 
 
+def count(conn: apsw.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM projects").fetchone()[0]
+
+
 def slug(name: str) -> str:
     text = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     return text[:48].rstrip("-") or "project"

@@ -8,7 +8,7 @@ from typing import Any
 import apsw
 
 from aod.storage import keyset
-from aod.storage.rows import dicts, one
+from aod.storage.rows import one
 
 COLUMNS = (
     "id", "project_id", "agent", "agent_session_id", "status", "activity", "activity_at", "error",
@@ -72,30 +72,17 @@ class SessionFilter:
 
 def listing(conn: apsw.Connection, flt: SessionFilter, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
     """Newest activity first; keyset on (updated_at, id) so pages stay stable under writes."""
-    where, args = [], []
-    if flt.statuses:
-        where.append(f"status IN ({', '.join('?' for _ in flt.statuses)})")
-        args.extend(flt.statuses)
-    if flt.project:
-        where.append("project_id = ?")
-        args.append(flt.project)
-    if flt.agent:
-        where.append("agent = ?")
-        args.append(flt.agent)
+    query = (
+        keyset.Query("SELECT * FROM sessions")
+        .where_in("status", flt.statuses)
+        .where_if(flt.project, "project_id = ?")
+        .where_if(flt.agent, "agent = ?")
+    )
     if flt.active:
-        where.append("termination_reason IS NULL")
+        query.where("termination_reason IS NULL")
     if cursor:
-        updated_at, session_id = keyset.decode(cursor, 2)
-        where.append("(updated_at, id) < (?, ?)")
-        args.extend([updated_at, session_id])
-    sql = "SELECT * FROM sessions"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY updated_at DESC, id DESC LIMIT ?"
-    items = dicts(conn.execute(sql, [*args, limit + 1]))
-    more = len(items) > limit
-    items = items[:limit]
-    return items, keyset.encode([items[-1]["updated_at"], items[-1]["id"]]) if more else None
+        query.where("(updated_at, id) < (?, ?)", *keyset.decode(cursor, 2))
+    return query.page(conn, "updated_at DESC, id DESC", limit, lambda row: [row["updated_at"], row["id"]])
 
 
 def counts_by_status(conn: apsw.Connection) -> dict[str, int]:
