@@ -104,7 +104,9 @@ def build_envelope(raw: bytes, agent: str, env: Mapping[str, str]) -> bytes:
 
 
 def _envelope(raw: bytes, agent: str, env: Mapping[str, str], occurred_at: int) -> tuple[bytes, str]:
-    uid = _uid4()
+    from aod.uids import uid7  # inside main's safety net, like every aod import here
+
+    uid = uid7(occurred_at)
     # Built by hand: strings through json's own C encoder, ints as digits; key order is fixed.
     head = ['{"uid":"', uid, '","agent":', _json_str(_clean(agent)), ',"occurred_at":', str(occurred_at)]
     if env.get("AOD_SESSION_ID"):
@@ -173,14 +175,6 @@ except (ImportError, AttributeError):  # another interpreter: the public module 
 
     _scan_once = json.JSONDecoder(parse_constant=_reject_constant).scan_once
     _json_str = json.dumps
-
-
-def _uid4() -> str:
-    # uuid4().hex without importing uuid, which imports platform, re and enum on Linux.
-    b = bytearray(os.urandom(16))
-    b[6] = (b[6] & 0x0F) | 0x40  # version 4
-    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
-    return b.hex()
 
 
 def _clean(text: str) -> str:

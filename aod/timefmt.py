@@ -11,9 +11,20 @@ from datetime import UTC, datetime
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
+_SECOND_FORMAT = "%Y-%m-%dT%H:%M:%S"
+_last_second: tuple[int, str] = (-1, "")
+
+
 def iso_from_ns(ns: int) -> str:
+    # Every event stamps two of these: the formatted second is reused while it lasts (strftime
+    # costs more than the rest of an event's parsing).
+    global _last_second
     seconds, rest = divmod(ns, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000).strftime(_FORMAT)
+    cached_second, text = _last_second
+    if seconds != cached_second:
+        text = datetime.fromtimestamp(seconds, UTC).strftime(_SECOND_FORMAT)
+        _last_second = (seconds, text)
+    return f"{text}.{rest // 1000:06d}Z"
 
 
 def iso_from_seconds(seconds: float) -> str:

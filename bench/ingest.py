@@ -23,11 +23,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import aiohttp
 import orjson
+
+from aod.uids import uid7
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "fixtures" / "claude-code" / "PostToolUse.bash.json"
@@ -64,7 +65,8 @@ def payload(i: int) -> dict:
 
 
 def envelope(i: int) -> bytes:
-    return orjson.dumps({"uid": uuid.uuid4().hex, "agent": "claude-code", "payload": payload(i)})
+    # uids as aod's hook client makes them (UUIDv7, time-ordered).
+    return orjson.dumps({"uid": uid7(), "agent": "claude-code", "payload": payload(i)})
 
 
 def wait_for_socket(path: Path, proc: subprocess.Popen, timeout: float = 20) -> None:
@@ -169,10 +171,10 @@ def bench_bulk(root: Path, batches: int) -> dict[str, float]:
             conn.executemany(
                 "INSERT INTO events (uid, session_id, agent, kind, tool_name, tool_use_id, occurred_at, received_at,"
                 " content_key, payload, payload_bytes) VALUES (?, 'p-1', 'claude-code', 'PostToolUse', 'Bash', ?, ?, ?, ?, ?, ?)",
-                # The rows aod stores for the same envelopes: random uids (uuid4, as the hook
-                # client makes them) and random content keys (sha256), so both sides pay the
-                # same scattered index inserts.
-                [(uuid.uuid4().hex, f"toolu_{b * BULK + i}", now, now, hashlib.sha256(os.urandom(16)).hexdigest(),
+                # The rows aod stores for the same envelopes: uids as the hook client makes
+                # them (UUIDv7) and random content keys (sha256), so both sides pay the same
+                # index inserts.
+                [(uid7(), f"toolu_{b * BULK + i}", now, now, hashlib.sha256(os.urandom(16)).hexdigest(),
                   rows_payload, len(rows_payload)) for i in range(BULK)],
             )
     raw_rate = batches * BULK / (time.perf_counter() - started)

@@ -155,7 +155,8 @@ def test_without_a_daemon_the_envelope_is_spooled(hook_argv: list[str], tmp_path
     assert envelope["runtime"] == {"tmux_pane": "%42", "pid": os.getpid()}
     assert before <= envelope["occurred_at"] <= time.time_ns()
     assert isinstance(envelope["occurred_at"], int)
-    assert uuid.UUID(hex=envelope["uid"]).version == 4
+    assert uuid.UUID(hex=envelope["uid"]).version == 7
+    assert int(envelope["uid"][:12], 16) == envelope["occurred_at"] // 1_000_000  # time-ordered
     assert envelope["uid"] == uuid.UUID(hex=envelope["uid"]).hex
     assert file.name == f"{envelope['occurred_at']}-{envelope['uid']}.json"
     assert stat.S_IMODE(file.stat().st_mode) == 0o600

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from aod.timefmt import iso_from_ns, iso_from_seconds, normalize_iso
+from aod.uids import uid7
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 # Epoch values above this are nanoseconds, below are seconds (1e11 s is the year 5138).
@@ -57,7 +57,7 @@ def envelope_for_raw_hook(payload: object, agent: str, *, received_at: str) -> E
 
 def _uid(value: object) -> str:
     if value is None or value == "":
-        return uuid.uuid4().hex
+        return uid7()
     if not isinstance(value, str) or len(value) > 128:
         raise InvalidItem(f"uid: expected a string of at most 128 characters, got {_json_type(value)}")
     return value
