@@ -1,0 +1,1 @@
+"""Where an agent runs: tmux panes and plain processes (probing, spawning, typing, ending)."""

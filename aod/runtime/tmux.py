@@ -1,0 +1,74 @@
+"""Running the tmux command: asynchronously, with a timeout, so a hung tmux never blocks the loop.
+
+Every call resolves `tmux` on PATH anew and talks to the server the environment names
+(TMUX_TMPDIR, or TMUX when the daemon itself runs inside tmux), the same one the user's shells use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+TMUX = "tmux"
+DEFAULT_TIMEOUT = 5.0
+
+
+class TmuxError(RuntimeError):
+    """tmux could not do what was asked; the message says why, in tmux's words where it has some."""
+
+
+class TmuxMissing(TmuxError):
+    """No tmux binary on PATH."""
+
+
+class TmuxTimeout(TmuxError):
+    """tmux did not answer in time (it was killed)."""
+
+
+class TmuxFailed(TmuxError):
+    def __init__(self, args: tuple[str, ...], returncode: int, stderr: str) -> None:
+        self.returncode = returncode
+        self.stderr = stderr.strip()
+        super().__init__(f"tmux {args[0] if args else ''} failed ({returncode}): {self.stderr or 'no message'}")
+
+
+@dataclass(frozen=True)
+class TmuxResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def run(*args: str, stdin: bytes | None = None, timeout: float = DEFAULT_TIMEOUT) -> TmuxResult:
+    """`tmux ARGS...`; raises TmuxMissing or TmuxTimeout, never for a non-zero exit."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            TMUX, *args,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except FileNotFoundError:
+        raise TmuxMissing("tmux is not installed (not found on PATH)") from None
+    except OSError as exc:
+        raise TmuxError(f"cannot run tmux: {exc}") from None
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    except (TimeoutError, asyncio.CancelledError) as exc:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        raise TmuxTimeout(f"tmux {args[0] if args else ''} did not answer within {timeout:g}s") from None
+    assert proc.returncode is not None
+    return TmuxResult(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+
+async def check(*args: str, stdin: bytes | None = None, timeout: float = DEFAULT_TIMEOUT) -> str:
+    """`tmux ARGS...`'s stdout; a non-zero exit raises TmuxFailed."""
+    result = await run(*args, stdin=stdin, timeout=timeout)
+    if result.returncode != 0:
+        raise TmuxFailed(args, result.returncode, result.stderr)
+    return result.stdout
