@@ -7,6 +7,7 @@ import pytest
 
 from aod.cdc import change_log
 from aod.storage import meta
+from aod.storage.migrate import migration_ids
 from tests.helpers.rows import insert_event, seed_session
 
 
@@ -40,7 +41,7 @@ def test_head_never_goes_back_after_pruning(conn: apsw.Connection) -> None:
 def test_meta_values(conn: apsw.Connection) -> None:
     assert len(meta.db_epoch(conn)) == 16
     assert meta.retention_floor(conn) == 0
-    assert meta.get(conn, "schema_version") == "0001_schema"
+    assert meta.get(conn, "schema_version") == migration_ids()[-1]
     assert meta.get(conn, "no-such-key") is None
     conn.execute("DELETE FROM meta WHERE key = 'db_epoch'")
     with pytest.raises(apsw.Error, match="not migrated"):

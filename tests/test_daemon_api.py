@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from aod.storage.migrate import migration_ids
 from tests.conftest import FIXTURES, run_aod
 from tests.helpers.daemon import Daemon, request
 
@@ -64,6 +65,24 @@ def test_dedup_window_expires(data_dir: Path, aod_env: dict[str, str]) -> None:
         assert d.post("/v1/events", envelope(payload)).body["accepted"] == 1
         time.sleep(0.5)
         assert d.post("/v1/events", envelope(payload)).body["accepted"] == 1
+    finally:
+        d.stop()
+
+
+def test_dedup_window_survives_a_restart(data_dir: Path, aod_env: dict[str, str]) -> None:
+    # The window lives in memory; a restart refills it from the newest stored events.
+    d = Daemon(data_dir, aod_env, '[ingest]\ndedup_window = "1m"\n').start()
+    payload, other = fixture("PreToolUse"), fixture("PostToolUse.bash")
+    try:
+        assert d.post("/v1/events", envelope(payload)).body["accepted"] == 1
+        assert d.kill() == -9
+        d.start()
+        assert d.post("/v1/events", envelope(payload)).body == {"accepted": 0, "duplicates": 1, "rejected": []}
+        assert d.post("/v1/events", envelope(other)).body["accepted"] == 1
+        assert d.stop() == 0
+        d.start()
+        assert d.post("/v1/events", envelope(other)).body["duplicates"] == 1
+        assert db_rows(d, "SELECT count(*) FROM events") == [(2,)]
     finally:
         d.stop()
 
@@ -229,7 +248,7 @@ def test_status_health_and_readiness(daemon: Daemon) -> None:
     daemon.post("/v1/events", envelope(fixture("SessionStart")))
     status = daemon.status()
     assert status["pid"] == daemon.proc.pid and status["ready"] is True
-    assert status["db"]["schema_version"] == "0001_schema" and len(status["db"]["epoch"]) == 16
+    assert status["db"]["schema_version"] == migration_ids()[-1] and len(status["db"]["epoch"]) == 16
     assert status["db"]["size_bytes"] > 0
     assert status["counts"] == {"projects": 1, "sessions": 1, "events": 1, "dead_letters": 0}
     assert status["sessions_by_status"] == {"idle": 1}

@@ -16,6 +16,7 @@ import orjson
 
 from aod.ingest.envelope import Envelope, InvalidItem, parse_envelope
 from aod.ingest.projects import ProjectLocation, locate
+from aod.ingest.recent_keys import RecentKeys
 from aod.ingest.service import IngestSettings, ItemResult, Prepared, Rejected, Request, ingest, prepare
 from aod.storage.database import Database
 from aod.timefmt import now_iso
@@ -53,6 +54,8 @@ class Ingestor:
         self._flusher: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(WRITES_IN_FLIGHT)
         self._writes: set[asyncio.Task[None]] = set()
+        # The dedup window; only ever touched inside write functions, i.e. on the writer thread.
+        self._recent = RecentKeys(settings.dedup_window)
 
     async def ingest(
         self, raw_items: list[object], *, source: str, parse: Parse | None = None, bodies: list[str] | None = None
@@ -102,10 +105,15 @@ class Ingestor:
     async def _write(self, waiting: list[_Waiting]) -> None:
         requests = [w.request for w in waiting]
         now = now_iso()
+        token = object()
         try:
-            results = await self.db.write(lambda conn: ingest(conn, requests, self.settings, now=now))
+            results = await self.db.write(
+                lambda conn: ingest(conn, requests, self.settings, now=now, recent=self._recent, token=token))
         except Exception:
             log.warning("ingest batch failed; storing its requests one by one", exc_info=True)
+            # The COMMIT itself may have failed after every item went through: the keys the
+            # batch recorded must go before its items are tried again.
+            await self.db.write(lambda conn: self._recent.forget(token))
             for w in waiting:
                 await self._write_isolated(w)
             return
@@ -116,7 +124,8 @@ class Ingestor:
     async def _write_isolated(self, w: _Waiting) -> None:
         now = now_iso()
         try:
-            (result,) = await self.db.write(lambda conn: ingest(conn, [w.request], self.settings, now=now, isolate=True))
+            (result,) = await self.db.write(lambda conn: ingest(
+                conn, [w.request], self.settings, now=now, recent=self._recent, token=object(), isolate=True))
         except Exception as exc:  # the database itself is failing: the client must not think it is stored
             if not w.future.done():
                 w.future.set_exception(exc)

@@ -21,12 +21,16 @@ import orjson
 from aod.ingest.envelope import Envelope, InvalidItem
 from aod.ingest.normalize import EventColumns, StoredPayload, content_key, event_columns, stored_payload
 from aod.ingest.projects import ProjectLocation
+from aod.ingest.recent_keys import RecentKeys
 from aod.lifecycle.activity import ActivityState, apply_event
 from aod.lifecycle.status import SessionFacts, derive_status
 from aod.storage import dead_letters, events, projects, prs, sessions
 from aod.timefmt import iso_from_seconds, seconds_from_iso
 
 Outcome = Literal["accepted", "duplicate", "rejected"]
+# Writes in flight may commit slightly out of received_at order; reloading the window looks this
+# much further back so that none of its keys is missed.
+_OVERLAP_SLACK = 1.0
 # Positions in a pending events row (the column order of events.insert_many).
 _KIND, _OCCURRED_AT, _DURATION = 3, 6, 8
 
@@ -81,13 +85,20 @@ class Request:
 
 
 def ingest(
-    conn: apsw.Connection, requests: list[Request], settings: IngestSettings, *, now: str, isolate: bool = False
+    conn: apsw.Connection, requests: list[Request], settings: IngestSettings, *, now: str, recent: RecentKeys,
+    token: object, isolate: bool = False,
 ) -> list[list[ItemResult]]:
-    batch = _Batch(conn, settings, now)
-    batch.prefetch([i for r in requests for i in r.items if isinstance(i, Prepared)])
-    results = [[batch.item(item, request.source, isolate) for item in request.items] for request in requests]
-    batch.flush_events()
-    batch.flush_sessions()
+    """Store `requests` in the caller's transaction. `recent` is the dedup window; the keys this
+    call records in it belong to `token`, which the caller forgets if the transaction fails."""
+    batch = _Batch(conn, settings, now, recent, token)
+    try:
+        batch.prefetch([i for r in requests for i in r.items if isinstance(i, Prepared)])
+        results = [[batch.item(item, request.source, isolate) for item in request.items] for request in requests]
+        batch.flush_events()
+        batch.flush_sessions()
+    except BaseException:
+        recent.forget(token)  # rolled back: none of these keys were stored
+        raise
     return results
 
 
@@ -100,15 +111,15 @@ class _SessionState:
 
 
 class _Batch:
-    def __init__(self, conn: apsw.Connection, settings: IngestSettings, now: str) -> None:
+    def __init__(self, conn: apsw.Connection, settings: IngestSettings, now: str, recent: RecentKeys, token: object) -> None:
         self.conn = conn
         self.settings = settings
         self.now = now
         self.now_seconds = seconds_from_iso(now)
-        self.window_start = iso_from_seconds(self.now_seconds - settings.dedup_window)
+        self.recent = recent
+        self.token = token
         self.sessions: dict[str, _SessionState] = {}
         self.seen_uids: set[str] = set()
-        self.seen_keys: set[str] = set()
         self.aliases: dict[tuple[str, str], str | None] = {}
         # Rows wait here and go in with one executemany; a tool call's rows are indexed by
         # tool_use_id so a Pre and a Post of the same batch can pair without the database.
@@ -116,11 +127,15 @@ class _Batch:
         self.tool_rows: dict[tuple[str, str], list[int]] = {}
 
     def prefetch(self, items: list[Prepared]) -> None:
-        """Which uids and content keys the database already has: two queries for the batch."""
-        uids = [i.envelope.uid for i in items]
-        keys = [i.key for i in items] if self.settings.dedup_window > 0 else []
-        self.seen_uids = events.existing_uids(self.conn, uids)
-        self.seen_keys = events.keys_seen_since(self.conn, keys, self.window_start)
+        """Which uids the database already has (one query for the batch); a fresh dedup window."""
+        self.seen_uids = events.existing_uids(self.conn, [i.envelope.uid for i in items])
+        recent, window = self.recent, self.settings.dedup_window
+        if window > 0 and not recent.loaded:  # the first write since the daemon started
+            since = iso_from_seconds(self.now_seconds - window)
+            stop_before = iso_from_seconds(self.now_seconds - window - _OVERLAP_SLACK)
+            recent.load(((k, seconds_from_iso(at)) for k, at in events.content_keys_since(self.conn, since, stop_before)),
+                        self.now_seconds)
+        recent.expire(self.now_seconds)
 
     def item(self, item: Prepared | Rejected, source: str, isolate: bool) -> ItemResult:
         if isinstance(item, Rejected):
@@ -129,10 +144,14 @@ class _Batch:
         try:
             if not isolate:
                 return self._store(item)
-            with self.conn:  # a savepoint: a failing item rolls back alone
-                result = self._store(item)
-                self.flush_events()
-                return result
+            try:
+                with self.conn:  # a savepoint: a failing item rolls back alone
+                    result = self._store(item)
+                    self.flush_events()
+                    return result
+            except BaseException:
+                self.recent.discard(item.key, self.token)
+                raise
         except InvalidItem as exc:
             return self._reject(item, source, str(exc))
         except (apsw.Error, ValueError, TypeError) as exc:
@@ -149,10 +168,11 @@ class _Batch:
         if env.uid in self.seen_uids:
             return ItemResult(item.index, "duplicate")
         session_id = self._resolve_session(env, cols, item.project)
-        if self.settings.dedup_window > 0 and key in self.seen_keys:
-            return ItemResult(item.index, "duplicate")
+        if self.settings.dedup_window > 0:
+            if self.recent.seen(key, self.now_seconds):
+                return ItemResult(item.index, "duplicate")
+            self.recent.add(key, self.now_seconds, self.token)
         self.seen_uids.add(env.uid)
-        self.seen_keys.add(key)
         duration = cols.duration_ms if cols.duration_ms is not None else self._paired_duration(session_id, cols, env)
         self.rows.append([
             env.uid, session_id, env.agent, cols.kind, cols.tool_name, cols.tool_use_id, env.occurred_at,

@@ -21,8 +21,20 @@ def existing_uids(conn: apsw.Connection, uids: list[str]) -> set[str]:
     return _present(conn, "SELECT uid FROM events WHERE uid IN ({})", uids, ())
 
 
-def keys_seen_since(conn: apsw.Connection, keys: list[str], since: str) -> set[str]:
-    return _present(conn, "SELECT content_key FROM events WHERE content_key IN ({}) AND received_at >= ?", keys, (since,))
+def content_keys_since(conn: apsw.Connection, since: str, stop_before: str) -> list[tuple[str, str]]:
+    """(content_key, received_at) of the events received since `since`, newest first.
+
+    Walks back by id instead of using an index on received_at (there is none): ids follow commit
+    order and received_at is stamped just before the commit, so the walk stops at the first row
+    older than `stop_before` (a little before `since`, for writes that overlapped).
+    """
+    found: list[tuple[str, str]] = []
+    for key, received_at in conn.execute("SELECT content_key, received_at FROM events ORDER BY id DESC"):
+        if received_at < stop_before:
+            break
+        if key is not None and received_at >= since:
+            found.append((key, received_at))
+    return found
 
 
 def _present(conn: apsw.Connection, sql: str, values: list[str], extra: tuple[Any, ...]) -> set[str]:
