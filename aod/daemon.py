@@ -18,10 +18,16 @@ from aod.api.app import build_app
 from aod.api.context import AppContext
 from aod.api.security import ensure_token
 from aod.config import Config
+from aod.config_reload import ConfigHolder
 from aod.ingest.ingestor import Ingestor
 from aod.ingest.service import IngestSettings
 from aod.ingest.spool import SpoolIngester
-from aod.storage.database import Storage, open_storage
+from aod.notify.worker import DeliveryWorker
+from aod.reactions.engine import ReactionEngine
+from aod.reactions.nudger import Nudger
+from aod.runtime.send import send_to_session
+from aod.scm.observer import ScmObserver
+from aod.storage.database import Database, Storage, open_storage
 from aod.storage.lock import DataDirBusy
 
 log = logging.getLogger("aod.daemon")
@@ -76,6 +82,7 @@ async def _serve(config: Config) -> int:
         drained = await spool.drain()
         ctx.ready = True
         watcher = asyncio.create_task(spool.watch(stop), name="spool-watch")
+        reactions = _start_reactions(ctx, storage.db)
         log.info("aod is serving", extra={"version": __version__, "pid": os.getpid(), "socket": str(config.socket_path),
                                           "tcp": ctx.tcp_address, "data_dir": str(config.data_dir),
                                           "spooled_events_ingested": drained})
@@ -83,10 +90,33 @@ async def _serve(config: Config) -> int:
         log.info("stopping")
         ctx.ready = False
         await _cancel(watcher)
+        for task in reactions:
+            task.cancel()
+        await asyncio.gather(*reactions, return_exceptions=True)
     finally:
         await _shutdown(runner, storage, config.socket_path)
     log.info("stopped")
     return EXIT_OK
+
+
+def _start_reactions(ctx: AppContext, db: Database) -> list[asyncio.Task[None]]:
+    """Config reload, the SCM observer, the reaction engine, and its two outboxes (nudges, pages)."""
+    holder = ConfigHolder(ctx.config)
+    ctx.config_errors = holder.errors
+    holder.subscribe(lambda new: setattr(ctx, "config", new))
+    deliveries = DeliveryWorker(db, holder)
+    nudger = Nudger(db, send_to_session)
+
+    def recorded(_: object) -> None:
+        nudger.wake()
+        deliveries.wake()
+
+    engine = ReactionEngine(db, holder, on_recorded=recorded)
+    db.add_commit_listener(engine.wake)
+    holder.subscribe(engine.wake)
+    jobs = {"config-watch": holder.watch(), "scm-observer": ScmObserver(db, holder).run(),
+            "reactions": engine.run(), "nudger": nudger.run(), "deliveries": deliveries.run()}
+    return [asyncio.create_task(job, name=name) for name, job in jobs.items()]
 
 
 async def _listen_unix(runner: web.AppRunner, path: Path) -> None:

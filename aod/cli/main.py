@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from aod.cli import hooks, queries
+from aod.cli import ack, hooks, queries
 
 EXIT_USAGE = 2
 
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", parents=[common], help="run the daemon in the foreground")
     queries.add_parsers(commands, [common])
     hooks.add_parser(commands, [common])
+    ack.add_parser(commands, [common])
     commands.add_parser("hook", parents=[common], help="forward a hook payload on stdin to aod (always exits 0)")
 
     db = commands.add_parser("db", parents=[common], help="database maintenance")
@@ -70,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return queries.run(args)
     if args.command == "hooks":
         return hooks.run(args)
+    if args.command == "ack":
+        return ack.run(args)
     if args.command == "hook":  # reached only with global options first: `aod --data-dir D hook`
         from aod.hook import main as hook_main
 

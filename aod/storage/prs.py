@@ -1,12 +1,14 @@
-"""SQL of the `prs`, `pr_checks` and `pr_comments` tables (reads; the SCM observer writes)."""
+"""SQL of the `prs`, `pr_checks` and `pr_comments` tables."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import apsw
 
 from aod.lifecycle.status import PrFacts
+from aod.storage import escalations, trackers
 from aod.storage.rows import dicts
 
 
@@ -26,15 +28,108 @@ def for_session(conn: apsw.Connection, session_id: str) -> list[dict[str, Any]]:
         pr["checks"] = dicts(
             conn.execute("SELECT * FROM pr_checks WHERE pr_url = ? ORDER BY created_at, name", (pr["url"],))
         )
-        pr["comments"] = dicts(
-            conn.execute("SELECT * FROM pr_comments WHERE pr_url = ? ORDER BY created_at", (pr["url"],))
-        )
+        pr["comments"] = comments(conn, pr["url"])
     return prs
 
 
+def get(conn: apsw.Connection, url: str) -> dict[str, Any] | None:
+    found = dicts(conn.execute("SELECT * FROM prs WHERE url = ?", (url,)))
+    if not found:
+        return None
+    pr = found[0]
+    pr["checks"] = dicts(
+        conn.execute("SELECT * FROM pr_checks WHERE pr_url = ? ORDER BY created_at, name", (url,))
+    )
+    pr["comments"] = comments(conn, url)
+    return pr
+
+
+def comments(conn: apsw.Connection, pr_url: str) -> list[dict[str, Any]]:
+    return dicts(conn.execute("SELECT * FROM pr_comments WHERE pr_url = ? ORDER BY created_at, comment_id", (pr_url,)))
+
+
+def for_sessions(conn: apsw.Connection, session_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each session's PRs, each with the checks of its head commit and its comments."""
+    found: dict[str, list[dict[str, Any]]] = {sid: [] for sid in session_ids}
+    if not session_ids:
+        return found
+    marks = ", ".join("?" for _ in session_ids)
+    for pr in dicts(conn.execute(f"SELECT * FROM prs WHERE session_id IN ({marks}) ORDER BY number", list(session_ids))):
+        pr["checks"] = dicts(
+            conn.execute(
+                "SELECT name, status, url, commit_sha FROM pr_checks WHERE pr_url = ? AND commit_sha = ? ORDER BY name",
+                (pr["url"], pr["head_sha"] or ""),
+            )
+        )
+        pr["comments"] = comments(conn, pr["url"])
+        found[pr["session_id"]].append(pr)
+    return found
+
+
+def check_runs(conn: apsw.Connection, pr_url: str, name: str, limit: int) -> list[str]:
+    """The statuses of the last `limit` runs of one check (one run per commit), newest first."""
+    rows = conn.execute(
+        "SELECT status FROM pr_checks WHERE pr_url = ? AND name = ? ORDER BY created_at DESC, commit_sha DESC LIMIT ?",
+        (pr_url, name, limit),
+    ).fetchall()
+    return [status for (status,) in rows]
+
+
+def upsert(conn: apsw.Connection, session_id: str, pr: dict[str, Any], now: str) -> None:
+    conn.execute(
+        "INSERT INTO prs (url, session_id, number, state, draft, review_decision, mergeability, ci_state,"
+        " head_sha, title, updated_at) VALUES (:url, :session_id, :number, :state, :draft, :review_decision,"
+        " :mergeability, :ci_state, :head_sha, :title, :now)"
+        " ON CONFLICT (url) DO UPDATE SET session_id = excluded.session_id, number = excluded.number,"
+        " state = excluded.state, draft = excluded.draft, review_decision = excluded.review_decision,"
+        " mergeability = excluded.mergeability, ci_state = excluded.ci_state, head_sha = excluded.head_sha,"
+        " title = excluded.title, updated_at = excluded.updated_at",
+        {**{k: pr.get(k) for k in ("url", "number", "state", "review_decision", "mergeability", "ci_state",
+                                   "head_sha", "title")},
+         "draft": int(bool(pr.get("draft"))), "session_id": session_id, "now": now},
+    )
+
+
+def upsert_checks(conn: apsw.Connection, pr_url: str, checks: Iterable[dict[str, Any]], now: str) -> None:
+    # created_at stays the first sighting of (check, commit): it orders the runs for the CI brake.
+    conn.executemany(
+        "INSERT INTO pr_checks (pr_url, name, commit_sha, status, url, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (pr_url, name, commit_sha) DO UPDATE SET status = excluded.status, url = excluded.url,"
+        " updated_at = excluded.updated_at"
+        " WHERE pr_checks.status IS NOT excluded.status OR pr_checks.url IS NOT excluded.url",
+        [(pr_url, c["name"], c["commit_sha"], c["status"], c.get("url"), now, now) for c in checks],
+    )
+
+
+def replace_comments(conn: apsw.Connection, pr_url: str, items: Sequence[dict[str, Any]], now: str) -> None:
+    """The PR's comments become exactly `items`: an observation is a snapshot of them."""
+    ids = [c["comment_id"] for c in items]
+    marks = ", ".join("?" for _ in ids)
+    conn.execute(
+        f"DELETE FROM pr_comments WHERE pr_url = ? AND comment_id NOT IN ({marks})" if ids
+        else "DELETE FROM pr_comments WHERE pr_url = ?",
+        [pr_url, *ids],
+    )
+    conn.executemany(
+        "INSERT INTO pr_comments (pr_url, comment_id, author, path, line, body, resolved, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (pr_url, comment_id) DO UPDATE SET author = excluded.author, path = excluded.path,"
+        " line = excluded.line, body = excluded.body, resolved = excluded.resolved",
+        [(pr_url, c["comment_id"], c.get("author"), c.get("path"), c.get("line"), c.get("body"),
+          int(bool(c.get("resolved"))), now) for c in items],
+    )
+
+
+def open_count(conn: apsw.Connection, session_id: str) -> int:
+    return conn.execute("SELECT count(*) FROM prs WHERE session_id = ? AND state = 'open'", (session_id,)).fetchone()[0]
+
+
+# The session detail reads these through this module (aod/api/query_routes.py); the SQL lives
+# with its own table.
 def trackers_for_session(conn: apsw.Connection, session_id: str) -> list[dict[str, Any]]:
-    return dicts(conn.execute("SELECT * FROM reaction_trackers WHERE session_id = ? ORDER BY reaction", (session_id,)))
+    return trackers.for_session(conn, session_id)
 
 
 def escalations_for_session(conn: apsw.Connection, session_id: str) -> list[dict[str, Any]]:
-    return dicts(conn.execute("SELECT * FROM escalations WHERE session_id = ? ORDER BY id DESC", (session_id,)))
+    return escalations.for_session(conn, session_id)

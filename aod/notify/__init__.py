@@ -1,0 +1,1 @@
+"""Telling the human: notifiers (command, webhook, desktop), routing, and the delivery worker."""

@@ -1,0 +1,114 @@
+"""Types the recorded nudges into the agents' panes (the `nudges` outbox).
+
+A nudge row exists before anything is typed (see engine.py), and it is marked sent right
+after the text went in, so a restart sends every decided-but-unsent nudge once and never
+repeats a sent one. The one window left is the instant between tmux accepting the text and
+that commit: a SIGKILL exactly there would send the nudge again after the restart (at least
+once, never lost). A graceful stop lets a nudge in progress finish before the daemon exits.
+
+A session waiting for input is never typed into: its nudge waits until the agent moves on.
+A session that ended cancels its pending nudges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from aod.lifecycle.status import Activity
+from aod.reactions.faults import pause_point
+from aod.storage import nudges, sessions
+from aod.storage.database import Database
+from aod.timefmt import iso_from_seconds, now_iso, seconds_from_iso
+
+log = logging.getLogger("aod.reactions")
+
+Send = Callable[[Mapping[str, Any], str], Awaitable[None]]
+ATTEMPTS = 3
+RETRY_BASE = 2.0
+# How often a nudge waiting for a session to leave `waiting_input` looks again.
+WAITING_RECHECK = 1.0
+MAX_SLEEP = 30.0
+STOP_GRACE = 1.0
+
+
+class Nudger:
+    def __init__(self, db: Database, send: Send) -> None:
+        self.db = db
+        self.send = send
+        self._wake = asyncio.Event()
+        self._current: asyncio.Task[None] | None = None
+
+    def wake(self, *_: object) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                next_due: str | None = None
+                try:
+                    # Shielded: cancelling run() (a stop) must not cut a nudge in half; stop() waits.
+                    self._current = asyncio.create_task(self._round())
+                    await asyncio.shield(self._current)
+                    next_due = await self.db.read(nudges.next_due_at)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("sending nudges failed")
+                timeout = MAX_SLEEP if next_due is None else min(MAX_SLEEP, max(0.05, seconds_from_iso(next_due) - time.time()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                self._wake.clear()
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Let a nudge being typed finish (briefly), so a graceful stop never cuts one in half."""
+        current = self._current
+        if current is not None and not current.done():
+            await asyncio.wait([current], timeout=STOP_GRACE)
+            current.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await current
+
+    async def _round(self) -> None:
+        now = now_iso()
+        for nudge in await self.db.read(lambda conn: nudges.due(conn, now)):
+            await self._deliver(nudge)
+
+    async def _deliver(self, nudge: dict[str, Any]) -> None:
+        nudge_id = nudge["id"]
+        session = await self.db.read(lambda conn: sessions.get(conn, nudge["session_id"]))
+        if session is None or session["termination_reason"] is not None:
+            await self.db.write(lambda conn: nudges.finish(
+                conn, nudge_id, "cancelled", "the session ended before the nudge was sent", attempted=False))
+            return
+        if session["activity"] == Activity.WAITING_INPUT:
+            later = iso_from_seconds(time.time() + WAITING_RECHECK)
+            await self.db.write(lambda conn: nudges.retry_later(
+                conn, nudge_id, later, "the session is waiting for input; not typing into it", attempted=False))
+            return
+        await pause_point("nudge-decided")
+        try:
+            await self.send(session, nudge["message"])
+        except Exception as exc:
+            await self._failed(nudge, f"{type(exc).__name__}: {exc}")
+            return
+        await self.db.write(lambda conn: nudges.mark_sent(conn, nudge_id, now_iso()))
+        log.info("nudged", extra={"session": nudge["session_id"], "reaction": nudge["reaction"], "nudge": nudge_id})
+        await pause_point("nudge-sent")
+
+    async def _failed(self, nudge: dict[str, Any], error: str) -> None:
+        attempts = nudge["attempts"] + 1
+        log.warning("nudge not sent", extra={"session": nudge["session_id"], "nudge": nudge["id"],
+                                             "attempt": attempts, "error": error})
+        if attempts >= ATTEMPTS:
+            # The engine sees the failed nudge and pages the human instead.
+            await self.db.write(lambda conn: nudges.finish(conn, nudge["id"], "failed", error, attempted=True))
+            return
+        later = iso_from_seconds(time.time() + RETRY_BASE * 2 ** (attempts - 1))
+        await self.db.write(lambda conn: nudges.retry_later(conn, nudge["id"], later, error, attempted=True))

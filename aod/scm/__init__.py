@@ -1,0 +1,1 @@
+"""Watching pull requests: `gh` polling, PR observations, and storing them."""

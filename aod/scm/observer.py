@@ -1,0 +1,197 @@
+"""The SCM observer: polls `gh` for the PRs of each live session's branch and records them.
+
+Every `scm.interval` each live session with a branch is observed: `gh pr list --head BRANCH`
+(state, draft, review decision, mergeability, head commit and its check rollup, reviews),
+and, for an open PR whose reviewer asked for changes, its review threads through
+`gh api graphql` (line comments with their resolved flag). At most `scm.max_concurrent` gh
+processes run at once. A session whose fetch failed is retried with backoff (the interval
+doubling, up to ten minutes); a failed fetch writes nothing.
+
+The branch is the session's `branch` (aod spawn --worktree records it); for a session that
+was adopted (started outside aod), it is the branch checked out in its workspace. gh runs in
+the workspace, so it finds the repository the way the agent's own `gh` would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from aod.config import ScmConfig
+from aod.config_reload import ConfigHolder
+from aod.scm.gh_parse import PR_FIELDS, REVIEW_THREADS_QUERY, GhOutputError, prs_from_list, thread_comments
+from aod.scm.observation import InvalidObservation, parse_observation
+from aod.scm.process import ProgramError, run_program
+from aod.scm.record import UnknownSession, record_observations
+from aod.storage import sessions
+from aod.storage.database import Database
+from aod.timefmt import now_iso
+
+log = logging.getLogger("aod.scm")
+
+MAX_BACKOFF = 600.0
+PR_LIMIT = "10"
+# gh must never stop to ask a question or print colours into the JSON.
+GH_ENV = {"GH_PROMPT_DISABLED": "1", "GH_NO_UPDATE_NOTIFIER": "1", "NO_COLOR": "1", "CLICOLOR": "0"}
+GIT_TIMEOUT = 5.0
+PAGE = 500
+
+
+class FetchError(RuntimeError):
+    pass
+
+
+@dataclass
+class _Watch:
+    next_at: float = 0.0
+    failures: int = 0
+    last_written: bytes | None = None
+
+
+def retry_delay(interval: float, failures: int) -> float:
+    """After `failures` failed fetches in a row: the interval, doubled per failure, at most 10 min."""
+    return min(interval * 2 ** failures, max(interval, MAX_BACKOFF))
+
+
+def _live_sessions(conn: Any) -> list[dict[str, Any]]:
+    found, cursor = [], None
+    while True:
+        page, cursor = sessions.listing(conn, sessions.SessionFilter(active=True), PAGE, cursor)
+        found.extend(page)
+        if not cursor:
+            return found
+
+
+class ScmObserver:
+    def __init__(self, db: Database, holder: ConfigHolder) -> None:
+        self.db = db
+        self.holder = holder
+        self._watches: dict[str, _Watch] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._limit = 0
+        self._slots = asyncio.Semaphore(1)
+
+    async def run(self) -> None:
+        try:
+            while True:
+                interval = self.holder.config.scm.interval
+                try:
+                    await self.poll_once()
+                except Exception:
+                    log.exception("scm poll failed")
+                now = time.monotonic()
+                upcoming = [w.next_at for sid, w in self._watches.items() if sid not in self._running]
+                await asyncio.sleep(min([interval, *(max(0.05, t - now) for t in upcoming)]))
+        finally:
+            for task in self._running.values():
+                task.cancel()
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    async def poll_once(self) -> None:
+        """Start an observation for every live session that is due (and not being observed)."""
+        live = await self.db.read(_live_sessions)
+        ids = {s["id"] for s in live}
+        for gone in set(self._watches) - ids:
+            del self._watches[gone]
+        now = time.monotonic()
+        for session in live:
+            sid = session["id"]
+            watch = self._watches.setdefault(sid, _Watch())
+            if sid in self._running or watch.next_at > now:
+                continue
+            task = asyncio.create_task(self._observe(session, watch), name=f"scm-{sid}")
+            self._running[sid] = task
+            task.add_done_callback(lambda _, s=sid: self._running.pop(s, None))
+
+    def _gate(self, scm: ScmConfig) -> asyncio.Semaphore:
+        # A reloaded max_concurrent takes effect for calls that start after it; calls already
+        # running finish on the old gate.
+        if scm.max_concurrent != self._limit:
+            self._limit = scm.max_concurrent
+            self._slots = asyncio.Semaphore(scm.max_concurrent)
+        return self._slots
+
+    async def _gh(self, scm: ScmConfig, args: Sequence[str], cwd: str) -> Any:
+        async with self._gate(scm):
+            try:
+                out = await run_program([scm.gh, *args], cwd=cwd, timeout=scm.timeout, env=GH_ENV)
+            except ProgramError as exc:
+                raise FetchError(str(exc)) from None
+        try:
+            return orjson.loads(out)
+        except orjson.JSONDecodeError as exc:
+            raise FetchError(f"gh {args[0]} {args[1]}: not JSON: {exc}") from None
+
+    async def _observe(self, session: dict[str, Any], watch: _Watch) -> None:
+        config = self.holder.config
+        scm = config.scm
+        sid = session["id"]
+        try:
+            place = await _where(session)
+            if place is None:
+                watch.next_at = time.monotonic() + scm.interval
+                return
+            branch, cwd = place
+            observations = await self.fetch(scm, branch, cwd)
+        except (FetchError, GhOutputError, InvalidObservation) as exc:
+            watch.failures += 1
+            delay = retry_delay(scm.interval, watch.failures)
+            watch.next_at = time.monotonic() + delay
+            log.warning("gh fetch failed; nothing recorded", extra={"session": sid, "error": str(exc),
+                                                                   "failures": watch.failures, "retry_in_s": delay})
+            return
+        watch.failures = 0
+        watch.next_at = time.monotonic() + scm.interval
+        digest = orjson.dumps(observations, option=orjson.OPT_SORT_KEYS)
+        if not observations or digest == watch.last_written:
+            return
+        stuck_after = config.lifecycle.stuck_after
+        try:
+            await self.db.write(lambda conn: record_observations(
+                conn, sid, observations, now=now_iso(), stuck_after=stuck_after))
+        except UnknownSession:
+            return
+        watch.last_written = digest
+
+    async def fetch(self, scm: ScmConfig, branch: str, cwd: str) -> list[dict[str, Any]]:
+        raw = prs_from_list(await self._gh(
+            scm, ["pr", "list", "--head", branch, "--state", "all", "--limit", PR_LIMIT, "--json", PR_FIELDS], cwd))
+        for pr in raw:
+            if pr["state"] == "open" and pr["review_decision"] == "changes_requested" and isinstance(pr["number"], int):
+                threads = await self._gh(scm, [
+                    "api", "graphql", "-F", "owner={owner}", "-F", "repo={repo}", "-F", f"number={pr['number']}",
+                    "-f", f"query={REVIEW_THREADS_QUERY}",
+                ], cwd)
+                pr["comments"] = pr["comments"] + thread_comments(threads)
+            else:
+                # Comments matter while changes are requested; otherwise they are not fetched,
+                # and what is stored stays as it was.
+                pr["comments"] = None
+        return [parse_observation(pr) for pr in raw]
+
+
+async def _where(session: dict[str, Any]) -> tuple[str, str] | None:
+    """(branch, directory to run gh in), or None when the session has neither."""
+    workspace = session.get("workspace_path")
+    if not workspace or not await asyncio.to_thread(os.path.isdir, workspace):
+        return None
+    branch = session.get("branch")
+    if not branch:
+        try:
+            # symbolic-ref also names a branch with no commit yet; it fails on a detached HEAD,
+            # which has no PR of its own.
+            out = await run_program(["git", "-C", workspace, "symbolic-ref", "--quiet", "--short", "HEAD"],
+                                    timeout=GIT_TIMEOUT)
+        except ProgramError:
+            return None  # not a git checkout, detached, or git missing: nothing to watch
+        branch = out.decode("utf-8", "replace").strip()
+        if not branch:
+            return None
+    return branch, workspace

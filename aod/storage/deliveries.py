@@ -1,0 +1,73 @@
+"""SQL of the `deliveries` table: the notifier outbox of escalations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apsw
+
+from aod.storage.rows import dicts
+
+# What a notifier sends: the escalation and enough of its session to act on it.
+_DUE = (
+    "SELECT d.id, d.escalation_id, d.notifier, d.attempts, e.session_id, e.reaction, e.priority, e.message,"
+    " e.created_at, e.acked_at, s.status AS session_status, s.title AS session_title,"
+    " s.project_id AS session_project_id, s.branch AS session_branch, s.workspace_path AS session_workspace_path"
+    " FROM deliveries d JOIN escalations e ON e.id = d.escalation_id LEFT JOIN sessions s ON s.id = e.session_id"
+)
+
+
+def add(conn: apsw.Connection, escalation_id: int, notifier: str, now: str) -> None:
+    conn.execute(
+        "INSERT INTO deliveries (escalation_id, notifier, next_attempt_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (escalation_id, notifier) DO NOTHING",
+        (escalation_id, notifier, now),
+    )
+
+
+def due(conn: apsw.Connection, now: str, limit: int = 50) -> list[dict[str, Any]]:
+    return dicts(conn.execute(
+        f"{_DUE} WHERE d.status = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.id LIMIT ?",
+        (now, limit),
+    ))
+
+
+def next_due_at(conn: apsw.Connection) -> str | None:
+    return conn.execute("SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'").fetchone()[0]
+
+
+def mark_sent(conn: apsw.Connection, delivery_id: int, now: str) -> None:
+    conn.execute(
+        "UPDATE deliveries SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL,"
+        " next_attempt_at = NULL WHERE id = ? AND status = 'pending'",
+        (now, delivery_id),
+    )
+
+
+def retry_later(conn: apsw.Connection, delivery_id: int, next_at: str, error: str) -> None:
+    conn.execute(
+        "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
+        " WHERE id = ? AND status = 'pending'",
+        (next_at, error[:2000], delivery_id),
+    )
+
+
+def fail(conn: apsw.Connection, delivery_id: int, error: str, *, attempted: bool = True) -> None:
+    conn.execute(
+        "UPDATE deliveries SET status = 'failed', attempts = attempts + ?, last_error = ?, next_attempt_at = NULL"
+        " WHERE id = ? AND status = 'pending'",
+        (int(attempted), error[:2000], delivery_id),
+    )
+
+
+def cancel_pending(conn: apsw.Connection, escalation_id: int, reason: str) -> int:
+    conn.execute(
+        "UPDATE deliveries SET status = 'failed', last_error = ?, next_attempt_at = NULL"
+        " WHERE escalation_id = ? AND status = 'pending'",
+        (reason, escalation_id),
+    )
+    return conn.changes()
+
+
+def for_escalation(conn: apsw.Connection, escalation_id: int) -> list[dict[str, Any]]:
+    return dicts(conn.execute("SELECT * FROM deliveries WHERE escalation_id = ? ORDER BY id", (escalation_id,)))

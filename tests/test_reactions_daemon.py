@@ -1,0 +1,90 @@
+"""CI reactions end to end: the `gh` stand-in reports checks, aod types nudges into a real tmux
+pane, and pages the human through a real local webhook when nudging stops helping."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import gh_standin
+from tests.helpers.agent_world import FAST, World, wait_for, world_fixture
+from tests.helpers.webhook import Receiver
+
+PR_URL = "https://github.com/acme/widget/pull/7"
+
+
+@pytest.fixture
+def world(short_dir: Path, aod_env: dict[str, str]) -> Iterator[World]:
+    yield from world_fixture(short_dir, aod_env)
+
+
+def failing(sha: str, *names: str) -> list[dict[str, object]]:
+    checks = [gh_standin.check_run(n, "FAILURE", f"https://ci.example/{sha}/{n}") for n in names]
+    return [gh_standin.pr(7, sha, [*checks, gh_standin.check_run("lint", "SUCCESS")])]
+
+
+def test_ci_failure_nudges_once_per_commit_then_the_brake_pages_and_green_clears(world: World) -> None:
+    receiver = Receiver(fail_first=0).start()
+    try:
+        _run_ci_story(world, receiver)
+    finally:
+        receiver.stop()
+
+
+def _run_ci_story(world: World, receiver: Receiver) -> None:
+    world.start_pane()
+    # retries is high so that only the CI brake (three red runs of `unit`) can page.
+    d = world.daemon(FAST + f"""
+[reactions.ci-failed]
+retries = 10
+[notifiers.hook]
+type = "webhook"
+url = "{receiver.url}"
+[routing]
+urgent = ["hook"]
+""")
+    sid = world.adopt_session(d)
+    gh_standin.record(world.gh_state, failing("aaa111", "unit"))
+
+    # The first red commit: one nudge, with the failing check's name and URL, in the pane.
+    wait_for(lambda: world.pane_text().count("https://ci.example/aaa111/unit") == 1, message="first nudge")
+    session = d.get(f"/v1/sessions/{sid}").body
+    assert session["status"] == "ci_failed"
+    pane = world.pane_text()
+    assert "CI is failing on your pull request" in pane and "- unit: https://ci.example/aaa111/unit" in pane
+    assert "lint" not in pane  # a passing check is not the agent's business
+
+    # The same failure, observed again and again: no second nudge.
+    polls = len(gh_standin.calls(world.gh_state))
+    wait_for(lambda: len(gh_standin.calls(world.gh_state)) >= polls + 5, message="five more polls")
+    assert world.pane_text().count("https://ci.example/aaa111/unit") == 1
+    tracker = d.get(f"/v1/sessions/{sid}").body["trackers"][0]
+    assert (tracker["reaction"], tracker["attempts"], tracker["resolved_at"]) == ("ci-failed", 1, None)
+
+    # A new failing commit: a new nudge.
+    gh_standin.record(world.gh_state, failing("bbb222", "unit"))
+    wait_for(lambda: "https://ci.example/bbb222/unit" in world.pane_text(), message="second nudge")
+
+    # The third red run of `unit` in a row: the brake pages the human instead of nudging.
+    gh_standin.record(world.gh_state, failing("ccc333", "unit"))
+    wait_for(lambda: d.get(f"/v1/sessions/{sid}").body["escalations"], message="escalation")
+    escalation = d.get(f"/v1/sessions/{sid}").body["escalations"][0]
+    assert escalation["reaction"] == "ci-failed" and escalation["priority"] == "urgent"
+    assert "unit failed on the last 3 runs" in escalation["message"]
+    assert "https://ci.example/ccc333/unit" in escalation["message"]
+    wait_for(lambda: receiver.accepted, message="page delivered")
+    page = receiver.accepted[0]
+    assert page["escalation"]["id"] == escalation["id"] and page["session"]["id"] == sid
+    assert "https://ci.example/ccc333/unit" not in world.pane_text()
+
+    # Green: the tracker resolves, the status leaves ci_failed.
+    gh_standin.record(world.gh_state, [gh_standin.pr(7, "ddd444", [gh_standin.check_run("unit", "SUCCESS")])])
+    wait_for(lambda: d.get(f"/v1/sessions/{sid}").body["trackers"][0]["resolved_at"], message="tracker resolved")
+    body = d.get(f"/v1/sessions/{sid}").body
+    assert body["status"] == "review_pending"
+    assert world.pane_text().count("CI is failing on your pull request") == 2
+    assert len(receiver.accepted) == 1
+    nudges = body["trackers"][0]["nudges"]
+    assert [n["status"] for n in nudges] == ["sent", "sent"]
