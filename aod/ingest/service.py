@@ -23,6 +23,8 @@ from aod.ingest.normalize import EventColumns, StoredPayload, content_key, event
 from aod.ingest.projects import ProjectLocation
 from aod.ingest.recent_keys import RecentKeys
 from aod.lifecycle.activity import ActivityState, apply_event
+from aod.lifecycle.liveness import Runtime, runtime_after_event
+from aod.lifecycle.resume import PAIR_WINDOW, is_fresh_start, is_resume_start
 from aod.lifecycle.status import SessionFacts, derive_status
 from aod.storage import dead_letters, events, projects, prs, sessions
 from aod.timefmt import iso_from_seconds, seconds_from_iso
@@ -125,6 +127,12 @@ class _Batch:
         # tool_use_id so a Pre and a Post of the same batch can pair without the database.
         self.rows: list[list[Any]] = []
         self.tool_rows: dict[tuple[str, str], list[int]] = {}
+        # --resume's double start within this batch (the database answers for earlier ones):
+        # sessions just created by a fresh start, and sessions just resumed, by agent and runtime.
+        self.fresh_starts: dict[tuple[str, object], str] = {}
+        self.resumed: dict[tuple[str, object], str] = {}
+        self.past_start: set[str] = set()  # sessions that had an event other than a fresh start
+        self.created: set[str] = set()
 
     def prefetch(self, items: list[Prepared]) -> None:
         """Which uids the database already has (one query for the batch); a fresh dedup window."""
@@ -181,6 +189,7 @@ class _Batch:
         if cols.tool_use_id is not None:
             self.tool_rows.setdefault((session_id, cols.tool_use_id), []).append(len(self.rows) - 1)
         self._apply(session_id, env, cols)
+        self._note_start(session_id, env, cols)
         return ItemResult(item.index, "accepted")
 
     def flush_events(self) -> None:
@@ -201,14 +210,68 @@ class _Batch:
         session_id = env.session or alias
         if session_id is None and cols.agent_session_id is None:
             raise InvalidItem("no session: the payload has no session_id and the envelope no session")
+        # --resume fires a fresh start for a throwaway id next to the resume start (lifecycle/resume.py).
+        resumed = None
+        if alias is None and is_fresh_start(cols.kind, env.payload):
+            resumed = self._recently_resumed(env)
+            session_id = session_id or resumed
+        elif env.session is None and is_resume_start(cols.kind, env.payload):
+            phantom = self._phantom_start(env, exclude=alias)
+            if phantom is not None and alias is None:
+                session_id = phantom  # the conversation predates aod: the session already made is its home
+            elif phantom is not None and alias is not None:
+                self._absorb(phantom, alias)
         if session_id is None or (session_id not in self.sessions and not sessions.exists(conn, session_id)):
             session_id = self._create_session(session_id, env, cols, project)
         if cols.agent_session_id is not None and alias != session_id:
             sessions.add_alias(conn, env.agent, cols.agent_session_id, session_id, self.now)
             self.aliases[(env.agent, cols.agent_session_id)] = session_id
-            # The newest agent id is the one the agent answers to now (after /clear, --resume).
-            self._state(session_id).changes["agent_session_id"] = cols.agent_session_id
+            # The newest agent id is the one the agent answers to now (after /clear, --resume),
+            # except the throwaway id of a --resume, which the agent never answers to.
+            if resumed != session_id:
+                self._state(session_id).changes["agent_session_id"] = cols.agent_session_id
         return session_id
+
+    def _note_start(self, session_id: str, env: Envelope, cols: EventColumns) -> None:
+        key = _runtime_key(env)
+        if is_fresh_start(cols.kind, env.payload):
+            if key is not None and session_id in self.created and session_id not in self.past_start:
+                self.fresh_starts.setdefault(key, session_id)
+            return
+        self.past_start.add(session_id)
+        if key is not None and is_resume_start(cols.kind, env.payload):
+            self.resumed[key] = session_id
+
+    def _recently_resumed(self, env: Envelope) -> str | None:
+        """The session a resume start from the same agent process went to just now, if any."""
+        key = _runtime_key(env)
+        if key is None:
+            return None
+        if key in self.resumed:
+            return self.resumed[key]
+        since = iso_from_seconds(self.now_seconds - PAIR_WINDOW)
+        return sessions.recently_resumed(self.conn, env.agent, pid=env.pid, pane=env.tmux_pane, since=since)
+
+    def _phantom_start(self, env: Envelope, *, exclude: str | None) -> str | None:
+        """A session made just now by a fresh start from the same agent process, with nothing else in it."""
+        key = _runtime_key(env)
+        if key is None:
+            return None
+        found = self.fresh_starts.get(key)
+        if found is not None and found != exclude and found not in self.past_start:
+            return found
+        since = iso_from_seconds(self.now_seconds - PAIR_WINDOW)
+        found = sessions.phantom_start(self.conn, env.agent, pid=env.pid, pane=env.tmux_pane, since=since)
+        return None if found == exclude or found in self.past_start else found
+
+    def _absorb(self, phantom: str, into: str) -> None:
+        """Fold the throwaway session of a --resume into the session it resumed."""
+        self.flush_events()  # the phantom's start may still wait in self.rows
+        ended = derive_status(SessionFacts("exited", "exited"), now=self.now_seconds, stuck_after=self.settings.stuck_after)
+        sessions.absorb(self.conn, phantom, into, now=self.now, ended_status=ended)
+        self.sessions.pop(phantom, None)
+        self.aliases = {k: (into if v == phantom else v) for k, v in self.aliases.items()}
+        self.fresh_starts = {k: v for k, v in self.fresh_starts.items() if v != phantom}
 
     def _create_session(self, wanted_id: str | None, env: Envelope, cols: EventColumns, project: ProjectLocation) -> str:
         conn = self.conn
@@ -221,6 +284,7 @@ class _Batch:
             "agent_session_id": cols.agent_session_id, "workspace_path": cols.cwd,
             "created_at": self.now, "updated_at": self.now,
         })
+        self.created.add(session_id)
         return session_id
 
     def _paired_duration(self, session_id: str, cols: EventColumns, env: Envelope) -> int | None:
@@ -257,24 +321,37 @@ class _Batch:
     def _apply(self, session_id: str, env: Envelope, cols: EventColumns) -> None:
         state = self._state(session_id)
         state.activity = apply_event(state.activity, cols.kind, env.payload, env.occurred_at)
-        if state.last_event_at is None or env.occurred_at > state.last_event_at:
+        newest = state.last_event_at is None or env.occurred_at >= state.last_event_at
+        if newest:
             state.last_event_at = env.occurred_at
+            self._follow_runtime(state, env)
         row, changes = state.row, state.changes
         if row["workspace_path"] is None and cols.cwd and "workspace_path" not in changes:
             changes["workspace_path"] = cols.cwd
         prompt = env.payload.get("prompt")
         if row["title"] is None and "title" not in changes and cols.kind == "UserPromptSubmit" and isinstance(prompt, str) and prompt.strip():
             changes["title"] = " ".join(prompt.split())[:120]
-        if row["runtime"] is None and "runtime" not in changes:
-            if env.tmux_pane:
-                changes.update({"runtime": "tmux", "runtime_handle": env.tmux_pane, "pid": env.pid})
-            elif env.pid:
-                changes.update({"runtime": "process", "runtime_handle": str(env.pid), "pid": env.pid})
+
+    @staticmethod
+    def _follow_runtime(state: _SessionState, env: Envelope) -> None:
+        """The newest event names where the agent runs now (a --resume may have moved it)."""
+        def now(name: str) -> Any:
+            return state.changes.get(name, state.row[name])
+
+        current = Runtime(now("runtime"), now("runtime_handle"), now("pid"))
+        new = runtime_after_event(current, tmux_pane=env.tmux_pane, pid=env.pid)
+        if new == current:
+            return
+        state.changes.update({"runtime": new.kind, "runtime_handle": new.handle, "pid": new.pid})
+        if (new.kind, new.handle) != (current.kind, current.handle):
+            state.changes["is_alive"] = None  # a new handle is unproven until the reaper probes it
 
     def flush_sessions(self) -> None:
         """One UPDATE per touched session, with the status derived from the final facts."""
         for session_id, state in self.sessions.items():
             a = state.activity
+            if state.row["termination_reason"] is not None and a.termination_reason is None:
+                state.changes.setdefault("is_alive", None)  # came back: the old verdict no longer holds
             facts = SessionFacts(
                 activity=a.activity,
                 termination_reason=a.termination_reason,
@@ -288,6 +365,15 @@ class _Batch:
                 "last_event_at": state.last_event_at, "updated_at": self.now,
                 "status": derive_status(facts, now=self.now_seconds, stuck_after=self.settings.stuck_after),
             })
+
+
+def _runtime_key(env: Envelope) -> tuple[str, object] | None:
+    """Who sent an event: the agent process (its pid), else its tmux pane."""
+    if env.pid is not None:
+        return (env.agent, env.pid)
+    if env.tmux_pane:
+        return (env.agent, env.tmux_pane)
+    return None
 
 
 def _ms_between(start: str, end: str) -> int:

@@ -1,7 +1,9 @@
 """Hook event -> session activity (DESIGN.md §4), as pure functions.
 
 Events are applied in the order the client stamped them (`occurred_at`), not the order they
-arrived: an event older than the one that set the current activity changes nothing.
+arrived: an event older than the one that set the current activity changes nothing. Events
+stamped at the same instant are ordered by what they say (see `_tie_key`), so the same set of
+events gives the same state whatever order they arrive in.
 """
 
 from __future__ import annotations
@@ -16,6 +18,15 @@ ACTIVE_KINDS = frozenset({"UserPromptSubmit", "PreToolUse", "PostToolUse", "Post
 NEEDS_INPUT_NOTIFICATIONS = frozenset({"permission_prompt", "elicitation_dialog", "agent_needs_input"})
 # SessionEnd with these reasons hands the conversation over to a new agent session id.
 HANDOVER_END_REASONS = frozenset({"clear", "resume"})
+# A compaction (automatic ones happen in the middle of a turn) starts no new conversation: the
+# agent goes on with what it was doing, so it must not read as idle.
+SILENT_START_SOURCES = frozenset({"compact"})
+# Ended by a person or by the PR: no hook can bring these back.
+FINAL_REASONS = frozenset({TerminationReason.KILLED, TerminationReason.MERGED})
+
+# Ties at one instant: the state that asks more of the human wins (an exit over a question over
+# work over rest), so no arrival order can hide it.
+_RANK = {Activity.IDLE: 0, Activity.ACTIVE: 1, Activity.WAITING_INPUT: 2, Activity.EXITED: 3}
 
 
 @dataclass(frozen=True)
@@ -37,7 +48,7 @@ class Transition:
 def transition_for(kind: str, payload: Mapping[str, Any]) -> Transition | None:
     """What an event of `kind` does to the activity; None when it says nothing about it."""
     if kind == "SessionStart":
-        return Transition(Activity.IDLE)
+        return None if payload.get("source") in SILENT_START_SOURCES else Transition(Activity.IDLE)
     if kind in ACTIVE_KINDS:
         return Transition(Activity.ACTIVE)
     if kind == "PermissionRequest":
@@ -62,22 +73,35 @@ def transition_for(kind: str, payload: Mapping[str, Any]) -> Transition | None:
 def apply_event(state: ActivityState, kind: str, payload: Mapping[str, Any], occurred_at: str) -> ActivityState:
     """The state after an event stamped `occurred_at` (RFC 3339 fixed-width, so it sorts)."""
     change = transition_for(kind, payload)
-    if change is None:
+    if change is None or state.termination_reason in FINAL_REASONS:
         return state
-    if state.activity_at is not None and occurred_at < state.activity_at:
+    if state.termination_reason == TerminationReason.RUNTIME_LOST and (
+        state.ended_at is None or occurred_at <= state.ended_at
+    ):
+        # The reaper found the runtime gone; only an event stamped after that proves it wrong.
         return state
-    if state.termination_reason not in (None, TerminationReason.EXITED):
-        return state  # killed, lost or merged sessions stay ended whatever their hooks say
+    if state.activity_at is not None:
+        if occurred_at < state.activity_at:
+            return state
+        if occurred_at == state.activity_at and _tie_key(change.activity, change.error) <= _tie_key(
+            state.activity, state.error
+        ):
+            return state
     if change.ends:
         return replace(
             state,
             activity=change.activity,
             activity_at=occurred_at,
+            error=None,
             termination_reason=TerminationReason.EXITED,
             ended_at=occurred_at,
         )
-    # A newer event after an exit means the agent came back (e.g. --resume on an aod session).
+    # A newer event after an exit (or a lost runtime) means the agent came back (e.g. --resume).
     return ActivityState(activity=change.activity, activity_at=occurred_at, error=change.error)
+
+
+def _tie_key(activity: str, error: str | None) -> tuple[int, str]:
+    return _RANK[Activity(activity)], error or ""
 
 
 _FINISHED_TASK_STATES = frozenset({"completed", "failed", "killed", "cancelled", "stopped", "exited", "done"})

@@ -108,3 +108,8 @@ def listing(
 
 def count(conn: apsw.Connection) -> int:
     return conn.execute("SELECT count(*) FROM events").fetchone()[0]
+
+
+def move_to_session(conn: apsw.Connection, from_session: str, to_session: str) -> None:
+    """Re-file a session's events under another one (the throwaway start of a --resume)."""
+    conn.execute("UPDATE events SET session_id = ? WHERE session_id = ?", (to_session, from_session))

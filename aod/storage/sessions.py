@@ -7,8 +7,8 @@ from typing import Any
 
 import apsw
 
-from aod.storage import keyset
-from aod.storage.rows import one
+from aod.storage import events, keyset
+from aod.storage.rows import dicts, one
 
 COLUMNS = (
     "id", "project_id", "agent", "agent_session_id", "status", "activity", "activity_at", "error",
@@ -91,3 +91,75 @@ def counts_by_status(conn: apsw.Connection) -> dict[str, int]:
 
 def count(conn: apsw.Connection) -> int:
     return conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
+
+
+# --- lifecycle: the reaper, and --resume's throwaway start ---------------------------------------
+
+_SAME_RUNTIME = "(CASE WHEN ?1 IS NOT NULL THEN s.pid = ?1 ELSE s.runtime = 'tmux' AND s.runtime_handle = ?2 END)"
+
+
+def recently_resumed(conn: apsw.Connection, agent: str, *, pid: int | None, pane: str | None, since: str) -> str | None:
+    """The session that a resume start from this agent process (pid, else pane) landed on since `since`."""
+    row = conn.execute(
+        f"SELECT s.id FROM sessions s WHERE s.agent = ?3 AND {_SAME_RUNTIME}"
+        " AND EXISTS (SELECT 1 FROM events e WHERE e.session_id = s.id AND e.kind = 'SessionStart'"
+        "   AND e.received_at >= ?4 AND json_extract(e.payload, '$.source') = 'resume')"
+        " ORDER BY s.updated_at DESC LIMIT 1",
+        (pid, pane, agent, since),
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def phantom_start(conn: apsw.Connection, agent: str, *, pid: int | None, pane: str | None, since: str) -> str | None:
+    """A session created since `since` by this agent process whose only events are fresh starts,
+    and that nothing else refers to yet: what the throwaway half of a --resume leaves behind."""
+    row = conn.execute(
+        f"SELECT s.id FROM sessions s WHERE s.agent = ?3 AND s.created_at >= ?4 AND s.termination_reason IS NULL"
+        f" AND {_SAME_RUNTIME}"
+        " AND EXISTS (SELECT 1 FROM events e WHERE e.session_id = s.id)"
+        " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.session_id = s.id"
+        "   AND NOT (e.kind = 'SessionStart' AND json_extract(e.payload, '$.source') = 'startup'))"
+        " AND NOT EXISTS (SELECT 1 FROM prs p WHERE p.session_id = s.id)"
+        " AND NOT EXISTS (SELECT 1 FROM reaction_trackers t WHERE t.session_id = s.id)"
+        " AND NOT EXISTS (SELECT 1 FROM escalations x WHERE x.session_id = s.id)"
+        " ORDER BY s.created_at DESC LIMIT 1",
+        (pid, pane, agent, since),
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def absorb(conn: apsw.Connection, phantom_id: str, into_id: str, *, now: str, ended_status: str) -> bool:
+    """Move a throwaway session's events and agent ids to `into_id`, then delete it.
+
+    It is first marked ended, so a client that saw it appear on the stream sees it end (the
+    change log records inserts and updates only). If something still refers to it, it stays,
+    ended; the answer says whether it is gone.
+    """
+    events.move_to_session(conn, phantom_id, into_id)
+    conn.execute("UPDATE session_aliases SET session_id = ? WHERE session_id = ?", (into_id, phantom_id))
+    update(conn, phantom_id, {
+        "activity": "exited", "termination_reason": "exited", "ended_at": now, "updated_at": now,
+        "status": ended_status,
+    })
+    try:
+        with conn:
+            conn.execute("DELETE FROM sessions WHERE id = ?", (phantom_id,))
+    except apsw.ConstraintError:
+        return False
+    return True
+
+
+def probe_targets(conn: apsw.Connection) -> list[dict[str, Any]]:
+    """Sessions the reaper probes: not terminated, with a runtime handle."""
+    return dicts(conn.execute(
+        "SELECT id, runtime, runtime_handle, is_alive, last_event_at, created_at FROM sessions"
+        " WHERE termination_reason IS NULL AND runtime_handle IS NOT NULL"
+    ))
+
+
+def silent_working(conn: apsw.Connection, before: str) -> list[dict[str, Any]]:
+    """Working sessions whose newest event is older than `before`: time alone may make them stuck."""
+    return dicts(conn.execute(
+        "SELECT * FROM sessions WHERE status = 'working' AND termination_reason IS NULL AND last_event_at < ?",
+        (before,),
+    ))

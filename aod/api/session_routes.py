@@ -1,0 +1,197 @@
+"""Controlling sessions: spawn (`POST /v1/sessions`), send, kill (DESIGN §5)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from aod.api.context import AppContext, context
+from aod.api.errors import ApiError, json_response
+from aod.ingest.envelope import InvalidItem, parse_envelope
+from aod.ingest.projects import ProjectLocation, locate
+from aod.lifecycle import manager
+from aod.lifecycle.status import Activity, TerminationReason
+from aod.runtime import spawn as spawning
+from aod.runtime.kill import KillError, end_runtime
+from aod.runtime.send import RuntimeSendError, send_to_session
+from aod.storage import projects, sessions
+from aod.timefmt import now_iso
+
+routes = web.RouteTableDef()
+DEFAULT_AGENT = "claude-code"
+MAX_MESSAGE_CHARS = 1 << 20
+MAX_NAME_CHARS = 120
+
+
+async def _object_body(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as 'Content-Type: application/json'")
+    raw = await request.read()
+    try:
+        body = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "expected a JSON object")
+    return body
+
+
+def _bad(field: str, expected: str, value: object) -> ApiError:
+    return ApiError(400, "invalid_parameter", f"{field}: expected {expected}, got {value!r:.80}")
+
+
+async def _session(ctx: AppContext, session_id: str) -> dict[str, Any]:
+    found = await ctx.db.read(lambda c: sessions.get(c, session_id))
+    if found is None:
+        raise ApiError(404, "not_found", f"no session {session_id!r}")
+    return found
+
+
+# --- spawn --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpawnRequest:
+    project: Path
+    command: tuple[str, ...]
+    agent: str
+    worktree: bool
+    name: str | None
+
+
+def _spawn_request(body: dict[str, Any]) -> SpawnRequest:
+    known = {"project", "command", "agent", "worktree", "name"}
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise ApiError(400, "invalid_parameter", f"unknown field {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    project = body.get("project")
+    if not isinstance(project, str) or not project.startswith("/"):
+        raise _bad("project", "an absolute path", project)
+    command = body.get("command")
+    if not isinstance(command, list) or not command or not all(isinstance(a, str) and a for a in command):
+        raise _bad("command", "a non-empty array of non-empty strings", command)
+    agent = body.get("agent") or DEFAULT_AGENT
+    try:  # the same rule as an envelope's agent name, so hooks from the spawned agent match it
+        parse_envelope({"agent": agent, "payload": {}}, received_at=now_iso())
+    except InvalidItem:
+        raise _bad("agent", "a name of letters, digits, '.', '_', ':' or '-'", agent) from None
+    worktree = body.get("worktree", False)
+    if not isinstance(worktree, bool):
+        raise _bad("worktree", "true or false", worktree)
+    name = body.get("name")
+    if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_CHARS):
+        raise _bad("name", f"a non-empty string of at most {MAX_NAME_CHARS} characters", name)
+    return SpawnRequest(Path(project), tuple(command), agent, worktree, name.strip() if name else None)
+
+
+def _reserve_id(conn: Any, location: ProjectLocation, now: str) -> tuple[str, str]:
+    """A fresh `{project}-{n}`, the same numbering adopted sessions get."""
+    project_id = projects.ensure(conn, location.path, location.name, location.origin_url, now)
+    while True:
+        session_id = f"{project_id}-{projects.take_session_number(conn, project_id)}"
+        if not sessions.exists(conn, session_id):
+            return project_id, session_id
+
+
+@routes.post("/v1/sessions")
+async def spawn_session(request: web.Request) -> web.Response:
+    ctx = context(request)
+    spec = _spawn_request(await _object_body(request))
+    if not await asyncio.to_thread(spec.project.is_dir):
+        raise _bad("project", "an existing directory", str(spec.project))
+    if await asyncio.to_thread(shutil.which, "tmux") is None:
+        raise ApiError(502, "runtime_failed", "tmux is not installed (not found on the daemon's PATH)")
+    location = await asyncio.to_thread(locate, str(spec.project))
+    if spec.worktree and not await asyncio.to_thread((Path(location.path) / ".git").exists):
+        raise ApiError(400, "invalid_parameter", f"project: {spec.project} is not in a git repository (needed for worktree)")
+    now = now_iso()
+    project_id, session_id = await ctx.db.write(lambda c: _reserve_id(c, location, now))
+
+    workspace, branch = spec.project, None
+    if spec.worktree:
+        branch = spawning.branch_name(session_id, spec.name)
+        workspace = ctx.config.data_dir / "worktrees" / session_id
+        try:
+            await spawning.add_worktree(Path(location.path), workspace, branch)
+        except spawning.SpawnError as exc:
+            raise ApiError(409, "worktree_failed", str(exc)) from None
+
+    stuck_after = ctx.config.lifecycle.stuck_after
+    fields = {
+        "id": session_id, "project_id": project_id, "agent": spec.agent, "runtime": "tmux",
+        "workspace_path": str(workspace), "branch": branch, "title": spec.name,
+    }
+    # The row exists before the agent does: its first hook must find the session it names.
+    await ctx.db.write(lambda c: manager.create_session(c, fields, now=now_iso(), stuck_after=stuck_after))
+    env = {
+        "AOD_SESSION_ID": session_id,
+        "AOD_DATA_DIR": str(ctx.config.data_dir),
+        "AOD_SOCKET": str(ctx.config.socket_path),
+    }
+    try:
+        pane = await spawning.start_in_tmux(
+            spawning.tmux_session_name(session_id), cwd=workspace, command=spec.command, env=env
+        )
+    except (spawning.SpawnError, spawning.tmux.TmuxError) as exc:
+        failed = {"activity": Activity.EXITED.value, "termination_reason": TerminationReason.EXITED.value,
+                  "ended_at": now_iso(), "error": f"spawn failed: {exc}", "is_alive": 0}
+        await ctx.db.write(lambda c: manager.write_facts(c, session_id, failed, now=now_iso(), stuck_after=stuck_after))
+        raise ApiError(502, "runtime_failed", str(exc)) from None
+    started = {"runtime_handle": pane.pane_id, "pid": pane.pane_pid, "is_alive": 1}
+    session = await ctx.db.write(lambda c: manager.write_facts(c, session_id, started, now=now_iso(), stuck_after=stuck_after))
+    return json_response({**(session or {}), "tmux_session": pane.tmux_session}, 201)
+
+
+# --- send ---------------------------------------------------------------------------------------
+
+
+@routes.post("/v1/sessions/{id}/send")
+async def send_message(request: web.Request) -> web.Response:
+    ctx = context(request)
+    body = await _object_body(request)
+    message, force = body.get("message"), body.get("force", False)
+    if not isinstance(message, str) or not message or len(message) > MAX_MESSAGE_CHARS:
+        raise _bad("message", f"a non-empty string of at most {MAX_MESSAGE_CHARS} characters", message)
+    if not isinstance(force, bool):
+        raise _bad("force", "true or false", force)
+    session = await _session(ctx, request.match_info["id"])
+    sid = session["id"]
+    if session["termination_reason"] is not None:
+        raise ApiError(409, "session_ended", f"session {sid} has ended ({session['status']}); nothing to type into")
+    if session["activity"] == Activity.WAITING_INPUT and not force:
+        raise ApiError(409, "waiting_input", f"session {sid} is waiting for input (a permission or question "
+                       "prompt is open); typing now would answer it. Send with force to type anyway")
+    if session["runtime"] != "tmux" or not session["runtime_handle"]:
+        raise ApiError(409, "no_runtime", f"session {sid} does not run in a tmux pane aod knows of")
+    try:
+        await send_to_session(session, message)
+    except RuntimeSendError as exc:
+        raise ApiError(502, "runtime_failed", str(exc)) from None
+    return json_response({"sent": True, "session_id": sid, "chars": len(message)})
+
+
+# --- kill ---------------------------------------------------------------------------------------
+
+
+@routes.post("/v1/sessions/{id}/kill")
+async def kill_session(request: web.Request) -> web.Response:
+    ctx = context(request)
+    session = await _session(ctx, request.match_info["id"])
+    sid, reason = session["id"], session["termination_reason"]
+    if reason == TerminationReason.KILLED:
+        return json_response({**session, "runtime_ended": False})
+    if reason is not None:
+        raise ApiError(409, "session_ended", f"session {sid} has already ended ({session['status']})")
+    try:
+        ended = await end_runtime(session)
+    except KillError as exc:
+        raise ApiError(502, "runtime_failed", f"could not end the runtime of {sid}: {exc}") from None
+    stuck_after = ctx.config.lifecycle.stuck_after
+    killed = await ctx.db.write(lambda c: manager.mark_killed(c, sid, now=now_iso(), stuck_after=stuck_after))
+    return json_response({**(killed or session), "runtime_ended": ended})

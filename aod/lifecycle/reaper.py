@@ -1,0 +1,100 @@
+"""The reaper: every `reaper.interval` it probes each live session's runtime and writes what that
+means, and re-derives the statuses that time alone changes (working -> stuck).
+
+Probes run off the event loop (tmux as an asyncio subprocess, /proc in a thread) with a timeout;
+their results are written in one transaction per tick, re-checked against the row there, so an
+event or a kill that lands while a probe runs always wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import apsw
+
+from aod.lifecycle import manager
+from aod.lifecycle.liveness import Probe, judge
+from aod.runtime.probes import Observation, Target, probe_all
+from aod.storage import sessions
+from aod.storage.database import Database
+from aod.timefmt import iso_from_seconds, now_iso, seconds_from_iso
+
+log = logging.getLogger("aod.reaper")
+
+
+@dataclass(frozen=True)
+class ReaperSettings:
+    interval: float
+    grace: float
+    probe_timeout: float
+    stuck_after: float
+
+
+@dataclass
+class TickReport:
+    probed: dict[str, Probe] = field(default_factory=dict)
+    ended: list[str] = field(default_factory=list)
+    restatused: list[str] = field(default_factory=list)
+
+
+class Reaper:
+    def __init__(self, db: Database, settings: ReaperSettings) -> None:
+        self.db = db
+        self.settings = settings
+        self.ticks = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick every interval until `stop` is set; a failing tick is logged, never fatal."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.interval)
+            if stop.is_set():
+                return
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("reaper tick failed")
+
+    async def tick(self) -> TickReport:
+        rows = await self.db.read(sessions.probe_targets)
+        targets = [
+            Target(r["id"], r["runtime"], r["runtime_handle"],
+                   seconds_from_iso(r["last_event_at"]) if r["last_event_at"] else None)
+            for r in rows
+        ]
+        observations = await probe_all(targets, timeout=self.settings.probe_timeout)
+        report = TickReport(probed={o.session_id: o.probe for o in observations})
+        for o in observations:
+            if o.probe is Probe.FAILED:
+                log.warning("probe failed", extra={"session": o.session_id, "error": o.detail})
+        now = time.time()
+        before = iso_from_seconds(now - self.settings.stuck_after)
+        silent = await self.db.read(lambda c: sessions.silent_working(c, before))
+        by_id = {r["id"]: r for r in rows}
+        worth_writing = [o for o in observations if self._changes_something(o, by_id[o.session_id], now)]
+        if worth_writing or silent:
+            report.ended, report.restatused = await self.db.write(lambda c: self._write(c, worth_writing))
+        for session_id in report.ended:
+            log.info("session runtime lost", extra={"session": session_id})
+        self.ticks += 1
+        return report
+
+    def _changes_something(self, obs: Observation, row: dict[str, Any], now: float) -> bool:
+        """Whether a write could change anything: most ticks find every session as it was."""
+        seen = row["last_event_at"] or row["created_at"]
+        verdict = judge(obs.probe, last_sign_of_life=seconds_from_iso(seen) if seen else None,
+                        now=now, grace=self.settings.grace)
+        is_alive = None if verdict.is_alive is None else int(verdict.is_alive)
+        recordable = obs.start_token is not None and "@" not in obs.handle
+        return verdict.terminate or row["is_alive"] != is_alive or recordable
+
+    def _write(self, conn: apsw.Connection, observations: list[Observation]) -> tuple[list[str], list[str]]:
+        now = now_iso()
+        s = self.settings
+        ended = manager.apply_observations(conn, observations, now=now, grace=s.grace, stuck_after=s.stuck_after)
+        return ended, manager.restatus_silent(conn, now=now, stuck_after=s.stuck_after)

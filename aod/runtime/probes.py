@@ -1,0 +1,107 @@
+"""Probing runtimes: one `tmux list-panes` for every tmux session, one process-table read for
+every process session, both off the event loop and bounded by a timeout.
+
+Only looking happens here; what a result means is `aod.lifecycle.liveness`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from aod.lifecycle.liveness import Probe
+from aod.runtime import process, tmux
+
+# tmux's words when no server listens on its socket: then no pane of it exists any more. Any
+# other failure to connect (permissions, a hung server) says nothing about the panes.
+_NO_SERVER = "no server running on"
+
+
+@dataclass(frozen=True)
+class Pane:
+    dead: bool  # the program in it exited and remain-on-exit keeps the pane
+    pid: int | None
+
+
+@dataclass(frozen=True)
+class Target:
+    session_id: str
+    runtime: str | None
+    handle: str
+    last_event_at: float | None  # epoch seconds
+
+
+@dataclass(frozen=True)
+class Observation:
+    session_id: str
+    handle: str
+    probe: Probe
+    start_token: str | None = None  # a process's start, to record with its handle
+    detail: str | None = None  # why a probe failed
+
+
+async def list_panes(*, timeout: float) -> dict[str, Pane] | None:
+    """Every pane of the tmux server, by pane id; None when no server is running."""
+    result = await tmux.run("list-panes", "-a", "-F", "#{pane_id} #{pane_dead} #{pane_pid}", timeout=timeout)
+    if result.returncode != 0:
+        if _NO_SERVER in result.stderr:
+            return None
+        raise tmux.TmuxFailed(("list-panes",), result.returncode, result.stderr)
+    panes = {}
+    for line in result.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            panes[parts[0]] = Pane(parts[1] == "1", int(parts[2]) if parts[2].isdigit() else None)
+    return panes
+
+
+def judge_pane(panes: Mapping[str, Pane] | None, pane_id: str) -> Probe:
+    pane = None if panes is None else panes.get(pane_id)
+    return Probe.DEAD if pane is None or pane.dead else Probe.ALIVE
+
+
+async def probe_all(targets: Sequence[Target], *, timeout: float) -> list[Observation]:
+    tmux_targets = [t for t in targets if t.runtime == "tmux"]
+    process_targets = [t for t in targets if t.runtime == "process"]
+    others = [
+        Observation(t.session_id, t.handle, Probe.UNKNOWN, detail=f"no probe for runtime {t.runtime!r}")
+        for t in targets if t.runtime not in ("tmux", "process")
+    ]
+    tmux_seen, process_seen = await asyncio.gather(
+        _probe_tmux(tmux_targets, timeout), _probe_processes(process_targets, timeout)
+    )
+    return [*tmux_seen, *process_seen, *others]
+
+
+async def _probe_tmux(targets: Sequence[Target], timeout: float) -> list[Observation]:
+    if not targets:
+        return []
+    try:
+        panes = await list_panes(timeout=timeout)
+    except tmux.TmuxError as exc:
+        return [Observation(t.session_id, t.handle, Probe.FAILED, detail=str(exc)) for t in targets]
+    return [Observation(t.session_id, t.handle, judge_pane(panes, t.handle)) for t in targets]
+
+
+async def _probe_processes(targets: Sequence[Target], timeout: float) -> list[Observation]:
+    parsed: list[tuple[Target, int, str | None]] = []
+    seen: list[Observation] = []
+    for t in targets:
+        try:
+            pid, token = process.parse_handle(t.handle)
+        except ValueError:
+            seen.append(Observation(t.session_id, t.handle, Probe.UNKNOWN, detail=f"not a process handle: {t.handle!r}"))
+            continue
+        parsed.append((t, pid, token))
+    if not parsed:
+        return seen
+    try:
+        starts = await process.read_starts([pid for _, pid, _ in parsed], timeout=timeout)
+    except process.ProbeFailed as exc:
+        return [*seen, *(Observation(t.session_id, t.handle, Probe.FAILED, detail=str(exc)) for t, _, _ in parsed)]
+    for t, pid, token in parsed:
+        observed = starts.get(pid)
+        probe = process.judge_process(observed, token, owner_seen_at=t.last_event_at)
+        seen.append(Observation(t.session_id, t.handle, probe, observed.token if observed and probe is Probe.ALIVE else None))
+    return seen
