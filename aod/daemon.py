@@ -22,6 +22,7 @@ from aod.config_reload import ConfigHolder
 from aod.ingest.ingestor import Ingestor
 from aod.ingest.service import IngestSettings
 from aod.ingest.spool import SpoolIngester
+from aod.lifecycle.reaper import Reaper, ReaperSettings
 from aod.notify.worker import DeliveryWorker
 from aod.reactions.engine import ReactionEngine
 from aod.reactions.nudger import Nudger
@@ -80,7 +81,11 @@ async def _serve(config: Config) -> int:
 
         spool = SpoolIngester(ctx.spool_dir, ingestor)
         drained = await spool.drain()
+        reaper = Reaper(storage.db, ReaperSettings(config.reaper.interval, config.reaper.grace,
+                                                   config.reaper.probe_timeout, config.lifecycle.stuck_after))
+        await _reconcile(reaper)
         ctx.ready = True
+        reaping = asyncio.create_task(reaper.run(stop), name="reaper")
         watcher = asyncio.create_task(spool.watch(stop), name="spool-watch")
         reactions = _start_reactions(ctx, storage.db)
         log.info("aod is serving", extra={"version": __version__, "pid": os.getpid(), "socket": str(config.socket_path),
@@ -90,6 +95,7 @@ async def _serve(config: Config) -> int:
         log.info("stopping")
         ctx.ready = False
         await _cancel(watcher)
+        await _cancel(reaping)
         for task in reactions:
             task.cancel()
         await asyncio.gather(*reactions, return_exceptions=True)
@@ -117,6 +123,16 @@ def _start_reactions(ctx: AppContext, db: Database) -> list[asyncio.Task[None]]:
     jobs = {"config-watch": holder.watch(), "scm-observer": ScmObserver(db, holder).run(),
             "reactions": engine.run(), "nudger": nudger.run(), "deliveries": deliveries.run()}
     return [asyncio.create_task(job, name=name) for name, job in jobs.items()]
+
+
+async def _reconcile(reaper: Reaper) -> None:
+    """Probe every live session before trusting what the file says about it (it may be from before a crash)."""
+    try:
+        report = await reaper.tick()
+    except Exception:
+        log.exception("start-up reconcile failed; the reaper retries every interval")
+        return
+    log.info("reconciled sessions", extra={"probed": len(report.probed), "lost": report.ended})
 
 
 async def _listen_unix(runner: web.AppRunner, path: Path) -> None:

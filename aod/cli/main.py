@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from aod.cli import ack, hooks, queries
+from aod.cli import ack, control, hooks, queries
 
 EXIT_USAGE = 2
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("serve", parents=[common], help="run the daemon in the foreground")
     queries.add_parsers(commands, [common])
+    control.add_parsers(commands, [common])
     hooks.add_parser(commands, [common])
     ack.add_parser(commands, [common])
     commands.add_parser("hook", parents=[common], help="forward a hook payload on stdin to aod (always exits 0)")
@@ -69,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(config_from_args(args))
     if args.command in queries.COMMANDS:
         return queries.run(args)
+    if args.command in control.COMMANDS:
+        return control.run(args)
     if args.command == "hooks":
         return hooks.run(args)
     if args.command == "ack":
