@@ -3,6 +3,7 @@ pane, and pages the human through a real local webhook when nudging stops helpin
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,8 +12,6 @@ import pytest
 from tests.helpers import gh_standin
 from tests.helpers.agent_world import FAST, World, wait_for, world_fixture
 from tests.helpers.webhook import Receiver
-
-PR_URL = "https://github.com/acme/widget/pull/7"
 
 
 @pytest.fixture
@@ -88,3 +87,33 @@ urgent = ["hook"]
     assert len(receiver.accepted) == 1
     nudges = body["trackers"][0]["nudges"]
     assert [n["status"] for n in nudges] == ["sent", "sent"]
+
+
+def test_changes_requested_nudges_with_the_review_comments_once_per_comment_set(world: World) -> None:
+    world.start_pane()
+
+    def threads(*comments: tuple[str, str]) -> None:
+        nodes = [{"isResolved": False, "path": "app.py", "line": 12,
+                  "comments": {"nodes": [{"id": cid, "author": {"login": "amy"}, "body": body, "path": "app.py",
+                                          "line": 12}]}} for cid, body in comments]
+        doc = {"data": {"repository": {"pullRequest": {"reviewThreads": {"nodes": nodes}}}}}
+        tmp = world.gh_state / "threads.tmp"
+        tmp.write_text(json.dumps(doc))
+        tmp.replace(world.gh_state / "review-threads.json")
+
+    threads(("C1", "Handle the empty list"))
+    gh_standin.record(world.gh_state, [gh_standin.pr(7, "aaa111", [], review="CHANGES_REQUESTED")])
+    d = world.daemon()
+    sid = world.adopt_session(d)
+    wait_for(lambda: "Handle the empty list" in world.pane_text(), message="nudge with the comment")
+    assert "- amy on app.py:12: Handle the empty list" in world.pane_text()
+    assert d.get(f"/v1/sessions/{sid}").body["status"] == "changes_requested"
+
+    polls = len(gh_standin.calls(world.gh_state))
+    wait_for(lambda: len(gh_standin.calls(world.gh_state)) >= polls + 6, message="more polls")
+    assert world.pane_text().count("A reviewer requested changes") == 1
+
+    threads(("C1", "Handle the empty list"), ("C2", "And add a test for it"))
+    wait_for(lambda: "And add a test for it" in world.pane_text(), message="nudge for the new comment set")
+    assert world.pane_text().count("A reviewer requested changes") == 2
+    d.stop()

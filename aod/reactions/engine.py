@@ -29,7 +29,7 @@ from aod.reactions.conditions import BRAKE_RUNS, SessionView, conditions, stuck_
 from aod.reactions.rules import Decision, Tracker, decide, due_at
 from aod.storage import deliveries, escalations, nudges, prs, sessions, trackers
 from aod.storage.database import Database
-from aod.timefmt import iso_from_seconds, seconds_from_iso
+from aod.timefmt import iso_from_ns, iso_from_seconds, seconds_from_iso
 
 log = logging.getLogger("aod.reactions")
 
@@ -74,7 +74,8 @@ def _tracker(row: dict[str, Any] | None) -> Tracker | None:
 
 def _row(tracker: Tracker) -> dict[str, Any]:
     def iso(value: float | None) -> str | None:
-        return None if value is None else iso_from_seconds(value)
+        # Whole microseconds, as stored: a float round trip must not move first_at by 1 µs.
+        return None if value is None else iso_from_ns(round(value * 1_000_000) * 1000)
 
     return {"attempts": tracker.attempts, "first_at": iso(tracker.first_at), "last_at": iso(tracker.last_at),
             "last_signature": tracker.last_signature, "escalated_at": iso(tracker.escalated_at),
@@ -109,11 +110,15 @@ def evaluate(conn: apsw.Connection, config: Config, now: float, session_ids: Seq
         for key, condition in conditions(view, now, stuck_after).items():
             reaction = config.reactions[key]
             tracker = _tracker(tracker_rows.get((sid, key)))
-            undeliverable = None
-            if (condition is not None and tracker is not None and tracker.resolved_at is None
-                    and tracker.escalated_at is None and tracker.last_signature == condition.signature):
-                undeliverable = nudges.failure(conn, sid, key, condition.signature)
-            decision = decide(condition, tracker, reaction, now, undeliverable=undeliverable)
+            undeliverable, nudged_before = None, False
+            if condition is not None and (tracker is None or tracker.escalated_at is None
+                                          or tracker.resolved_at is not None):
+                if tracker is not None and tracker.last_signature == condition.signature:
+                    undeliverable = nudges.failure(conn, sid, key, condition.signature)
+                else:
+                    nudged_before = nudges.exists(conn, sid, key, condition.signature)
+            decision = decide(condition, tracker, reaction, now, undeliverable=undeliverable,
+                              nudged_before=nudged_before)
             if decision is not None:
                 result.decisions.append((sid, key, decision))
             result.due(due_at(decision.tracker if decision else tracker, reaction))

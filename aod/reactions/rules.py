@@ -62,11 +62,13 @@ def decide(
     now: float,
     *,
     undeliverable: str | None = None,
+    nudged_before: bool = False,
 ) -> Decision | None:
     """The next step, or None when nothing changes.
 
     `undeliverable` is the error of the nudge sent for the tracker's last signature, when that
-    nudge could not reach the agent.
+    nudge could not reach the agent. `nudged_before` says the condition's signature already had
+    its nudge (it came back: a force-push to an old commit, a comment set seen before).
     """
     is_open = tracker is not None and tracker.resolved_at is None
     if condition is None or not config.enabled:
@@ -94,6 +96,8 @@ def decide(
         return unchanged
     if condition.brake:
         return _escalate(current, condition, config, now, condition.brake)
+    if nudged_before:
+        return Decision(replace(current, last_signature=condition.signature))
     if current.attempts >= config.retries:
         reason = "no nudge configured (retries = 0)" if config.retries == 0 else (
             f"still unresolved after {current.attempts} nudge{'s' if current.attempts != 1 else ''}")

@@ -69,3 +69,9 @@ def failure(conn: apsw.Connection, session_id: str, reaction: str, signature: st
         (session_id, reaction, signature),
     ).fetchone()
     return None if row is None else (row[0] or "failed")
+
+
+def exists(conn: apsw.Connection, session_id: str, reaction: str, signature: str) -> bool:
+    return conn.execute(
+        "SELECT 1 FROM nudges WHERE session_id = ? AND reaction = ? AND signature = ?", (session_id, reaction, signature)
+    ).fetchone() is not None

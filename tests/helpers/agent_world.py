@@ -7,6 +7,7 @@ in the pane's history, where `tmux capture-pane` reads it back.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -92,10 +93,8 @@ class World:
             if d.proc is not None and d.proc.poll() is None:
                 d.kill()
         if self.pane:
-            try:
+            with contextlib.suppress(subprocess.CalledProcessError):
                 self.tmux("kill-server")
-            except subprocess.CalledProcessError:
-                pass
 
 
 def world_fixture(short_dir: Path, aod_env: dict[str, str]) -> Iterator[World]:
