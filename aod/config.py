@@ -330,6 +330,7 @@ class RetentionConfig:
     events_days: float = _setting(30.0, _positive_number)
     change_log_days: float = _setting(7.0, _positive_number)
     batch_size: int = _setting(500, _integer(1, 100_000))
+    interval: float = _setting(3600.0, _duration(positive=True))  # how often the janitor prunes
 
 
 @dataclass(frozen=True)

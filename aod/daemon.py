@@ -17,12 +17,15 @@ from aod import __version__, logs
 from aod.api.app import build_app
 from aod.api.context import AppContext
 from aod.api.security import ensure_token
+from aod.cdc.broadcaster import Broadcaster
+from aod.cdc.poller import Poller
 from aod.config import Config
 from aod.config_reload import ConfigHolder
 from aod.ingest.ingestor import Ingestor
 from aod.ingest.service import IngestSettings
 from aod.ingest.spool import SpoolIngester
 from aod.lifecycle.reaper import Reaper, ReaperSettings
+from aod.maintenance.janitor import Janitor
 from aod.notify.worker import DeliveryWorker
 from aod.reactions.engine import ReactionEngine
 from aod.reactions.nudger import Nudger
@@ -72,6 +75,7 @@ async def _serve(config: Config) -> int:
         )
         ctx = AppContext(config=config, db=storage.db, ingestor=ingestor, token=token,
                          spool_dir=config.data_dir / "spool")
+        stream_jobs = await _start_stream(ctx, storage.db)
         runner = web.AppRunner(build_app(ctx), handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
                                access_log=logging.getLogger("aiohttp.access"))
         await runner.setup()
@@ -94,6 +98,8 @@ async def _serve(config: Config) -> int:
         await stop.wait()
         log.info("stopping")
         ctx.ready = False
+        # Streams first: aiohttp's cleanup waits for running handlers, and a stream never ends alone.
+        await _stop_stream(ctx, stream_jobs)
         await _cancel(watcher)
         await _cancel(reaping)
         for task in reactions:
@@ -123,6 +129,25 @@ def _start_reactions(ctx: AppContext, db: Database) -> list[asyncio.Task[None]]:
     jobs = {"config-watch": holder.watch(), "scm-observer": ScmObserver(db, holder).run(),
             "reactions": engine.run(), "nudger": nudger.run(), "deliveries": deliveries.run()}
     return [asyncio.create_task(job, name=name) for name, job in jobs.items()]
+
+
+async def _start_stream(ctx: AppContext, db: Database) -> list[asyncio.Task[None]]:
+    """The live stream (poller -> broadcaster -> GET /v1/stream) and the retention janitor."""
+    broadcaster = Broadcaster(ctx.config.stream.queue_size, ctx.config.stream.ping_interval)
+    poller = Poller(db, broadcaster)
+    await poller.start()
+    broadcaster.start()
+    ctx.broadcaster = broadcaster
+    jobs = {"cdc-poller": poller.run(), "retention": Janitor(db, ctx.config.retention).run()}
+    return [asyncio.create_task(job, name=name) for name, job in jobs.items()]
+
+
+async def _stop_stream(ctx: AppContext, jobs: list[asyncio.Task[None]]) -> None:
+    if ctx.broadcaster is not None:
+        await ctx.broadcaster.close()
+    for task in jobs:
+        task.cancel()
+    await asyncio.gather(*jobs, return_exceptions=True)
 
 
 async def _reconcile(reaper: Reaper) -> None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from aod.api import escalation_routes, ingest_routes, query_routes, scm_routes, session_routes
+from aod.api import (
+    escalation_routes,
+    ingest_routes,
+    query_routes,
+    retention_routes,
+    scm_routes,
+    session_routes,
+    stream_routes,
+)
 from aod.api.context import CONTEXT, AppContext
 from aod.api.errors import json_errors
 from aod.api.security import guard
@@ -20,6 +28,8 @@ def build_app(ctx: AppContext) -> web.Application:
     app.add_routes(ingest_routes.routes)
     app.add_routes(query_routes.routes)
     app.add_routes(session_routes.routes)
+    app.add_routes(stream_routes.routes)
+    app.add_routes(retention_routes.routes)
     app.add_routes(scm_routes.routes)
     app.add_routes(escalation_routes.routes)
     return app

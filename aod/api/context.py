@@ -8,6 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from aod.cdc.broadcaster import Broadcaster
 from aod.config import Config
 from aod.ingest.ingestor import Ingestor
 from aod.storage.database import Database
@@ -24,6 +25,7 @@ class AppContext:
     ready: bool = False
     tcp_address: str | None = None
     config_errors: list[str] = field(default_factory=list)
+    broadcaster: Broadcaster | None = None  # the live stream's fan-out (issue 4)
 
 
 CONTEXT = web.AppKey("aod_context", AppContext)

@@ -40,3 +40,13 @@ def after(conn: apsw.Connection, seq: int, limit: int = 1000) -> list[Change]:
 def _change(row: tuple[Any, ...]) -> Change:
     seq, at, entity, op, entity_id, session_id, project_id, data = row
     return Change(seq, at, entity, op, entity_id, session_id, project_id, orjson.loads(data))
+
+
+Row = tuple[int, str, str, str, str, str | None, str | None, str]
+
+
+def rows_after(conn: apsw.Connection, seq: int, limit: int) -> list[Row]:
+    """Like `after`, with `data` left as the JSON text the trigger wrote (the stream embeds it)."""
+    return conn.execute(
+        f"SELECT {_COLUMNS} FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+    ).fetchall()

@@ -10,11 +10,12 @@ import http.client
 import json
 import socket
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-__all__ = ["DaemonClient", "DaemonError", "DaemonUnavailable"]
+__all__ = ["DaemonClient", "DaemonError", "DaemonUnavailable", "EventStreamParser", "ServerEvent"]
 
 # The daemon refuses requests whose Host is not a loopback name (DNS rebinding guard), so the
 # Unix-socket client names one even though no TCP is involved.
@@ -169,3 +170,48 @@ class DaemonClient:
         else:
             reason = str(exc) or type(exc).__name__
         return DaemonUnavailable(self.socket_path, reason)
+
+
+@dataclass(frozen=True)
+class ServerEvent:
+    event: str
+    data: str
+    id: str | None  # the stream's last event id once this event was dispatched
+
+
+class EventStreamParser:
+    """The server-sent events line format (WHATWG HTML, "Interpreting an event stream").
+
+    An id counts only once its event is complete (the blank line): a connection that drops in
+    the middle of a frame must resume from the previous id, or that frame would be lost.
+    """
+
+    def __init__(self, last_id: str | None = None) -> None:
+        self.last_id = last_id
+        self.retry_ms: int | None = None
+        self._id = last_id
+        self._event = ""
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> ServerEvent | None:
+        if line == "":
+            self.last_id = self._id
+            if not self._data:
+                self._event = ""
+                return None
+            event = ServerEvent(self._event or "message", "\n".join(self._data), self.last_id)
+            self._event, self._data = "", []
+            return event
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        elif name == "id" and "\0" not in value:
+            self._id = value
+        elif name == "retry" and value.isascii() and value.isdigit():
+            self.retry_ms = int(value)
+        return None

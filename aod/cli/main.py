@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser("migrate", parents=[common], help="apply pending schema migrations")
     check = db_commands.add_parser("check", parents=[common], help="verify the database file")
     check.add_argument("--json", action="store_true", help="machine-readable output")
+    prune = db_commands.add_parser("prune", parents=[common], help="delete events and changes older than retention")
+    prune.add_argument("--dry-run", action="store_true", help="only report what would be deleted")
+    prune.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 

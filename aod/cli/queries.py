@@ -23,6 +23,8 @@ EXIT_DAEMON_ERROR = 1
 EXIT_UNAVAILABLE = 3
 EXIT_NOT_FOUND = 4
 DEFAULT_LIMIT = 50
+# Reconnect backoff for --follow: doubling up to the server's `retry:` advice (2 s).
+FOLLOW_FIRST_DELAY = 0.1
 # A dead-end for `--all`: a daemon bug that hands back the same cursor must not loop forever.
 MAX_PAGES = 10_000
 
@@ -64,7 +66,9 @@ def add_parsers(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> 
     events.add_argument("--tool", help="only this tool name (e.g. Bash)")
     events.add_argument("--limit", type=_positive_int, default=DEFAULT_LIMIT,
                         help=f"at most N events (default {DEFAULT_LIMIT})")
-    events.add_argument("--json", action="store_true", help="print the API JSON")
+    events.add_argument("--json", action="store_true", help="print the API JSON (with --follow: one change per line)")
+    events.add_argument("--follow", "-f", action="store_true",
+                        help="print every change as it happens (until Ctrl-C); survives daemon restarts")
 
     # Dispatch on our own key, so run() does not depend on the `dest` main.py gives its subparsers.
     for name, parser in (("status", status), ("sessions", sessions), ("show", show), ("events", events)):
@@ -86,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         if command == "show":
             return _show(client, args)
         if command == "events":
-            return _events(client, args)
+            return _follow(client, args) if args.follow else _events(client, args)
     except DaemonUnavailable:
         print(f"aod: no daemon is answering on {socket_path} (start it with `aod serve`)", file=sys.stderr)
         return EXIT_UNAVAILABLE
@@ -149,6 +153,94 @@ def _events(client: DaemonClient, args: argparse.Namespace) -> int:
     body, _ = _list(client, "/v1/events", params, every_page=False)
     _emit(_dump(body) if args.json else render.events_table(body.get("items") or [], width=_table_width()))
     return EXIT_OK
+
+
+def _follow(client: DaemonClient, args: argparse.Namespace) -> int:
+    """Follow GET /v1/stream; after a drop, reconnect with the last id, so nothing is missed or repeated."""
+    import time
+
+    from aod.cli.client import DaemonUnavailable
+
+    follower = _Follower(args)
+    delay = FOLLOW_FIRST_DELAY
+    try:
+        while True:
+            try:
+                lines = client.stream("/v1/stream", follower.params(), follower.headers())
+            except DaemonUnavailable:
+                if not follower.connected_once:
+                    raise  # nothing is running: say so (exit 3) instead of waiting silently
+                time.sleep(delay)
+                delay = min(delay * 2, follower.max_delay())
+                continue
+            if follower.connected_once:
+                print("aod: reconnected", file=sys.stderr)
+            follower.connected_once = True
+            delay = FOLLOW_FIRST_DELAY
+            follower.consume(lines)
+            print("aod: the stream ended (daemon stopped?); reconnecting", file=sys.stderr)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+class _Follower:
+    """What survives reconnects: the last id, and the server's advice on how long to wait."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.last_id: str | None = None
+        self.retry_ms: int | None = None
+        self.connected_once = False
+
+    def params(self) -> dict[str, Any]:
+        # Kind and tool filter hook events; other entities have neither.
+        only_events = self.args.kind or self.args.tool
+        return {"session": self.args.session, "entities": "event" if only_events else None}
+
+    def headers(self) -> dict[str, str]:
+        return {"Last-Event-ID": self.last_id} if self.last_id else {}
+
+    def max_delay(self) -> float:
+        return (self.retry_ms or 2000) / 1000
+
+    def consume(self, lines: Any) -> None:
+        import http.client
+        import json
+
+        from aod.cli import render
+        from aod.cli.client import EventStreamParser
+
+        parser = EventStreamParser(self.last_id)
+        try:
+            for line in lines:
+                event = parser.feed(line)
+                self.retry_ms = parser.retry_ms or self.retry_ms
+                if event is None:
+                    continue
+                self.last_id = event.id
+                try:
+                    body = json.loads(event.data)
+                except ValueError:
+                    continue
+                if event.event == "reset":
+                    print(f"aod: the stream restarted at {body.get('head')} (missed changes were pruned "
+                          "or the database was replaced)", file=sys.stderr)
+                    if self.args.json:
+                        _emit(json.dumps({"reset": body}))
+                    continue
+                if not self._wanted(body):
+                    continue
+                _emit(json.dumps(body) if self.args.json else render.change_line(body))
+        except (OSError, http.client.HTTPException):
+            pass  # the connection dropped; the caller reconnects from self.last_id
+        finally:
+            lines.close()
+
+    def _wanted(self, change: dict[str, Any]) -> bool:
+        data = change.get("data") or {}
+        if self.args.kind and data.get("kind") != self.args.kind:
+            return False
+        return not (self.args.tool and data.get("tool_name") != self.args.tool)
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 __all__ = [
     "STATUS_ORDER",
     "Col",
+    "change_line",
     "clock_time",
     "events_table",
     "format_bytes",
@@ -488,3 +489,41 @@ def session_detail(
         rows = table(events, _event_columns(at, tz, with_session=False), room)
         blocks.append("\n".join(["recent events", *(f"  {line}" for line in rows.splitlines())]))
     return "\n\n".join(blocks)
+
+
+# --- the live stream (aod events --follow) ----------------------------------------------------
+
+
+def _change_summary(entity: str, op: str, d: Row) -> str:
+    if entity == "event":
+        bits = [_clean(d.get("kind"))]
+        if d.get("tool_name"):
+            bits.append(_clean(d["tool_name"]))
+        if d.get("duration_ms") is not None:
+            bits.append(format_duration_ms(d["duration_ms"]))
+        if d.get("ok") == 0:
+            bits.append("failed")
+        return " ".join(bits)
+    if entity == "session":
+        if op == "insert":
+            return f"new session ({_clean(d.get('agent'))})"
+        summary = f"{_clean(d.get('status'))} (activity {_clean(d.get('activity'))})"
+        return summary + (f", ended: {_clean(d['termination_reason'])}" if d.get("termination_reason") else "")
+    if entity == "pr":
+        number = f"#{d['number']}" if d.get("number") is not None else "#?"
+        return f"PR {number} {_clean(d.get('state'))}, ci {_clean(d.get('ci_state'))}, review {_clean(d.get('review_decision'))}"
+    if entity == "check":
+        return f"check {_clean(d.get('name'))}: {_clean(d.get('status'))}"
+    if entity == "escalation":
+        acked = ", acked" if d.get("acked_at") else ""
+        return f"escalation #{_clean(d.get('id'))} {_clean(d.get('priority'))}{acked}: {_clean(d.get('message'))}"
+    return f"{_clean(entity)} {_clean(op)}"
+
+
+def change_line(change: Mapping[str, Any], now: datetime | None = None, tz: tzinfo | None = None) -> str:
+    """One stream change as one line: time, session, what changed."""
+    entity = str(change.get("entity") or "?")
+    data = change.get("data")
+    summary = _change_summary(entity, str(change.get("op") or ""), data if isinstance(data, Mapping) else {})
+    when = clock_time(change.get("at"), _now(now), tz)
+    return f"{when}  {_clean(change.get('session_id'))}  {entity:<10}  {summary}"

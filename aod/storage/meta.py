@@ -19,3 +19,13 @@ def db_epoch(conn: apsw.Connection) -> str:
 
 def retention_floor(conn: apsw.Connection) -> int:
     return int(get(conn, "retention_floor") or 0)
+
+
+def raise_retention_floor(conn: apsw.Connection, seq: int) -> None:
+    """Move the floor up to `seq`; never down (a cursor once refused must stay refused)."""
+    conn.execute(
+        "UPDATE meta SET value = CAST(max(CAST(value AS INTEGER), ?) AS TEXT) WHERE key = 'retention_floor'",
+        (seq,),
+    )
+    if conn.changes() == 0:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('retention_floor', ?)", (str(seq),))

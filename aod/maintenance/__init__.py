@@ -1,0 +1,1 @@
+"""Housekeeping the daemon runs on its own schedule (retention)."""
