@@ -127,10 +127,10 @@ class _Batch:
         # tool_use_id so a Pre and a Post of the same batch can pair without the database.
         self.rows: list[list[Any]] = []
         self.tool_rows: dict[tuple[str, str], list[int]] = {}
-        # --resume's double start within this batch (the database answers for earlier ones):
-        # sessions just created by a fresh start, and sessions just resumed, by agent and runtime.
+        # Who sent what within this batch (the database answers for earlier ones): the session
+        # each agent process worked on last, and sessions just created by a fresh start.
         self.fresh_starts: dict[tuple[str, object], str] = {}
-        self.resumed: dict[tuple[str, object], str] = {}
+        self.by_process: dict[tuple[str, int], str] = {}
         self.past_start: set[str] = set()  # sessions that had an event other than a fresh start
         self.created: set[str] = set()
 
@@ -210,16 +210,15 @@ class _Batch:
         session_id = env.session or alias
         if session_id is None and cols.agent_session_id is None:
             raise InvalidItem("no session: the payload has no session_id and the envelope no session")
-        # --resume fires a fresh start for a throwaway id next to the resume start (lifecycle/resume.py).
-        resumed = None
-        if alias is None and is_fresh_start(cols.kind, env.payload):
-            resumed = self._recently_resumed(env)
-            session_id = session_id or resumed
-        elif env.session is None and is_resume_start(cols.kind, env.payload):
+        # One agent process works on one conversation at a time: a new agent id from a process
+        # that already has a live session is that session going on (/clear, --resume; see
+        # lifecycle/resume.py), not a new one.
+        owner = self._process_session(env) if alias is None and cols.agent_session_id is not None else None
+        if env.session is None and owner is not None:
+            session_id = owner
+        elif env.session is None and alias is not None and is_resume_start(cols.kind, env.payload):
             phantom = self._phantom_start(env, exclude=alias)
-            if phantom is not None and alias is None:
-                session_id = phantom  # the conversation predates aod: the session already made is its home
-            elif phantom is not None and alias is not None:
+            if phantom is not None:
                 self._absorb(phantom, alias)
         if session_id is None or (session_id not in self.sessions and not sessions.exists(conn, session_id)):
             session_id = self._create_session(session_id, env, cols, project)
@@ -227,30 +226,36 @@ class _Batch:
             sessions.add_alias(conn, env.agent, cols.agent_session_id, session_id, self.now)
             self.aliases[(env.agent, cols.agent_session_id)] = session_id
             # The newest agent id is the one the agent answers to now (after /clear, --resume),
-            # except the throwaway id of a --resume, which the agent never answers to.
-            if resumed != session_id:
-                self._state(session_id).changes["agent_session_id"] = cols.agent_session_id
+            # except --resume's throwaway id: a process starts up once, so a second fresh start
+            # from a process whose session already has a conversation is that throwaway.
+            state = self._state(session_id)
+            throwaway = (
+                owner == session_id
+                and is_fresh_start(cols.kind, env.payload)
+                and state.changes.get("agent_session_id", state.row["agent_session_id"]) is not None
+            )
+            if not throwaway:
+                state.changes["agent_session_id"] = cols.agent_session_id
         return session_id
 
     def _note_start(self, session_id: str, env: Envelope, cols: EventColumns) -> None:
-        key = _runtime_key(env)
+        if env.pid is not None:
+            self.by_process[(env.agent, env.pid)] = session_id
         if is_fresh_start(cols.kind, env.payload):
+            key = _runtime_key(env)
             if key is not None and session_id in self.created and session_id not in self.past_start:
                 self.fresh_starts.setdefault(key, session_id)
             return
         self.past_start.add(session_id)
-        if key is not None and is_resume_start(cols.kind, env.payload):
-            self.resumed[key] = session_id
 
-    def _recently_resumed(self, env: Envelope) -> str | None:
-        """The session a resume start from the same agent process went to just now, if any."""
-        key = _runtime_key(env)
-        if key is None:
+    def _process_session(self, env: Envelope) -> str | None:
+        """The live session the agent process that sent `env` works on, if any."""
+        if env.pid is None:
             return None
-        if key in self.resumed:
-            return self.resumed[key]
-        since = iso_from_seconds(self.now_seconds - PAIR_WINDOW)
-        return sessions.recently_resumed(self.conn, env.agent, pid=env.pid, pane=env.tmux_pane, since=since)
+        found = self.by_process.get((env.agent, env.pid))
+        if found is not None:
+            return found
+        return sessions.live_for_process(self.conn, env.agent, env.pid, pane=env.tmux_pane)
 
     def _phantom_start(self, env: Envelope, *, exclude: str | None) -> str | None:
         """A session made just now by a fresh start from the same agent process, with nothing else in it."""

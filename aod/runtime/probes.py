@@ -62,16 +62,18 @@ def judge_pane(panes: Mapping[str, Pane] | None, pane_id: str) -> Probe:
 
 
 async def probe_all(targets: Sequence[Target], *, timeout: float) -> list[Observation]:
+    """One observation per target, in the targets' order."""
     tmux_targets = [t for t in targets if t.runtime == "tmux"]
     process_targets = [t for t in targets if t.runtime == "process"]
-    others = [
-        Observation(t.session_id, t.handle, Probe.UNKNOWN, detail=f"no probe for runtime {t.runtime!r}")
-        for t in targets if t.runtime not in ("tmux", "process")
-    ]
     tmux_seen, process_seen = await asyncio.gather(
         _probe_tmux(tmux_targets, timeout), _probe_processes(process_targets, timeout)
     )
-    return [*tmux_seen, *process_seen, *others]
+    seen = {id(t): o for t, o in (*zip(tmux_targets, tmux_seen, strict=True),
+                                  *zip(process_targets, process_seen, strict=True))}
+    return [
+        seen.get(id(t)) or Observation(t.session_id, t.handle, Probe.UNKNOWN, detail=f"no probe for runtime {t.runtime!r}")
+        for t in targets
+    ]
 
 
 async def _probe_tmux(targets: Sequence[Target], timeout: float) -> list[Observation]:
@@ -85,23 +87,27 @@ async def _probe_tmux(targets: Sequence[Target], timeout: float) -> list[Observa
 
 
 async def _probe_processes(targets: Sequence[Target], timeout: float) -> list[Observation]:
-    parsed: list[tuple[Target, int, str | None]] = []
-    seen: list[Observation] = []
+    handles: list[tuple[int, str | None] | None] = []
     for t in targets:
         try:
-            pid, token = process.parse_handle(t.handle)
+            handles.append(process.parse_handle(t.handle))
         except ValueError:
+            handles.append(None)
+    pids = [h[0] for h in handles if h is not None]
+    try:
+        starts = await process.read_starts(pids, timeout=timeout) if pids else {}
+    except process.ProbeFailed as exc:
+        return [
+            Observation(t.session_id, t.handle, Probe.FAILED if h else Probe.UNKNOWN, detail=str(exc))
+            for t, h in zip(targets, handles, strict=True)
+        ]
+    seen = []
+    for t, h in zip(targets, handles, strict=True):
+        if h is None:
             seen.append(Observation(t.session_id, t.handle, Probe.UNKNOWN, detail=f"not a process handle: {t.handle!r}"))
             continue
-        parsed.append((t, pid, token))
-    if not parsed:
-        return seen
-    try:
-        starts = await process.read_starts([pid for _, pid, _ in parsed], timeout=timeout)
-    except process.ProbeFailed as exc:
-        return [*seen, *(Observation(t.session_id, t.handle, Probe.FAILED, detail=str(exc)) for t, _, _ in parsed)]
-    for t, pid, token in parsed:
-        observed = starts.get(pid)
-        probe = process.judge_process(observed, token, owner_seen_at=t.last_event_at)
-        seen.append(Observation(t.session_id, t.handle, probe, observed.token if observed and probe is Probe.ALIVE else None))
+        observed = starts.get(h[0])
+        probe = process.judge_process(observed, h[1], owner_seen_at=t.last_event_at)
+        token = observed.token if observed is not None and probe is Probe.ALIVE else None
+        seen.append(Observation(t.session_id, t.handle, probe, token))
     return seen

@@ -98,14 +98,16 @@ def count(conn: apsw.Connection) -> int:
 _SAME_RUNTIME = "(CASE WHEN ?1 IS NOT NULL THEN s.pid = ?1 ELSE s.runtime = 'tmux' AND s.runtime_handle = ?2 END)"
 
 
-def recently_resumed(conn: apsw.Connection, agent: str, *, pid: int | None, pane: str | None, since: str) -> str | None:
-    """The session that a resume start from this agent process (pid, else pane) landed on since `since`."""
+def live_for_process(conn: apsw.Connection, agent: str, pid: int, *, pane: str | None) -> str | None:
+    """The live session whose agent runs as `pid` (in `pane`, when the event names one).
+
+    A session that ran in another tmux pane is another process that once had this pid.
+    """
     row = conn.execute(
-        f"SELECT s.id FROM sessions s WHERE s.agent = ?3 AND {_SAME_RUNTIME}"
-        " AND EXISTS (SELECT 1 FROM events e WHERE e.session_id = s.id AND e.kind = 'SessionStart'"
-        "   AND e.received_at >= ?4 AND json_extract(e.payload, '$.source') = 'resume')"
-        " ORDER BY s.updated_at DESC LIMIT 1",
-        (pid, pane, agent, since),
+        "SELECT id FROM sessions WHERE agent = ? AND pid = ? AND termination_reason IS NULL"
+        " AND (?3 IS NULL OR runtime IS NOT 'tmux' OR runtime_handle IS NULL OR runtime_handle = ?3)"
+        " ORDER BY updated_at DESC, id DESC LIMIT 1",
+        (agent, pid, pane),
     ).fetchone()
     return None if row is None else row[0]
 
