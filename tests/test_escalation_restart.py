@@ -9,6 +9,7 @@ so the signal lands exactly there, not somewhere near it.
 from __future__ import annotations
 
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,24 +52,47 @@ def polls_after(world: World, n: int) -> None:
 
 
 @pytest.mark.parametrize("sig", SIGNALS)
-@pytest.mark.parametrize("point", ["nudge-decided", "nudge-sent"])
+@pytest.mark.parametrize("point", ["nudge-decided", "nudge-typed", "nudge-sent"])
 def test_one_nudge_per_signature_across_a_restart(world: World, point: str, sig: signal.Signals) -> None:
     world.start_pane()
     gh_standin.record(world.gh_state, red_pr())
     first = world.daemon(env={"AOD_FAULT_PAUSE": point})
     world.adopt_session(first)
     wait_for(lambda: paused_at(first, point), message=f"pause at {point}")
+    # nudge-typed: the text is in the pane but the row does not say so: the marker tells.
     expected_before = 0 if point == "nudge-decided" else 1
     assert world.pane_text().count(URL) == expected_before
+    if point == "nudge-typed":
+        assert world.query("SELECT status, typing_since IS NOT NULL FROM nudges") == [("pending", 1)]
     stop(first, sig)
 
     second = world.daemon()
     wait_for(lambda: world.pane_text().count(URL) >= 1, message="the nudge, once")
     polls_after(world, 6)
     assert world.pane_text().count(URL) == 1
-    rows = world.query("SELECT status, attempts FROM nudges")
-    assert rows == [("sent", 1)]
+    assert world.pane_text().count("[aod nudge #1]") == 1
+    rows = world.query("SELECT status, attempts, typing_since FROM nudges")
+    assert rows == [("sent", 1, None)]
     assert world.query("SELECT attempts, last_signature IS NOT NULL FROM reaction_trackers") == [(1, 1)]
+    second.stop()
+
+
+def test_a_send_cut_off_before_the_text_reached_the_pane_is_typed_again(world: World) -> None:
+    world.start_pane()
+    gh_standin.record(world.gh_state, red_pr())
+    first = world.daemon(env={"AOD_FAULT_PAUSE": "nudge-decided"})
+    world.adopt_session(first)
+    wait_for(lambda: paused_at(first, "nudge-decided"), message="pause")
+    stop(first, signal.SIGKILL)
+    # As if the daemon had died after marking the nudge as being typed, before tmux got it.
+    with sqlite3.connect(world.data_dir / "aod.db") as c:
+        c.execute("UPDATE nudges SET typing_since = created_at")
+    assert world.pane_text().count(URL) == 0
+
+    second = world.daemon()
+    wait_for(lambda: world.query("SELECT status FROM nudges") == [("sent",)], message="sent")
+    polls_after(world, 3)
+    assert world.pane_text().count(URL) == 1 and world.pane_text().count("[aod nudge #1]") == 1
     second.stop()
 
 
@@ -118,7 +142,7 @@ def test_the_escalate_after_timer_keeps_its_first_start_across_a_restart(world: 
     gh_standin.record(world.gh_state, red_pr())
     first = world.daemon(FAST + '[reactions.ci-failed]\nretries = 5\nescalate_after = "2s"\n')
     world.adopt_session(first)
-    wait_for(lambda: world.query("SELECT first_at FROM reaction_trackers"), message="tracker")
+    wait_for(lambda: world.query("SELECT status FROM nudges") == [("sent",)], message="first nudge sent")
     (started,) = world.query("SELECT first_at FROM reaction_trackers")[0]
     stop(first, signal.SIGKILL)
     time.sleep(2.5)  # the timer falls due while no daemon runs

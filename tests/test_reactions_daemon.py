@@ -54,6 +54,7 @@ urgent = ["hook"]
     pane = world.pane_text()
     assert "CI is failing on your pull request" in pane and "- unit: https://ci.example/aaa111/unit" in pane
     assert "lint" not in pane  # a passing check is not the agent's business
+    assert "[aod nudge #1]" in pane
 
     # The same failure, observed again and again: no second nudge.
     polls = len(gh_standin.calls(world.gh_state))

@@ -33,8 +33,10 @@ from aod.timefmt import iso_from_ns, iso_from_seconds, seconds_from_iso
 
 log = logging.getLogger("aod.reactions")
 
-# Sessions that ended within this long are still looked at: their `exited` / `merged` fires.
-RECENT = 3600.0
+# Sessions untouched for this long (no event, no status change) are not looked at, unless a
+# tracker of theirs waits on a timer: an adopted session whose SessionEnd never came must not
+# cost an evaluation forever.
+RECENT = 24 * 3600.0
 # Commits come in bursts (ingest): evaluate at most this often.
 MIN_GAP = 0.1
 # With nothing due, look anyway this often (a clock jump, a write from another process).

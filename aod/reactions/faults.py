@@ -6,6 +6,7 @@ waits there forever (until the test sends SIGKILL or SIGTERM). Without the varia
 point costs one set lookup. The points, in pipeline order:
 
 - `nudge-decided`: the decision and its nudge are committed; the nudge is not typed yet.
+- `nudge-typed`: the nudge was typed into the agent's pane, not yet recorded as sent.
 - `nudge-sent`: the nudge was typed into the agent's pane and recorded as sent.
 - `escalation-recorded`: the escalation and its delivery rows are committed; nothing delivered.
 - `delivery-sent`: a delivery went out and was recorded as sent.
@@ -23,7 +24,7 @@ import os
 log = logging.getLogger("aod.faults")
 
 ENV = "AOD_FAULT_PAUSE"
-POINTS = frozenset({"nudge-decided", "nudge-sent", "escalation-recorded", "delivery-sent"})
+POINTS = frozenset({"nudge-decided", "nudge-typed", "nudge-sent", "escalation-recorded", "delivery-sent"})
 _armed = frozenset(p.strip() for p in os.environ.get(ENV, "").split(",") if p.strip())
 _reached: set[str] = set()
 

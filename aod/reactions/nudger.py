@@ -1,10 +1,14 @@
 """Types the recorded nudges into the agents' panes (the `nudges` outbox).
 
-A nudge row exists before anything is typed (see engine.py), and it is marked sent right
-after the text went in, so a restart sends every decided-but-unsent nudge once and never
-repeats a sent one. The one window left is the instant between tmux accepting the text and
-that commit: a SIGKILL exactly there would send the nudge again after the restart (at least
-once, never lost). A graceful stop lets a nudge in progress finish before the daemon exits.
+A nudge row exists before anything is typed (see engine.py), so a crash before typing leaves
+it pending and the restarted daemon types it once. While its text is being typed the row
+carries `typing_since`, and it is marked sent right after; a restart that finds
+`typing_since` still set knows the send was cut off somewhere in between. Every nudge ends
+with a marker naming its id, so the pane says how far it got: marker on screen means the
+text went in and at most the Enter is missing (an Enter on an empty input is harmless), no
+marker means it is typed again. Where the agent's UI hides a pasted text behind a
+placeholder the marker cannot be seen, and such a cut-off nudge is typed once more.
+A graceful stop lets a nudge in progress finish before the daemon exits.
 
 A session waiting for input is never typed into: its nudge waits until the agent moves on.
 A session that ended cancels its pending nudges.
@@ -21,6 +25,7 @@ from typing import Any
 
 from aod.lifecycle.status import Activity
 from aod.reactions.faults import pause_point
+from aod.runtime import tmux
 from aod.storage import nudges, sessions
 from aod.storage.database import Database
 from aod.timefmt import iso_from_seconds, now_iso, seconds_from_iso
@@ -28,6 +33,7 @@ from aod.timefmt import iso_from_seconds, now_iso, seconds_from_iso
 log = logging.getLogger("aod.reactions")
 
 Send = Callable[[Mapping[str, Any], str], Awaitable[None]]
+Shown = Callable[[Mapping[str, Any], str], Awaitable[bool]]
 ATTEMPTS = 3
 RETRY_BASE = 2.0
 # How often a nudge waiting for a session to leave `waiting_input` looks again.
@@ -36,10 +42,24 @@ MAX_SLEEP = 30.0
 STOP_GRACE = 1.0
 
 
+def marker(nudge_id: int) -> str:
+    return f"[aod nudge #{nudge_id}]"
+
+
+async def pane_shows(session: Mapping[str, Any], text: str) -> bool:
+    """Whether `text` is on the session's tmux pane or in its history."""
+    try:
+        screen = await tmux.check("capture-pane", "-p", "-J", "-S", "-", "-t", str(session.get("runtime_handle")))
+    except tmux.TmuxError:
+        return False  # then typing fails too, and is retried or given up on as usual
+    return text in screen
+
+
 class Nudger:
-    def __init__(self, db: Database, send: Send) -> None:
+    def __init__(self, db: Database, send: Send, shown: Shown = pane_shows) -> None:
         self.db = db
         self.send = send
+        self.shown = shown
         self._wake = asyncio.Event()
         self._current: asyncio.Task[None] | None = None
 
@@ -93,11 +113,17 @@ class Nudger:
                 conn, nudge_id, later, "the session is waiting for input; not typing into it", attempted=False))
             return
         await pause_point("nudge-decided")
+        text = f"{nudge['message']}\n\n{marker(nudge_id)}"
+        if nudge["typing_since"] is not None and await self.shown(session, marker(nudge_id)):
+            log.info("a cut-off nudge is on screen already; pressing Enter only", extra={"nudge": nudge_id})
+            text = ""
+        await self.db.write(lambda conn: nudges.start_typing(conn, nudge_id, now_iso()))
         try:
-            await self.send(session, nudge["message"])
+            await self.send(session, text)
         except Exception as exc:
             await self._failed(nudge, f"{type(exc).__name__}: {exc}")
             return
+        await pause_point("nudge-typed")
         await self.db.write(lambda conn: nudges.mark_sent(conn, nudge_id, now_iso()))
         log.info("nudged", extra={"session": nudge["session_id"], "reaction": nudge["reaction"], "nudge": nudge_id})
         await pause_point("nudge-sent")

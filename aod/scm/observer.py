@@ -5,7 +5,8 @@ Every `scm.interval` each live session with a branch is observed: `gh pr list --
 and, for an open PR whose reviewer asked for changes, its review threads through
 `gh api graphql` (line comments with their resolved flag). At most `scm.max_concurrent` gh
 processes run at once. A session whose fetch failed is retried with backoff (the interval
-doubling, up to ten minutes); a failed fetch writes nothing.
+doubling, up to ten minutes); a failed fetch writes nothing. A live session is polled while it
+changed in the last day or has an open PR.
 
 The branch is the session's `branch` (aod spawn --worktree records it); for a session that
 was adopted (started outside aod), it is the branch checked out in its workspace. gh runs in
@@ -30,13 +31,15 @@ from aod.scm.gh_parse import PR_FIELDS, REVIEW_THREADS_QUERY, GhOutputError, prs
 from aod.scm.observation import InvalidObservation, parse_observation
 from aod.scm.process import ProgramError, run_program
 from aod.scm.record import UnknownSession, record_observations
-from aod.storage import sessions
+from aod.storage import prs, sessions
 from aod.storage.database import Database
-from aod.timefmt import now_iso
+from aod.timefmt import iso_from_seconds, now_iso
 
 log = logging.getLogger("aod.scm")
 
 MAX_BACKOFF = 600.0
+# A live session without an event for this long, and without an open PR, is not polled.
+QUIET_AFTER = 24 * 3600.0
 PR_LIMIT = "10"
 # gh must never stop to ask a question or print colours into the JSON.
 GH_ENV = {"GH_PROMPT_DISABLED": "1", "GH_NO_UPDATE_NOTIFIER": "1", "NO_COLOR": "1", "CLICOLOR": "0"}
@@ -60,11 +63,17 @@ def retry_delay(interval: float, failures: int) -> float:
     return min(interval * 2 ** failures, max(interval, MAX_BACKOFF))
 
 
-def _live_sessions(conn: Any) -> list[dict[str, Any]]:
+def _watched_sessions(conn: Any, quiet_since: str) -> list[dict[str, Any]]:
+    """Live sessions touched lately, and live sessions with an open PR however quiet they are.
+
+    A session whose SessionEnd never came stays live; without this, gh would be asked about
+    its branch every interval forever.
+    """
+    with_open_pr = prs.sessions_with_open_prs(conn)
     found, cursor = [], None
     while True:
         page, cursor = sessions.listing(conn, sessions.SessionFilter(active=True), PAGE, cursor)
-        found.extend(page)
+        found.extend(s for s in page if s["updated_at"] >= quiet_since or s["id"] in with_open_pr)
         if not cursor:
             return found
 
@@ -96,7 +105,8 @@ class ScmObserver:
 
     async def poll_once(self) -> None:
         """Start an observation for every live session that is due (and not being observed)."""
-        live = await self.db.read(_live_sessions)
+        quiet_since = iso_from_seconds(time.time() - QUIET_AFTER)
+        live = await self.db.read(lambda conn: _watched_sessions(conn, quiet_since))
         ids = {s["id"] for s in live}
         for gone in set(self._watches) - ids:
             del self._watches[gone]

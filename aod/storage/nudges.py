@@ -34,17 +34,21 @@ def get(conn: apsw.Connection, nudge_id: int) -> dict[str, Any] | None:
     return one(conn.execute("SELECT * FROM nudges WHERE id = ?", (nudge_id,)))
 
 
+def start_typing(conn: apsw.Connection, nudge_id: int, now: str) -> None:
+    conn.execute("UPDATE nudges SET typing_since = ? WHERE id = ? AND status = 'pending'", (now, nudge_id))
+
+
 def mark_sent(conn: apsw.Connection, nudge_id: int, now: str) -> None:
     conn.execute(
-        "UPDATE nudges SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL"
-        " WHERE id = ? AND status = 'pending'",
+        "UPDATE nudges SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL,"
+        " typing_since = NULL WHERE id = ? AND status = 'pending'",
         (now, nudge_id),
     )
 
 
 def retry_later(conn: apsw.Connection, nudge_id: int, next_at: str, error: str, *, attempted: bool) -> None:
     conn.execute(
-        "UPDATE nudges SET attempts = attempts + ?, next_attempt_at = ?, last_error = ?"
+        "UPDATE nudges SET attempts = attempts + ?, next_attempt_at = ?, last_error = ?, typing_since = NULL"
         " WHERE id = ? AND status = 'pending'",
         (int(attempted), next_at, error[:2000], nudge_id),
     )
@@ -53,7 +57,8 @@ def retry_later(conn: apsw.Connection, nudge_id: int, next_at: str, error: str, 
 def finish(conn: apsw.Connection, nudge_id: int, status: str, error: str, *, attempted: bool) -> None:
     """End a nudge unsent: `failed` (gave up) or `cancelled` (no longer wanted)."""
     conn.execute(
-        "UPDATE nudges SET status = ?, attempts = attempts + ?, last_error = ? WHERE id = ? AND status = 'pending'",
+        "UPDATE nudges SET status = ?, attempts = attempts + ?, last_error = ?, typing_since = NULL"
+        " WHERE id = ? AND status = 'pending'",
         (status, int(attempted), error[:2000], nudge_id),
     )
 

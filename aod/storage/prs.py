@@ -121,6 +121,10 @@ def replace_comments(conn: apsw.Connection, pr_url: str, items: Sequence[dict[st
     )
 
 
+def sessions_with_open_prs(conn: apsw.Connection) -> set[str]:
+    return {sid for (sid,) in conn.execute("SELECT DISTINCT session_id FROM prs WHERE state = 'open'")}
+
+
 def open_count(conn: apsw.Connection, session_id: str) -> int:
     return conn.execute("SELECT count(*) FROM prs WHERE session_id = ? AND state = 'open'", (session_id,)).fetchone()[0]
 

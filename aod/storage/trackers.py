@@ -21,16 +21,6 @@ def for_sessions(conn: apsw.Connection, session_ids: Sequence[str]) -> dict[tupl
     return {(r["session_id"], r["reaction"]): r for r in rows}
 
 
-def unresolved_sessions(conn: apsw.Connection, reactions: Sequence[str]) -> list[str]:
-    """Sessions with an open tracker for one of `reactions`."""
-    marks = ", ".join("?" for _ in reactions)
-    rows = conn.execute(
-        f"SELECT DISTINCT session_id FROM reaction_trackers WHERE resolved_at IS NULL AND reaction IN ({marks})",
-        list(reactions),
-    ).fetchall()
-    return [sid for (sid,) in rows]
-
-
 def save(conn: apsw.Connection, session_id: str, reaction: str, state: dict[str, Any]) -> None:
     conn.execute(
         "INSERT INTO reaction_trackers (session_id, reaction, attempts, first_at, last_at, last_signature,"
@@ -51,18 +41,16 @@ def for_session(conn: apsw.Connection, session_id: str) -> list[dict[str, Any]]:
     return rows
 
 
-# Reactions that stay true once a session ended (it exited, its PR merged): their trackers
-# never resolve while the session stays ended, so they do not keep a session under watch.
-SETTLED_REACTIONS = ("exited", "merged")
-
-
 def candidate_sessions(conn: apsw.Connection, changed_since: str) -> list[dict[str, Any]]:
-    """The sessions reactions look at: live ones, ones that changed lately (just ended), and
-    ones with an open tracker that may now clear."""
-    marks = ", ".join("?" for _ in SETTLED_REACTIONS)
+    """The sessions reactions look at: those that changed lately (new events, a new PR status,
+    just ended), and those with an open tracker whose timer may fall due.
+
+    A UNION of two indexed lookups, not one OR over the table: this runs after every burst of
+    commits, and a years-old sessions table must not be scanned each time.
+    """
     return dicts(conn.execute(
-        "SELECT * FROM sessions WHERE termination_reason IS NULL OR updated_at >= ? OR id IN"
-        f" (SELECT session_id FROM reaction_trackers WHERE resolved_at IS NULL AND reaction NOT IN ({marks}))"
+        "SELECT * FROM sessions WHERE id IN (SELECT id FROM sessions WHERE updated_at >= ?"
+        " UNION SELECT session_id FROM reaction_trackers WHERE resolved_at IS NULL AND escalated_at IS NULL)"
         " ORDER BY id",
-        (changed_since, *SETTLED_REACTIONS),
+        (changed_since,),
     ))
