@@ -159,7 +159,7 @@ def _follow(client: DaemonClient, args: argparse.Namespace) -> int:
     """Follow GET /v1/stream; after a drop, reconnect with the last id, so nothing is missed or repeated."""
     import time
 
-    from aod.cli.client import DaemonUnavailable
+    from aod.cli.client import DaemonError, DaemonUnavailable
 
     follower = _Follower(args)
     delay = FOLLOW_FIRST_DELAY
@@ -167,9 +167,12 @@ def _follow(client: DaemonClient, args: argparse.Namespace) -> int:
         while True:
             try:
                 lines = client.stream("/v1/stream", follower.params(), follower.headers())
-            except DaemonUnavailable:
-                if not follower.connected_once:
+            except (DaemonUnavailable, DaemonError) as exc:
+                if isinstance(exc, DaemonError) and exc.status != 503:
+                    raise  # a refused request stays refused
+                if isinstance(exc, DaemonUnavailable) and not follower.connected_once:
                     raise  # nothing is running: say so (exit 3) instead of waiting silently
+                # 503: the daemon is starting or stopping; either way it is worth another try.
                 time.sleep(delay)
                 delay = min(delay * 2, follower.max_delay())
                 continue
