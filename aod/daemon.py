@@ -85,8 +85,7 @@ async def _serve(config: Config) -> int:
 
         spool = SpoolIngester(ctx.spool_dir, ingestor)
         drained = await spool.drain()
-        reaper = Reaper(storage.db, ReaperSettings(config.reaper.interval, config.reaper.grace,
-                                                   config.reaper.probe_timeout, config.lifecycle.stuck_after))
+        reaper = Reaper(storage.db, lambda: _reaper_settings(ctx.config))
         await _reconcile(reaper)
         ctx.ready = True
         reaping = asyncio.create_task(reaper.run(stop), name="reaper")
@@ -148,6 +147,11 @@ async def _stop_stream(ctx: AppContext, jobs: list[asyncio.Task[None]]) -> None:
     for task in jobs:
         task.cancel()
     await asyncio.gather(*jobs, return_exceptions=True)
+
+
+def _reaper_settings(config: Config) -> ReaperSettings:
+    r = config.reaper
+    return ReaperSettings(r.interval, r.grace, r.probe_timeout, config.lifecycle.stuck_after)
 
 
 async def _reconcile(reaper: Reaper) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,10 +44,16 @@ class TickReport:
 
 
 class Reaper:
-    def __init__(self, db: Database, settings: ReaperSettings) -> None:
+    def __init__(self, db: Database, settings: Callable[[], ReaperSettings]) -> None:
+        """`settings` is asked afresh every tick, so a reloaded config applies at the next one."""
         self.db = db
-        self.settings = settings
+        self._settings = settings
         self.ticks = 0
+        self._failing: set[str] = set()  # sessions whose probe failed last time: warn once per streak
+
+    @property
+    def settings(self) -> ReaperSettings:
+        return self._settings()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick every interval until `stop` is set; a failing tick is logged, never fatal."""
@@ -67,34 +74,42 @@ class Reaper:
                    seconds_from_iso(r["last_event_at"]) if r["last_event_at"] else None)
             for r in rows
         ]
-        observations = await probe_all(targets, timeout=self.settings.probe_timeout)
+        settings = self.settings
+        observations = await probe_all(targets, timeout=settings.probe_timeout)
         report = TickReport(probed={o.session_id: o.probe for o in observations})
-        for o in observations:
-            if o.probe is Probe.FAILED:
-                log.warning("probe failed", extra={"session": o.session_id, "error": o.detail})
+        self._report_failures(observations)
         now = time.time()
-        before = iso_from_seconds(now - self.settings.stuck_after)
+        before = iso_from_seconds(now - settings.stuck_after)
         silent = await self.db.read(lambda c: sessions.silent_working(c, before))
         by_id = {r["id"]: r for r in rows}
-        worth_writing = [o for o in observations if self._changes_something(o, by_id[o.session_id], now)]
+        worth_writing = [o for o in observations if _changes_something(o, by_id[o.session_id], now, settings.grace)]
         if worth_writing or silent:
-            report.ended, report.restatused = await self.db.write(lambda c: self._write(c, worth_writing))
+            report.ended, report.restatused = await self.db.write(lambda c: _write(c, worth_writing, settings))
         for session_id in report.ended:
             log.info("session runtime lost", extra={"session": session_id})
         self.ticks += 1
         return report
 
-    def _changes_something(self, obs: Observation, row: dict[str, Any], now: float) -> bool:
-        """Whether a write could change anything: most ticks find every session as it was."""
-        seen = row["last_event_at"] or row["created_at"]
-        verdict = judge(obs.probe, last_sign_of_life=seconds_from_iso(seen) if seen else None,
-                        now=now, grace=self.settings.grace)
-        is_alive = None if verdict.is_alive is None else int(verdict.is_alive)
-        recordable = obs.start_token is not None and "@" not in obs.handle
-        return verdict.terminate or row["is_alive"] != is_alive or recordable
+    def _report_failures(self, observations: list[Observation]) -> None:
+        failing = {o.session_id: o for o in observations if o.probe is Probe.FAILED}
+        for session_id, o in failing.items():
+            if session_id not in self._failing:
+                log.warning("probe failed; the session is kept as it is", extra={"session": session_id, "error": o.detail})
+        for session_id in self._failing - set(failing):
+            log.info("probe works again", extra={"session": session_id})
+        self._failing = set(failing)
 
-    def _write(self, conn: apsw.Connection, observations: list[Observation]) -> tuple[list[str], list[str]]:
-        now = now_iso()
-        s = self.settings
-        ended = manager.apply_observations(conn, observations, now=now, grace=s.grace, stuck_after=s.stuck_after)
-        return ended, manager.restatus_silent(conn, now=now, stuck_after=s.stuck_after)
+
+def _changes_something(obs: Observation, row: dict[str, Any], now: float, grace: float) -> bool:
+    """Whether a write could change anything: most ticks find every session as it was."""
+    seen = row["last_event_at"] or row["created_at"]
+    verdict = judge(obs.probe, last_sign_of_life=seconds_from_iso(seen) if seen else None, now=now, grace=grace)
+    is_alive = None if verdict.is_alive is None else int(verdict.is_alive)
+    recordable = obs.start_token is not None and "@" not in obs.handle
+    return verdict.terminate or row["is_alive"] != is_alive or recordable
+
+
+def _write(conn: apsw.Connection, observations: list[Observation], s: ReaperSettings) -> tuple[list[str], list[str]]:
+    now = now_iso()
+    ended = manager.apply_observations(conn, observations, now=now, grace=s.grace, stuck_after=s.stuck_after)
+    return ended, manager.restatus_silent(conn, now=now, stuck_after=s.stuck_after)
