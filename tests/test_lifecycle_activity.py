@@ -23,37 +23,37 @@ def t(second: int) -> str:
     return f"2026-11-22T10:00:{second:02d}.000000Z"
 
 
-A, I, W, X = Activity.ACTIVE, Activity.IDLE, Activity.WAITING_INPUT, Activity.EXITED
+ACT, IDL, WAIT, EXIT = Activity.ACTIVE, Activity.IDLE, Activity.WAITING_INPUT, Activity.EXITED
 
 # (id, kind, payload, expected transition)
 TRANSITIONS: list[tuple[str, str, dict[str, Any], Transition | None]] = [
-    ("start", "SessionStart", {"source": "startup"}, Transition(I)),
-    ("start-resume", "SessionStart", {"source": "resume"}, Transition(I)),
-    ("start-clear", "SessionStart", {"source": "clear"}, Transition(I)),
+    ("start", "SessionStart", {"source": "startup"}, Transition(IDL)),
+    ("start-resume", "SessionStart", {"source": "resume"}, Transition(IDL)),
+    ("start-clear", "SessionStart", {"source": "clear"}, Transition(IDL)),
     ("start-compact-keeps-working", "SessionStart", {"source": "compact"}, None),
-    ("prompt", "UserPromptSubmit", {"prompt": "hi"}, Transition(A)),
-    ("pre-tool", "PreToolUse", {}, Transition(A)),
-    ("post-tool", "PostToolUse", {}, Transition(A)),
-    ("post-tool-failure", "PostToolUseFailure", {}, Transition(A)),
-    ("subagent-start", "SubagentStart", {}, Transition(A)),
-    ("permission-request", "PermissionRequest", {}, Transition(W)),
-    ("notify-permission", "Notification", {"notification_type": "permission_prompt"}, Transition(W)),
-    ("notify-elicitation", "Notification", {"notification_type": "elicitation_dialog"}, Transition(W)),
-    ("notify-needs-input", "Notification", {"notification_type": "agent_needs_input"}, Transition(W)),
+    ("prompt", "UserPromptSubmit", {"prompt": "hi"}, Transition(ACT)),
+    ("pre-tool", "PreToolUse", {}, Transition(ACT)),
+    ("post-tool", "PostToolUse", {}, Transition(ACT)),
+    ("post-tool-failure", "PostToolUseFailure", {}, Transition(ACT)),
+    ("subagent-start", "SubagentStart", {}, Transition(ACT)),
+    ("permission-request", "PermissionRequest", {}, Transition(WAIT)),
+    ("notify-permission", "Notification", {"notification_type": "permission_prompt"}, Transition(WAIT)),
+    ("notify-elicitation", "Notification", {"notification_type": "elicitation_dialog"}, Transition(WAIT)),
+    ("notify-needs-input", "Notification", {"notification_type": "agent_needs_input"}, Transition(WAIT)),
     ("notify-idle-prompt", "Notification", {"notification_type": "idle_prompt"}, None),
     ("notify-auth", "Notification", {"notification_type": "auth_success"}, None),
     ("notify-untyped", "Notification", {}, None),
-    ("stop", "Stop", {}, Transition(I)),
-    ("stop-empty-tasks", "Stop", {"background_tasks": []}, Transition(I)),
-    ("stop-running-task", "Stop", {"background_tasks": [{"id": "1", "status": "running"}]}, Transition(A)),
-    ("stop-task-no-status", "Stop", {"background_tasks": [{"id": "1"}]}, Transition(A)),
-    ("stop-tasks-all-done", "Stop", {"background_tasks": [{"status": "completed"}, {"status": "failed"}]}, Transition(I)),
-    ("stop-tasks-one-running", "Stop", {"background_tasks": [{"status": "completed"}, {"status": "running"}]}, Transition(A)),
-    ("stop-tasks-not-a-list", "Stop", {"background_tasks": "yes"}, Transition(I)),
-    ("stop-failure", "StopFailure", {"error": "rate_limit"}, Transition(I, error="rate_limit")),
-    ("stop-failure-bare", "StopFailure", {}, Transition(I, error="stop failed")),
-    ("end", "SessionEnd", {"reason": "prompt_input_exit"}, Transition(X, ends=True)),
-    ("end-logout", "SessionEnd", {"reason": "logout"}, Transition(X, ends=True)),
+    ("stop", "Stop", {}, Transition(IDL)),
+    ("stop-empty-tasks", "Stop", {"background_tasks": []}, Transition(IDL)),
+    ("stop-running-task", "Stop", {"background_tasks": [{"id": "1", "status": "running"}]}, Transition(ACT)),
+    ("stop-task-no-status", "Stop", {"background_tasks": [{"id": "1"}]}, Transition(ACT)),
+    ("stop-tasks-all-done", "Stop", {"background_tasks": [{"status": "completed"}, {"status": "failed"}]}, Transition(IDL)),
+    ("stop-tasks-one-running", "Stop", {"background_tasks": [{"status": "completed"}, {"status": "running"}]}, Transition(ACT)),
+    ("stop-tasks-not-a-list", "Stop", {"background_tasks": "yes"}, Transition(IDL)),
+    ("stop-failure", "StopFailure", {"error": "rate_limit"}, Transition(IDL, error="rate_limit")),
+    ("stop-failure-bare", "StopFailure", {}, Transition(IDL, error="stop failed")),
+    ("end", "SessionEnd", {"reason": "prompt_input_exit"}, Transition(EXIT, ends=True)),
+    ("end-logout", "SessionEnd", {"reason": "logout"}, Transition(EXIT, ends=True)),
     ("end-clear-hands-over", "SessionEnd", {"reason": "clear"}, None),
     ("end-resume-hands-over", "SessionEnd", {"reason": "resume"}, None),
     ("subagent-stop", "SubagentStop", {}, None),
@@ -70,9 +70,9 @@ def test_transition_for(kind: str, payload: dict[str, Any], expected: Transition
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("SessionStart", I), ("SessionStart.resume", I), ("UserPromptSubmit", A), ("PreToolUse", A),
-        ("PostToolUse", A), ("PostToolUseFailure", A), ("SubagentStart", A), ("PermissionRequest", W),
-        ("Notification", W), ("Notification.idle", None), ("Stop", A), ("SessionEnd", X),
+        ("SessionStart", IDL), ("SessionStart.resume", IDL), ("UserPromptSubmit", ACT), ("PreToolUse", ACT),
+        ("PostToolUse", ACT), ("PostToolUseFailure", ACT), ("SubagentStart", ACT), ("PermissionRequest", WAIT),
+        ("Notification", WAIT), ("Notification.idle", None), ("Stop", ACT), ("SessionEnd", EXIT),
         ("SessionEnd.clear", None), ("SubagentStop", None), ("PreCompact", None),
     ],
 )
@@ -82,46 +82,46 @@ def test_fixture_payloads(name: str, expected: Activity | None) -> None:
     assert (change.activity if change else None) == expected
 
 
-def state(activity: str = I, at: str | None = None, reason: str | None = None, ended: str | None = None,
+def state(activity: str = IDL, at: str | None = None, reason: str | None = None, ended: str | None = None,
           error: str | None = None) -> ActivityState:
     return ActivityState(activity=activity, activity_at=at, error=error, termination_reason=reason, ended_at=ended)
 
 
 # (id, before, kind, payload, occurred_at, after)
 APPLY: list[tuple[str, ActivityState, str, dict[str, Any], str, ActivityState]] = [
-    ("first-event", state(), "PreToolUse", {}, t(1), state(A, t(1))),
-    ("newer-wins", state(A, t(1)), "Stop", {}, t(2), state(I, t(2))),
-    ("older-ignored", state(I, t(5)), "PreToolUse", {}, t(4), state(I, t(5))),
-    ("silent-event-changes-nothing", state(A, t(1)), "SubagentStop", {}, t(9), state(A, t(1))),
-    ("end-marks-exited", state(A, t(1)), "SessionEnd", {"reason": "other"}, t(2),
-     state(X, t(2), TerminationReason.EXITED, t(2))),
-    ("end-clears-error", state(I, t(1), error="boom"), "SessionEnd", {}, t(2),
-     state(X, t(2), TerminationReason.EXITED, t(2))),
-    ("late-event-after-exit-ignored", state(X, t(5), TerminationReason.EXITED, t(5)), "PreToolUse", {}, t(4),
-     state(X, t(5), TerminationReason.EXITED, t(5))),
-    ("newer-event-revives-exited", state(X, t(5), TerminationReason.EXITED, t(5)), "SessionStart",
-     {"source": "resume"}, t(6), state(I, t(6))),
-    ("killed-stays-killed", state(A, t(1), TerminationReason.KILLED, t(2)), "PreToolUse", {}, t(9),
-     state(A, t(1), TerminationReason.KILLED, t(2))),
-    ("merged-stays-merged", state(I, t(1), TerminationReason.MERGED, t(2)), "UserPromptSubmit", {}, t(9),
-     state(I, t(1), TerminationReason.MERGED, t(2))),
-    ("lost-revived-by-event-after-loss", state(A, t(1), TerminationReason.RUNTIME_LOST, t(5)), "PreToolUse", {},
-     t(6), state(A, t(6))),
-    ("lost-not-revived-by-event-before-loss", state(A, t(1), TerminationReason.RUNTIME_LOST, t(5)), "Stop", {},
-     t(4), state(A, t(1), TerminationReason.RUNTIME_LOST, t(5))),
-    ("lost-not-revived-at-loss-instant", state(A, t(1), TerminationReason.RUNTIME_LOST, t(5)), "Stop", {},
-     t(5), state(A, t(1), TerminationReason.RUNTIME_LOST, t(5))),
-    ("stop-failure-sets-error", state(A, t(1)), "StopFailure", {"error": "overloaded"}, t(2),
-     state(I, t(2), error="overloaded")),
-    ("next-event-clears-error", state(I, t(2), error="overloaded"), "UserPromptSubmit", {}, t(3), state(A, t(3))),
+    ("first-event", state(), "PreToolUse", {}, t(1), state(ACT, t(1))),
+    ("newer-wins", state(ACT, t(1)), "Stop", {}, t(2), state(IDL, t(2))),
+    ("older-ignored", state(IDL, t(5)), "PreToolUse", {}, t(4), state(IDL, t(5))),
+    ("silent-event-changes-nothing", state(ACT, t(1)), "SubagentStop", {}, t(9), state(ACT, t(1))),
+    ("end-marks-exited", state(ACT, t(1)), "SessionEnd", {"reason": "other"}, t(2),
+     state(EXIT, t(2), TerminationReason.EXITED, t(2))),
+    ("end-clears-error", state(IDL, t(1), error="boom"), "SessionEnd", {}, t(2),
+     state(EXIT, t(2), TerminationReason.EXITED, t(2))),
+    ("late-event-after-exit-ignored", state(EXIT, t(5), TerminationReason.EXITED, t(5)), "PreToolUse", {}, t(4),
+     state(EXIT, t(5), TerminationReason.EXITED, t(5))),
+    ("newer-event-revives-exited", state(EXIT, t(5), TerminationReason.EXITED, t(5)), "SessionStart",
+     {"source": "resume"}, t(6), state(IDL, t(6))),
+    ("killed-stays-killed", state(ACT, t(1), TerminationReason.KILLED, t(2)), "PreToolUse", {}, t(9),
+     state(ACT, t(1), TerminationReason.KILLED, t(2))),
+    ("merged-stays-merged", state(IDL, t(1), TerminationReason.MERGED, t(2)), "UserPromptSubmit", {}, t(9),
+     state(IDL, t(1), TerminationReason.MERGED, t(2))),
+    ("lost-revived-by-event-after-loss", state(ACT, t(1), TerminationReason.RUNTIME_LOST, t(5)), "PreToolUse", {},
+     t(6), state(ACT, t(6))),
+    ("lost-not-revived-by-event-before-loss", state(ACT, t(1), TerminationReason.RUNTIME_LOST, t(5)), "Stop", {},
+     t(4), state(ACT, t(1), TerminationReason.RUNTIME_LOST, t(5))),
+    ("lost-not-revived-at-loss-instant", state(ACT, t(1), TerminationReason.RUNTIME_LOST, t(5)), "Stop", {},
+     t(5), state(ACT, t(1), TerminationReason.RUNTIME_LOST, t(5))),
+    ("stop-failure-sets-error", state(ACT, t(1)), "StopFailure", {"error": "overloaded"}, t(2),
+     state(IDL, t(2), error="overloaded")),
+    ("next-event-clears-error", state(IDL, t(2), error="overloaded"), "UserPromptSubmit", {}, t(3), state(ACT, t(3))),
     # Ties at one instant: the state that asks more of the human wins, whatever came first.
-    ("tie-waiting-beats-active", state(A, t(3)), "PermissionRequest", {}, t(3), state(W, t(3))),
-    ("tie-active-loses-to-waiting", state(W, t(3)), "PreToolUse", {}, t(3), state(W, t(3))),
-    ("tie-active-beats-idle", state(I, t(3)), "PreToolUse", {}, t(3), state(A, t(3))),
-    ("tie-idle-loses-to-active", state(A, t(3)), "Stop", {}, t(3), state(A, t(3))),
-    ("tie-exit-wins", state(W, t(3)), "SessionEnd", {}, t(3), state(X, t(3), TerminationReason.EXITED, t(3))),
-    ("tie-error-beats-plain-idle", state(I, t(3)), "StopFailure", {"error": "e"}, t(3), state(I, t(3), error="e")),
-    ("duplicate-is-idempotent", state(A, t(3)), "PreToolUse", {}, t(3), state(A, t(3))),
+    ("tie-waiting-beats-active", state(ACT, t(3)), "PermissionRequest", {}, t(3), state(WAIT, t(3))),
+    ("tie-active-loses-to-waiting", state(WAIT, t(3)), "PreToolUse", {}, t(3), state(WAIT, t(3))),
+    ("tie-active-beats-idle", state(IDL, t(3)), "PreToolUse", {}, t(3), state(ACT, t(3))),
+    ("tie-idle-loses-to-active", state(ACT, t(3)), "Stop", {}, t(3), state(ACT, t(3))),
+    ("tie-exit-wins", state(WAIT, t(3)), "SessionEnd", {}, t(3), state(EXIT, t(3), TerminationReason.EXITED, t(3))),
+    ("tie-error-beats-plain-idle", state(IDL, t(3)), "StopFailure", {"error": "e"}, t(3), state(IDL, t(3), error="e")),
+    ("duplicate-is-idempotent", state(ACT, t(3)), "PreToolUse", {}, t(3), state(ACT, t(3))),
 ]
 
 
@@ -142,7 +142,7 @@ def status_of(s: ActivityState, *, last_event_at: float | None = None) -> Status
 
 
 def test_fixture_sequence_working_needs_input_working_idle() -> None:
-    """A turn as Claude Code reports it: each step shows the status a human would expect."""
+    """ACT turn as Claude Code reports it: each step shows the status a human would expect."""
     steps = [
         ("SessionStart", Status.IDLE), ("UserPromptSubmit", Status.WORKING), ("PreToolUse", Status.WORKING),
         ("PermissionRequest", Status.NEEDS_INPUT), ("Notification", Status.NEEDS_INPUT),
@@ -158,7 +158,7 @@ def test_fixture_sequence_working_needs_input_working_idle() -> None:
     assert status_of(current) == Status.IDLE
     # The fixture's Stop still has a running background task: the agent keeps working.
     assert status_of(apply_event(current, "Stop", fixture("Stop"), t(21))) == Status.WORKING
-    # A late PreToolUse stamped before the Stop does not bring "working" back.
+    # ACT late PreToolUse stamped before the Stop does not bring "working" back.
     late = apply_event(current, "PreToolUse", fixture("PreToolUse"), t(10))
     assert late == current and status_of(late) == Status.IDLE
     # Nor does a late permission prompt.
@@ -168,7 +168,7 @@ def test_fixture_sequence_working_needs_input_working_idle() -> None:
 def test_clear_hands_over_without_ending() -> None:
     current = fold([("UserPromptSubmit", {}, t(1)), ("Stop", {}, t(2))])
     current = apply_event(current, "SessionEnd", fixture("SessionEnd.clear"), t(3))
-    assert current.termination_reason is None and current.activity == I
+    assert current.termination_reason is None and current.activity == IDL
     current = apply_event(current, "SessionStart", {"source": "clear"}, t(3))
     assert status_of(current) == Status.IDLE
 
@@ -193,11 +193,11 @@ def event_lists(draw: st.DrawFn) -> list[tuple[str, dict[str, Any], str]]:
 
 starts = st.sampled_from([
     ActivityState(),
-    state(A, t(2)),
-    state(X, t(3), TerminationReason.EXITED, t(3)),
-    state(A, t(1), TerminationReason.RUNTIME_LOST, t(3)),
-    state(W, t(1), TerminationReason.KILLED, t(2)),
-    state(I, t(1), TerminationReason.MERGED, t(2)),
+    state(ACT, t(2)),
+    state(EXIT, t(3), TerminationReason.EXITED, t(3)),
+    state(ACT, t(1), TerminationReason.RUNTIME_LOST, t(3)),
+    state(WAIT, t(1), TerminationReason.KILLED, t(2)),
+    state(IDL, t(1), TerminationReason.MERGED, t(2)),
 ])
 
 
