@@ -90,7 +90,7 @@ def test_a_pane_killed_from_outside_is_lost_within_two_intervals(
 def test_a_recent_event_holds_off_the_verdict(
     daemons: list[Daemon], data_dir: Path, aod_env: dict[str, str], tmux: TmuxServer, tmp_path: Path
 ) -> None:
-    aod = serve(daemons, data_dir, aod_env, tmux, config(grace="4s"))
+    aod = serve(daemons, data_dir, aod_env, tmux, config(grace="8s"))
     s = spawn(aod, tmp_path, "sleep", "600")
     prompt = json.loads((FIXTURES / "UserPromptSubmit.json").read_text())
     reply = aod.post("/v1/events", {"agent": "claude-code", "session": s["id"], "payload": prompt,
@@ -100,7 +100,7 @@ def test_a_recent_event_holds_off_the_verdict(
     wait_for(lambda: session(aod, s["id"])["is_alive"] == 0, timeout=10, what="the probe to see it dead")
     current = session(aod, s["id"])
     assert (current["status"], current["termination_reason"]) == ("working", None)
-    wait_for(lambda: session(aod, s["id"])["status"] == "lost", timeout=15, what="lost after the grace")
+    wait_for(lambda: session(aod, s["id"])["status"] == "lost", timeout=25, what="lost after the grace")
 
 
 def test_without_tmux_nothing_is_concluded(
