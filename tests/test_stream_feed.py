@@ -79,7 +79,7 @@ async def test_poller_publishes_each_commit_and_notices_other_connections_on_its
         seen: list[int] = []
         while len(seen) < 7:
             batches, _ = await asyncio.wait_for(sub.get(), 5)
-            seen += [i.seq for b in batches for i in b]
+            seen += [i.seq for b in batches for i in b.items]
         assert seen == list(range(start + 1, start + 8))
         # Another connection (as another process would): no commit listener fires.
         other = apsw.Connection(str(db.path))
@@ -87,7 +87,7 @@ async def test_poller_publishes_each_commit_and_notices_other_connections_on_its
             insert_event(other, "outside")
         other.close()
         batches, _ = await asyncio.wait_for(sub.get(), 5)
-        assert [i.seq for b in batches for i in b] == [start + 8]
+        assert [i.seq for b in batches for i in b.items] == [start + 8]
     finally:
         task.cancel()
         poller.stop()

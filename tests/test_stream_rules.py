@@ -177,7 +177,8 @@ async def test_publish_fans_out_the_same_batches_to_every_subscriber() -> None:
     hub.publish(items(3))
     for sub in (a, b):
         batches, ping = await sub.get()
-        assert [[i.seq for i in batch] for batch in batches] == [[1, 2], [3]]
+        assert [[i.seq for i in batch.items] for batch in batches] == [[1, 2], [3]]
+        assert batches[0].blob == b"f1f2"
         assert not ping
 
 
@@ -197,7 +198,7 @@ async def test_a_full_queue_ends_only_that_subscriber_and_aborts_it_only_while_i
     with pytest.raises(SubscriptionEnded, match="overflow"):
         await idle.get()
     batches, _ = await fine.get()
-    assert [i.seq for b in batches for i in b] == [3, 4]
+    assert [i.seq for b in batches for i in b.items] == [3, 4]
 
 
 async def test_pings_and_close_wake_waiting_subscribers() -> None:

@@ -20,7 +20,27 @@ from aod.cdc.frames import StreamItem
 
 log = logging.getLogger("aod.stream")
 
-Batch = Sequence[StreamItem]
+
+
+class Batch:
+    """One publish: rows in seq order, and their frames joined once for every subscriber."""
+
+    __slots__ = ("_blob", "first", "items", "last")
+
+    def __init__(self, items: Sequence[StreamItem]) -> None:
+        self.items = items
+        self.first = items[0].seq
+        self.last = items[-1].seq
+        self._blob: bytes | None = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def blob(self) -> bytes:
+        if self._blob is None:
+            self._blob = b"".join(item.frame for item in self.items)
+        return self._blob
 
 
 class SubscriptionEnded(Exception):
@@ -130,9 +150,10 @@ class Broadcaster:
     def unsubscribe(self, sub: Subscription) -> None:
         self._subscribers.discard(sub)
 
-    def publish(self, batch: Batch) -> None:
-        if not batch:
+    def publish(self, items: Sequence[StreamItem]) -> None:
+        if not items:
             return
+        batch = Batch(items)
         overflowed = [sub for sub in self._subscribers if not sub._offer(batch)]
         for sub in overflowed:
             self._subscribers.discard(sub)
