@@ -53,7 +53,7 @@ class Poller:
     def stop(self) -> None:
         if self._unlisten is not None:
             self._unlisten()
-            self._unlisten: Callable[[], None] | None = None
+            self._unlisten = None
 
     async def run(self) -> None:
         woken = True
