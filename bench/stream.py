@@ -55,6 +55,8 @@ def bare_server(socket_path: str) -> None:
     file, never written after migrating, so nothing on the measured path touches it.
     """
     sys.path.insert(0, str(REPO))
+    import logging
+
     from aiohttp import web
 
     from aod.cdc.broadcaster import Broadcaster
@@ -64,6 +66,7 @@ def bare_server(socket_path: str) -> None:
     from aod.storage.database import open_storage
     from aod.timefmt import now_iso
 
+    logging.getLogger("aod.stream").setLevel(logging.ERROR)  # a cut shows in the figures instead
     hub = Broadcaster(queue_size=1000, ping_interval=15)
     seq = 0
 
