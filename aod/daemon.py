@@ -115,16 +115,16 @@ def _start_reactions(ctx: AppContext, db: Database) -> list[asyncio.Task[None]]:
     holder = ConfigHolder(ctx.config)
     ctx.config_errors = holder.errors
     holder.subscribe(lambda new: setattr(ctx, "config", new))
-    deliveries = DeliveryWorker(db, holder)
-    nudger = Nudger(db, send_to_session)
 
     def recorded(_: object) -> None:
         nudger.wake()
         deliveries.wake()
 
     engine = ReactionEngine(db, holder, on_recorded=recorded)
+    deliveries = DeliveryWorker(db, holder)
+    nudger = Nudger(db, send_to_session, on_given_up=engine.touch)
     db.add_commit_listener(engine.wake)
-    holder.subscribe(engine.wake)
+    holder.subscribe(engine.sweep)
     jobs = {"config-watch": holder.watch(), "scm-observer": ScmObserver(db, holder).run(),
             "reactions": engine.run(), "nudger": nudger.run(), "deliveries": deliveries.run()}
     return [asyncio.create_task(job, name=name) for name, job in jobs.items()]

@@ -118,3 +118,15 @@ def test_changes_requested_nudges_with_the_review_comments_once_per_comment_set(
     wait_for(lambda: "And add a test for it" in world.pane_text(), message="nudge for the new comment set")
     assert world.pane_text().count("A reviewer requested changes") == 2
     d.stop()
+
+
+def test_a_session_without_a_pane_gets_its_human_paged_instead(world: World) -> None:
+    gh_standin.record(world.gh_state, failing("aaa111", "unit"))
+    d = world.daemon()
+    sid = world.adopt_session(d, pane="")  # adopted outside tmux: nothing to type into
+    wait_for(lambda: d.get(f"/v1/sessions/{sid}").body["escalations"], message="escalation")
+    (escalation,) = d.get(f"/v1/sessions/{sid}").body["escalations"]
+    assert "the nudge could not reach the agent: the session has no tmux pane to type into" in escalation["message"]
+    (tracker,) = d.get(f"/v1/sessions/{sid}").body["trackers"]
+    assert [(n["status"], n["attempts"]) for n in tracker["nudges"]] == [("failed", 1)]
+    d.stop()

@@ -5,10 +5,12 @@ notifier) is written in one transaction, before anything is typed or sent; the n
 delivery worker act on those rows afterwards. So a crash at any point leaves either no
 decision (it is taken again from the same facts) or a recorded one (it is carried out once).
 
-The engine evaluates after commits (new events, PR observations), when a duration timer or a
-stuck threshold falls due, and when the config changes. It first decides on a reader; only
-when something is to change does it re-decide inside the write transaction, from the facts
-as they are there, so a decision never rests on a stale read.
+The engine wakes after commits and looks at the sessions the change log names since its last
+look (new events, PR observations, status changes); it looks at every candidate session when a
+duration timer or a stuck threshold falls due, when the config changes, and every SWEEP
+seconds. It first decides on a reader; only when something is to change does it re-decide
+inside the write transaction, from the facts as they are there, so a decision never rests on
+a stale read.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 import apsw
 
+from aod.cdc import change_log
 from aod.config import Config
 from aod.config_reload import ConfigHolder
 from aod.reactions.conditions import BRAKE_RUNS, SessionView, conditions, stuck_due_at
@@ -41,11 +44,16 @@ RECENT = 24 * 3600.0
 MIN_GAP = 0.1
 # With nothing due, look anyway this often (a clock jump, a write from another process).
 MAX_SLEEP = 30.0
+# Every candidate is looked at this often even when the change log names none of them.
+SWEEP = 30.0
+# More change_log rows than this since the last look: look at every candidate instead.
+MAX_CHANGES = 5000
 
 
 @dataclass
 class Evaluation:
     now: float
+    full: bool
     decisions: list[tuple[str, str, Decision]] = field(default_factory=list)
     next_due: float | None = None
 
@@ -105,7 +113,7 @@ def evaluate(conn: apsw.Connection, config: Config, now: float, session_ids: Seq
     pr_map = prs.for_sessions(conn, ids)
     tracker_rows = trackers.for_sessions(conn, ids)
     stuck_after = config.lifecycle.stuck_after
-    result = Evaluation(now)
+    result = Evaluation(now, full=session_ids is None)
     for row in rows:
         sid = row["id"]
         view = SessionView(row, pr_map[sid], _check_runs(conn, pr_map[sid]))
@@ -153,15 +161,40 @@ def apply(conn: apsw.Connection, config: Config, now: float, session_ids: Sequen
     return Applied(nudges=sent, escalations=paged)
 
 
+def _changed_sessions(conn: apsw.Connection, since: int) -> tuple[int, set[str] | None]:
+    """(head seq, the sessions with a change_log row after `since`), or None for "too many: sweep"."""
+    head = change_log.head(conn)
+    if head - since > MAX_CHANGES:
+        return head, None
+    rows = change_log.rows_after(conn, since, MAX_CHANGES)
+    return head, {row[5] for row in rows if row[5] is not None and row[0] <= head}
+
+
 class ReactionEngine:
+    """Evaluates the sessions that changed since the last look (their change_log rows), and all
+    candidates when a timer falls due, the config changes, or every SWEEP seconds."""
+
     def __init__(self, db: Database, holder: ConfigHolder, on_recorded: Callable[[Applied], None]) -> None:
         self.db = db
         self.holder = holder
         self.on_recorded = on_recorded
         self._wake = asyncio.Event()
         self._next_due: float | None = None
+        self._seen_seq: int | None = None  # None: the next look is a full sweep
+        self._next_sweep = 0.0
+        self._touched: set[str] = set()
 
     def wake(self, *_: object) -> None:
+        self._wake.set()
+
+    def sweep(self, *_: object) -> None:
+        """Look at every candidate next time (the config changed)."""
+        self._seen_seq = None
+        self._wake.set()
+
+    def touch(self, session_id: str) -> None:
+        """Look at this session next time: something the change log does not show changed."""
+        self._touched.add(session_id)
         self._wake.set()
 
     async def run(self) -> None:
@@ -170,6 +203,7 @@ class ReactionEngine:
                 await self.tick()
             except Exception:  # a bug or a failing disk must not end reactions for good
                 log.exception("reaction evaluation failed")
+                self._seen_seq = None
             await asyncio.sleep(MIN_GAP)
             timeout = MAX_SLEEP if self._next_due is None else min(MAX_SLEEP, max(0.0, self._next_due - time.time()))
             with contextlib.suppress(TimeoutError):
@@ -178,8 +212,30 @@ class ReactionEngine:
 
     async def tick(self) -> Applied:
         config, now = self.holder.config, time.time()
-        found = await self.db.read(lambda conn: evaluate(conn, config, now))
-        self._next_due = found.next_due
+        due = self._next_due is not None and now >= self._next_due
+        since = self._seen_seq
+        touched, self._touched = self._touched, set()
+
+        def look(conn: apsw.Connection) -> tuple[int, Evaluation | None]:
+            # One read transaction: the head seq and the facts evaluated are the same snapshot,
+            # so a change is either in this evaluation or after `head`.
+            if since is None or due or time.monotonic() >= self._next_sweep:
+                return change_log.head(conn), evaluate(conn, config, now)
+            head, changed = _changed_sessions(conn, since)
+            if changed is None:
+                return head, evaluate(conn, config, now)
+            ids = sorted(changed | touched)
+            return head, (evaluate(conn, config, now, ids) if ids else None)
+
+        head, found = await self.db.read(look)
+        self._seen_seq = head
+        if found is None:
+            return Applied()
+        if found.full:
+            self._next_due = found.next_due
+            self._next_sweep = time.monotonic() + SWEEP
+        elif found.next_due is not None and (self._next_due is None or found.next_due < self._next_due):
+            self._next_due = found.next_due
         if not found.decisions:
             return Applied()
         ids = sorted({sid for sid, _, _ in found.decisions})

@@ -56,10 +56,13 @@ async def pane_shows(session: Mapping[str, Any], text: str) -> bool:
 
 
 class Nudger:
-    def __init__(self, db: Database, send: Send, shown: Shown = pane_shows) -> None:
+    def __init__(self, db: Database, send: Send, shown: Shown = pane_shows,
+                 on_given_up: Callable[[str], None] | None = None) -> None:
         self.db = db
         self.send = send
         self.shown = shown
+        # Told the session id when a nudge fails for good: the engine then pages the human.
+        self.on_given_up = on_given_up
         self._wake = asyncio.Event()
         self._current: asyncio.Task[None] | None = None
 
@@ -112,6 +115,10 @@ class Nudger:
             await self.db.write(lambda conn: nudges.retry_later(
                 conn, nudge_id, later, "the session is waiting for input; not typing into it", attempted=False))
             return
+        if session["runtime"] != "tmux" or not session["runtime_handle"]:
+            # Retrying cannot give a session a pane: page the human at once instead.
+            await self._failed({**nudge, "attempts": ATTEMPTS - 1}, "the session has no tmux pane to type into")
+            return
         await pause_point("nudge-decided")
         text = f"{nudge['message']}\n\n{marker(nudge_id)}"
         if nudge["typing_since"] is not None and await self.shown(session, marker(nudge_id)):
@@ -133,8 +140,9 @@ class Nudger:
         log.warning("nudge not sent", extra={"session": nudge["session_id"], "nudge": nudge["id"],
                                              "attempt": attempts, "error": error})
         if attempts >= ATTEMPTS:
-            # The engine sees the failed nudge and pages the human instead.
             await self.db.write(lambda conn: nudges.finish(conn, nudge["id"], "failed", error, attempted=True))
+            if self.on_given_up is not None:
+                self.on_given_up(nudge["session_id"])
             return
         later = iso_from_seconds(time.time() + RETRY_BASE * 2 ** (attempts - 1))
         await self.db.write(lambda conn: nudges.retry_later(conn, nudge["id"], later, error, attempted=True))

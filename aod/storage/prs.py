@@ -49,20 +49,29 @@ def comments(conn: apsw.Connection, pr_url: str) -> list[dict[str, Any]]:
 
 
 def for_sessions(conn: apsw.Connection, session_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    """Each session's PRs, each with the checks of its head commit and its comments."""
+    """Each session's PRs, each with the checks of its head commit and its comments (3 queries)."""
     found: dict[str, list[dict[str, Any]]] = {sid: [] for sid in session_ids}
     if not session_ids:
         return found
     marks = ", ".join("?" for _ in session_ids)
-    for pr in dicts(conn.execute(f"SELECT * FROM prs WHERE session_id IN ({marks}) ORDER BY number", list(session_ids))):
-        pr["checks"] = dicts(
-            conn.execute(
-                "SELECT name, status, url, commit_sha FROM pr_checks WHERE pr_url = ? AND commit_sha = ? ORDER BY name",
-                (pr["url"], pr["head_sha"] or ""),
-            )
-        )
-        pr["comments"] = comments(conn, pr["url"])
+    ids = list(session_ids)
+    by_url = {}
+    for pr in dicts(conn.execute(f"SELECT * FROM prs WHERE session_id IN ({marks}) ORDER BY number", ids)):
+        pr["checks"], pr["comments"] = [], []
+        by_url[pr["url"]] = pr
         found[pr["session_id"]].append(pr)
+    if not by_url:
+        return found
+    for check in dicts(conn.execute(
+        "SELECT c.pr_url, c.name, c.status, c.url, c.commit_sha FROM pr_checks c JOIN prs p"
+        f" ON p.url = c.pr_url AND p.head_sha = c.commit_sha WHERE p.session_id IN ({marks}) ORDER BY c.name", ids,
+    )):
+        by_url[check.pop("pr_url")]["checks"].append(check)
+    for comment in dicts(conn.execute(
+        f"SELECT c.* FROM pr_comments c JOIN prs p ON p.url = c.pr_url WHERE p.session_id IN ({marks})"
+        " ORDER BY c.created_at, c.comment_id", ids,
+    )):
+        by_url[comment["pr_url"]]["comments"].append(comment)
     return found
 
 
