@@ -316,9 +316,9 @@ class ScmConfig:
     interval: float = _setting(60.0, _duration(positive=True))
     gh: str = _setting("gh", _text(nonempty=True))
     max_concurrent: int = _setting(4, _integer(1, 64))
-
-
     timeout: float = _setting(30.0, _duration(positive=True))  # one gh call
+
+
 @dataclass(frozen=True)
 class StreamConfig:
     ping_interval: float = _setting(15.0, _duration(positive=True))
@@ -350,10 +350,10 @@ class NotifierConfig:
     command: tuple[str, ...] = _setting((), _strings(nonempty=True))
     url: str = _setting("", _url)
     timeout: float = _setting(10.0, _duration(positive=True))
-
-
     max_attempts: int = _setting(8, _integer(1, 100))  # then the delivery is marked failed
     backoff: float = _setting(5.0, _duration(positive=True))  # before the 2nd try; doubles after each
+
+
 _DEFAULT_REACTIONS: Mapping[str, ReactionConfig] = MappingProxyType(
     {
         "ci-failed": ReactionConfig(
