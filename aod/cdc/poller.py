@@ -27,6 +27,11 @@ log = logging.getLogger("aod.stream")
 
 PAGE = 500
 TICK = 1.0
+# Reads at most this often: under a stream of small commits one read then serves a handful of
+# them (measured: at ~3,000 single-event requests/s, per-commit reads cost ~30 µs of reader
+# CPU per event, and each read's thread hand-offs fight ingest for the GIL). Adds at most this
+# much to commit-to-client latency.
+MIN_GAP = 0.005
 
 
 class Poller:
@@ -63,6 +68,7 @@ class Poller:
             except Exception:
                 # A failed read loses nothing: `last` did not move, the next wake or tick retries.
                 log.exception("change_log poll failed")
+            await asyncio.sleep(MIN_GAP)
             try:
                 async with asyncio.timeout(self._tick):
                     await self._wake.wait()
