@@ -8,6 +8,7 @@ from pathlib import Path
 
 from aod.storage.migrate import migration_ids
 from tests.conftest import FIXTURES, run_aod
+from tests.helpers.agent_world import wait_for
 from tests.helpers.daemon import Daemon
 
 
@@ -29,6 +30,17 @@ def test_status_reports_the_daemon(daemon: Daemon) -> None:
     assert str(daemon.proc.pid) in result.stdout and migration_ids()[-1] in result.stdout
     as_json = json.loads(run_aod("status", "--json", env=_env(daemon)).stdout)
     assert as_json["counts"]["events"] == 5 and as_json["pid"] == daemon.proc.pid
+
+
+def test_status_still_asks_the_daemon_when_the_config_file_is_broken(daemon: Daemon) -> None:
+    # The daemon keeps its last good config and reports the broken file: the CLI must show that.
+    daemon.config.write_text(daemon.config.read_text() + '[reaper]\ninterval = "soon"\n')
+    wait_for(lambda: daemon.status()["config"]["errors"], message="the daemon reports the broken file")
+    result = run_aod("status", env=_env(daemon))
+    assert result.returncode == 0, result.stderr
+    assert "invalid config" in result.stderr and "reaper.interval" in result.stderr
+    assert "reaper.interval" in result.stdout and str(daemon.proc.pid) in result.stdout
+    assert run_aod("sessions", "--json", env=_env(daemon)).returncode == 0
 
 
 def test_status_exits_3_without_a_daemon(tmp_path: Path, aod_env: dict[str, str]) -> None:

@@ -30,9 +30,9 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from aod.cli.client import DaemonClient, DaemonError, DaemonUnavailable
-    from aod.cli.context import config_from_args
+    from aod.cli.context import socket_from_args
 
-    socket_path = config_from_args(args).socket_path
+    socket_path = socket_from_args(args)
     try:
         _, body = DaemonClient(socket_path).post_json(f"/v1/escalations/{args.escalation_id}/ack", {})
     except DaemonUnavailable:

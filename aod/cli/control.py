@@ -53,9 +53,9 @@ def add_parsers(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> 
 
 def run(args: argparse.Namespace) -> int:
     from aod.cli.client import DaemonClient, DaemonError, DaemonUnavailable
-    from aod.cli.context import config_from_args
+    from aod.cli.context import socket_from_args
 
-    socket_path = config_from_args(args).socket_path
+    socket_path = socket_from_args(args)
     command = args.control_command
     client = DaemonClient(socket_path, timeout=SPAWN_TIMEOUT if command == "spawn" else 10.0)
     try:

@@ -77,9 +77,9 @@ def add_parsers(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> 
 
 def run(args: argparse.Namespace) -> int:
     from aod.cli.client import DaemonClient, DaemonError, DaemonUnavailable
-    from aod.cli.context import config_from_args
+    from aod.cli.context import socket_from_args
 
-    socket_path = config_from_args(args).socket_path
+    socket_path = socket_from_args(args)
     client = DaemonClient(socket_path)
     command = getattr(args, "query_command", None) or args.command
     try:
