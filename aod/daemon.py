@@ -65,14 +65,7 @@ async def _serve(config: Config) -> int:
     runner: web.AppRunner | None = None
     try:
         token = await asyncio.to_thread(ensure_token, config.data_dir)
-        ingestor = Ingestor(
-            storage.db,
-            IngestSettings(
-                max_payload_bytes=config.ingest.max_payload_bytes,
-                dedup_window=config.ingest.dedup_window,
-                stuck_after=config.lifecycle.stuck_after,
-            ),
-        )
+        ingestor = Ingestor(storage.db, _ingest_settings(config))
         ctx = AppContext(config=config, db=storage.db, ingestor=ingestor, token=token,
                          spool_dir=config.data_dir / "spool")
         stream_jobs = await _start_stream(ctx, storage.db)
@@ -110,11 +103,20 @@ async def _serve(config: Config) -> int:
     return EXIT_OK
 
 
+def _ingest_settings(config: Config) -> IngestSettings:
+    return IngestSettings(
+        max_payload_bytes=config.ingest.max_payload_bytes,
+        dedup_window=config.ingest.dedup_window,
+        stuck_after=config.lifecycle.stuck_after,
+    )
+
+
 def _start_reactions(ctx: AppContext, db: Database) -> list[asyncio.Task[None]]:
     """Config reload, the SCM observer, the reaction engine, and its two outboxes (nudges, pages)."""
     holder = ConfigHolder(ctx.config)
     ctx.config_errors = holder.errors
     holder.subscribe(lambda new: setattr(ctx, "config", new))
+    holder.subscribe(lambda new: ctx.ingestor.configure(_ingest_settings(new)))
 
     def recorded(_: object) -> None:
         nudger.wake()

@@ -82,3 +82,22 @@ async def test_the_holder_keeps_the_last_good_config(tmp_path: Path) -> None:
 
     path.write_text('[scm]\ninterval = "7s"\n')
     assert await holder.reload() and holder.errors == [] and seen == [7.0]  # unchanged: nobody told
+
+
+def test_ingest_settings_follow_a_reload(data_dir: Path, aod_env: dict[str, str]) -> None:
+    from tests.helpers.daemon import Daemon
+
+    d = Daemon(data_dir, aod_env, '[ingest]\ndedup_window = "1m"\n').start()
+    try:
+        payload = {"session_id": "reload-1", "hook_event_name": "Stop", "cwd": "/tmp"}
+        assert d.post("/v1/hooks/claude-code", payload).body["accepted"] == 1
+        assert d.post("/v1/hooks/claude-code", payload).body["duplicates"] == 1
+        rewrite(d.config, '[server]\ntcp = "127.0.0.1:0"\n[ingest]\ndedup_window = "100ms"\nmax_payload_bytes = 1024\n')
+        wait_for(lambda: "config reloaded" in d.log.read_text(), message="the reload")
+        wait_for(lambda: d.post("/v1/hooks/claude-code", payload).body["accepted"] == 1, message="the short window")
+        big = payload | {"hook_event_name": "Notification", "message": "x" * 4000}
+        assert d.post("/v1/hooks/claude-code", big).body["accepted"] == 1
+        (row,) = d.get("/v1/events?kind=Notification").body["items"]
+        assert row["trimmed"] in (1, True) and row["payload_bytes"] > 4000
+    finally:
+        d.stop()

@@ -57,6 +57,11 @@ class Ingestor:
         # The dedup window; only ever touched inside write functions, i.e. on the writer thread.
         self._recent = RecentKeys(settings.dedup_window)
 
+    def configure(self, settings: IngestSettings) -> None:
+        """A reloaded config: the next write uses it (a write in flight keeps the one it took)."""
+        self.settings = settings
+        self._recent.window = settings.dedup_window
+
     async def ingest(
         self, raw_items: list[object], *, source: str, parse: Parse | None = None, bodies: list[str] | None = None
     ) -> Summary:
