@@ -50,3 +50,12 @@ def rows_after(conn: apsw.Connection, seq: int, limit: int) -> list[Row]:
     return conn.execute(
         f"SELECT {_COLUMNS} FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
     ).fetchall()
+
+
+def sessions_changed(conn: apsw.Connection, after: int, through: int) -> set[str]:
+    """The sessions with a change_log row in (after, through]."""
+    rows = conn.execute(
+        "SELECT DISTINCT session_id FROM change_log WHERE seq > ? AND seq <= ? AND session_id IS NOT NULL",
+        (after, through),
+    )
+    return {row[0] for row in rows}

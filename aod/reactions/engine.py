@@ -166,8 +166,7 @@ def _changed_sessions(conn: apsw.Connection, since: int) -> tuple[int, set[str] 
     head = change_log.head(conn)
     if head - since > MAX_CHANGES:
         return head, None
-    rows = change_log.rows_after(conn, since, MAX_CHANGES)
-    return head, {row[5] for row in rows if row[5] is not None and row[0] <= head}
+    return head, change_log.sessions_changed(conn, since, head)
 
 
 class ReactionEngine:
