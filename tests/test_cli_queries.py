@@ -8,8 +8,8 @@ from pathlib import Path
 
 from aod.storage.migrate import migration_ids
 from tests.conftest import FIXTURES, run_aod
-from tests.helpers.agent_world import wait_for
 from tests.helpers.daemon import Daemon
+from tests.helpers.waiting import wait_for
 
 
 def _feed(daemon: Daemon) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import gh_standin
-from tests.helpers.agent_world import FAST, World, wait_for, world_fixture
+from tests.helpers.agent_world import FAST, World, world_fixture
+from tests.helpers.waiting import wait_for
 
 
 @pytest.fixture

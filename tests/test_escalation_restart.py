@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import gh_standin
-from tests.helpers.agent_world import FAST, World, wait_for, world_fixture
+from tests.helpers.agent_world import FAST, World, world_fixture
 from tests.helpers.daemon import Daemon
+from tests.helpers.waiting import wait_for
 from tests.helpers.webhook import Receiver
 
 SIGNALS = [pytest.param(signal.SIGKILL, id="SIGKILL"), pytest.param(signal.SIGTERM, id="SIGTERM")]

@@ -15,7 +15,8 @@ from aiohttp import web
 from aod.config import NotifierConfig
 from aod.notify.notifiers import NotifyError, send
 from aod.notify.worker import backoff
-from tests.helpers.agent_world import FAST, World, wait_for, world_fixture
+from tests.helpers.agent_world import FAST, World, world_fixture
+from tests.helpers.waiting import wait_for
 
 PAGE: dict[str, Any] = {
     "escalation": {"id": 3, "session_id": "widget-1", "reaction": "ci-failed", "priority": "urgent",

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import gh_standin
-from tests.helpers.agent_world import FAST, World, wait_for, world_fixture
+from tests.helpers.agent_world import FAST, World, world_fixture
+from tests.helpers.waiting import wait_for
 from tests.helpers.webhook import Receiver
 
 

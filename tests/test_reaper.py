@@ -17,7 +17,8 @@ import pytest
 
 from tests.conftest import FIXTURES, aod_command
 from tests.helpers.daemon import Daemon
-from tests.helpers.tmux import TmuxServer, clean_environ, start_daemon, wait_for
+from tests.helpers.tmux import TmuxServer, clean_environ, start_daemon
+from tests.helpers.waiting import wait_for
 
 INTERVAL = 0.5
 # Two intervals, plus room for a loaded machine (2 cores shared by the whole suite).
@@ -79,7 +80,7 @@ def test_a_pane_killed_from_outside_is_lost_within_two_intervals(
     assert session(aod, s["id"]) | {"status": "idle", "is_alive": 1} == session(aod, s["id"])
     tmux.tmux("kill-pane", "-t", s["runtime_handle"])
     killed_at = time.monotonic()
-    wait_for(lambda: session(aod, s["id"])["status"] == "lost", timeout=10, interval=0.02, what="lost")
+    wait_for(lambda: session(aod, s["id"])["status"] == "lost", timeout=10, interval=0.02, message="lost")
     elapsed = time.monotonic() - killed_at
     assert elapsed < WITHIN_TWO_INTERVALS, elapsed
     lost = session(aod, s["id"])
@@ -97,10 +98,10 @@ def test_a_recent_event_holds_off_the_verdict(
                                     "runtime": {"tmux_pane": s["runtime_handle"]}})
     assert reply.status == 202
     tmux.tmux("kill-pane", "-t", s["runtime_handle"])
-    wait_for(lambda: session(aod, s["id"])["is_alive"] == 0, timeout=10, what="the probe to see it dead")
+    wait_for(lambda: session(aod, s["id"])["is_alive"] == 0, timeout=10, message="the probe to see it dead")
     current = session(aod, s["id"])
     assert (current["status"], current["termination_reason"]) == ("working", None)
-    wait_for(lambda: session(aod, s["id"])["status"] == "lost", timeout=25, what="lost after the grace")
+    wait_for(lambda: session(aod, s["id"])["status"] == "lost", timeout=25, message="lost after the grace")
 
 
 def test_without_tmux_nothing_is_concluded(
@@ -116,14 +117,14 @@ def test_without_tmux_nothing_is_concluded(
     assert session(aod, s["id"])["is_alive"] == 1
     (bin_dir / "tmux").unlink()  # tmux removed from the daemon's PATH
     tmux.tmux("kill-pane", "-t", s["runtime_handle"])  # and the agent is really gone
-    wait_for(lambda: session(aod, s["id"])["is_alive"] is None, timeout=10, what="a failed probe")
+    wait_for(lambda: session(aod, s["id"])["is_alive"] is None, timeout=10, message="a failed probe")
     time.sleep(4 * INTERVAL)
     current = session(aod, s["id"])
     assert (current["status"], current["termination_reason"], current["is_alive"]) == ("idle", None, None)
     refused = aod.post("/v1/sessions", {"project": str(tmp_path), "command": ["sleep", "1"]})
     assert refused.status == 502 and "tmux is not installed" in refused.body["error"]["message"]
     (bin_dir / "tmux").symlink_to(tmux.binary)  # back: now the probe can tell
-    wait_for(lambda: session(aod, s["id"])["status"] == "lost", timeout=10, what="lost once tmux answers")
+    wait_for(lambda: session(aod, s["id"])["status"] == "lost", timeout=10, message="lost once tmux answers")
 
 
 def post_event(daemon: Daemon, agent_id: str, pid: int, occurred_at: int | None = None) -> str:
@@ -145,19 +146,19 @@ def test_process_runtime_alive_dead_and_reused(
     try:
         sid = post_event(aod, "proc-a", agent.pid)
         # The reaper records the process's start time in its handle the first time it sees it alive.
-        wait_for(lambda: "@" in session(aod, sid)["runtime_handle"], timeout=10, what="the start time")
+        wait_for(lambda: "@" in session(aod, sid)["runtime_handle"], timeout=10, message="the start time")
         current = session(aod, sid)
         assert (current["runtime"], current["is_alive"], current["pid"]) == ("process", 1, agent.pid)
         assert current["runtime_handle"].startswith(f"{agent.pid}@")
         agent.kill()
         agent.wait()
-        wait_for(lambda: session(aod, sid)["status"] == "lost", timeout=10, what="the dead agent to be lost")
+        wait_for(lambda: session(aod, sid)["status"] == "lost", timeout=10, message="the dead agent to be lost")
 
         # A pid whose process started after the session's last event is not the agent (pid reuse).
         impostor = subprocess.Popen(["sleep", "600"])
         two_minutes_ago = time.time_ns() - 120 * 1_000_000_000
         reused = post_event(aod, "proc-b", impostor.pid, occurred_at=two_minutes_ago)
-        wait_for(lambda: session(aod, reused)["status"] == "lost", timeout=10, what="the reused pid to be lost")
+        wait_for(lambda: session(aod, reused)["status"] == "lost", timeout=10, message="the reused pid to be lost")
         assert impostor.poll() is None  # alive all along, and never taken for the agent
     finally:
         for p in (agent, impostor):
@@ -174,7 +175,7 @@ def test_working_turns_stuck_with_time_alone(
     assert aod.post("/v1/events", {"agent": "claude-code", "payload": payload}).status == 202
     sid = aod.get("/v1/sessions").body["items"][0]["id"]
     assert session(aod, sid)["status"] == "working"
-    wait_for(lambda: session(aod, sid)["status"] == "stuck", timeout=10, what="stuck")
+    wait_for(lambda: session(aod, sid)["status"] == "stuck", timeout=10, message="stuck")
     assert status_changes(aod, sid)[-2:] == ["working", "stuck"]  # the stream hears of it
     tool = json.loads((FIXTURES / "PreToolUse.json").read_text())
     assert aod.post("/v1/events", {"agent": "claude-code", "payload": tool}).status == 202
@@ -203,7 +204,7 @@ def test_a_restarted_daemon_reconciles_and_keeps_spawned_sessions(
     for name in ("SessionStart", "UserPromptSubmit"):
         cmd = [*aod_command(), "send", survivor["id"], f"{hook} < {FIXTURES / f'{name}.json'}"]
         assert subprocess.run(cmd, env=env, capture_output=True, timeout=30).returncode == 0
-    wait_for(lambda: session(aod, survivor["id"])["status"] == "working", timeout=15, what="the hooks")
+    wait_for(lambda: session(aod, survivor["id"])["status"] == "working", timeout=15, message="the hooks")
     after = session(aod, survivor["id"])
     assert after["id"] == survivor["id"] and {e["kind"] for e in after["events"]} == {"SessionStart", "UserPromptSubmit"}
     assert len(aod.get("/v1/sessions").body["items"]) == 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -84,7 +83,6 @@ async def test_dead_and_malformed_handles() -> None:
     assert [o.probe for o in seen] == [Probe.DEAD, Probe.UNKNOWN]
 
 
-@pytest.mark.skipif(shutil.which("ps") is None, reason="no ps to compare with")
 async def test_ps_fallback_agrees_with_proc(sleeper: subprocess.Popen[bytes]) -> None:
     """The macOS path (ps lstart), run here against the same processes /proc describes."""
     pids = [sleeper.pid, os.getpid(), dead_pid()]

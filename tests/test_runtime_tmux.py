@@ -13,7 +13,8 @@ from aod.lifecycle.liveness import Probe
 from aod.runtime import probes, spawn, tmux
 from aod.runtime.kill import end_runtime
 from aod.runtime.send import RuntimeSendError, send_to_session
-from tests.helpers.tmux import TmuxServer, wait_for
+from tests.helpers.tmux import TmuxServer
+from tests.helpers.waiting import wait_for
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ async def test_spawned_pane_runs_the_command_with_its_environment(server: TmuxSe
                           env={"AOD_SESSION_ID": "proj-7"})
     assert pane.pane_id.startswith("%") and pane.tmux_session == "t"
     assert server.panes()[pane.pane_id] == (False, pane.pane_pid)
-    wait_for(lambda: f"id=proj-7 dir={tmp_path}" in server.capture(pane.pane_id), what="the pane's output")
+    wait_for(lambda: f"id=proj-7 dir={tmp_path}" in server.capture(pane.pane_id), message="the pane's output")
 
 
 async def test_a_taken_name_gets_a_suffix(server: TmuxServer, tmp_path: Path) -> None:
@@ -60,7 +61,7 @@ async def test_probe_alive_then_dead(server: TmuxServer, tmp_path: Path) -> None
 async def test_a_dead_pane_kept_by_remain_on_exit_is_dead(server: TmuxServer, tmp_path: Path) -> None:
     pane = await new_pane(["sh", "-c", "sleep 0.3"], tmp_path)
     server.tmux("set-option", "-t", pane.pane_id, "remain-on-exit", "on")
-    wait_for(lambda: server.panes()[pane.pane_id][0], what="the pane to die")
+    wait_for(lambda: server.panes()[pane.pane_id][0], message="the pane to die")
     (seen,) = await probes.probe_all([target(pane.pane_id)], timeout=5)
     assert seen.probe is Probe.DEAD
 
@@ -99,7 +100,7 @@ async def test_send_pastes_multiline_text_then_enter(server: TmuxServer, tmp_pat
     long_line = "x" * 3000
     await send_to_session(session, f"first line\nsecond line {long_line}")
     await send_to_session(session, "third")
-    wait_for(lambda: out.exists() and out.read_text().count("\n") >= 3, what="the typed text")
+    wait_for(lambda: out.exists() and out.read_text().count("\n") >= 3, message="the typed text")
     assert out.read_text().splitlines() == ["first line", f"second line {long_line}", "third"]
     assert server.tmux("list-buffers").stdout == ""  # each paste deletes its buffer
 
@@ -107,7 +108,7 @@ async def test_send_pastes_multiline_text_then_enter(server: TmuxServer, tmp_pat
 async def test_send_shows_up_in_capture_pane(server: TmuxServer, tmp_path: Path) -> None:
     pane = await new_pane(["cat"], tmp_path)
     await send_to_session({"id": "p-1", "runtime": "tmux", "runtime_handle": pane.pane_id}, "hello from aod")
-    wait_for(lambda: "hello from aod" in server.capture(pane.pane_id), what="the text in the pane")
+    wait_for(lambda: "hello from aod" in server.capture(pane.pane_id), message="the text in the pane")
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from tests.helpers import gh_standin
-from tests.helpers.agent_world import BRANCH, FAST, World, wait_for, world_fixture
+from tests.helpers.agent_world import BRANCH, FAST, World, world_fixture
+from tests.helpers.waiting import wait_for
 
 URL = "https://github.com/acme/widget/pull/7"
 

@@ -12,7 +12,8 @@ import pytest
 
 from tests.conftest import FIXTURES, aod_command
 from tests.helpers.daemon import Daemon, request
-from tests.helpers.tmux import TmuxServer, clean_environ, start_daemon, wait_for
+from tests.helpers.tmux import TmuxServer, clean_environ, start_daemon
+from tests.helpers.waiting import wait_for
 
 AOD = aod_command()
 
@@ -82,8 +83,8 @@ def test_the_spawned_agent_and_its_hooks_know_their_session(aod: Daemon, tmux: T
               ' echo "env: $AOD_SESSION_ID $AOD_SOCKET"; exec sleep 600')
     sid = spawn(aod, repo, "sh", "-c", script)
     pane = session(aod, sid)["runtime_handle"]
-    wait_for(lambda: f"env: {sid} {aod.socket}" in tmux.capture(pane), what="the spawned environment")
-    wait_for(lambda: session(aod, sid)["status"] == "working", what="the hooks to land")
+    wait_for(lambda: f"env: {sid} {aod.socket}" in tmux.capture(pane), message="the spawned environment")
+    wait_for(lambda: session(aod, sid)["status"] == "working", message="the hooks to land")
     s = session(aod, sid)
     assert s["agent_session_id"] == json.loads((FIXTURES / "SessionStart.json").read_text())["session_id"]
     assert (s["runtime"], s["runtime_handle"]) == ("tmux", pane)
@@ -96,10 +97,10 @@ def test_send_types_into_the_pane(aod: Daemon, tmux: TmuxServer, repo: Path) -> 
     pane = session(aod, sid)["runtime_handle"]
     result = cli(aod, "send", sid, "hello", "agent")
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
-    wait_for(lambda: "hello agent" in tmux.capture(pane), what="the message in the pane")
+    wait_for(lambda: "hello agent" in tmux.capture(pane), message="the message in the pane")
     long_text = "line one\n" + "y" * 2000 + "\nline three"
     assert cli(aod, "send", sid, "-", stdin=long_text).returncode == 0
-    wait_for(lambda: "line three" in tmux.capture(pane), what="the long message")
+    wait_for(lambda: "line three" in tmux.capture(pane), message="the long message")
     assert "y" * 2000 in tmux.capture(pane).replace("\n", "")
 
 
@@ -115,7 +116,7 @@ def test_send_refuses_a_session_waiting_for_input_unless_forced(aod: Daemon, tmu
     assert result.returncode == 5 and "waiting for input" in result.stderr
     assert "typed anyway?" not in tmux.capture(pane)
     assert cli(aod, "send", "--force", sid, "forced through").returncode == 0
-    wait_for(lambda: "forced through" in tmux.capture(pane), what="the forced message")
+    wait_for(lambda: "forced through" in tmux.capture(pane), message="the forced message")
 
 
 def test_kill_ends_the_runtime_and_marks_the_session(aod: Daemon, tmux: TmuxServer, repo: Path) -> None:

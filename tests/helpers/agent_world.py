@@ -11,31 +11,18 @@ import contextlib
 import os
 import sqlite3
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from tests.helpers import gh_standin
 from tests.helpers.daemon import Daemon
 
-T = TypeVar("T")
 BRANCH = "feature-x"
 FAST = """
 [scm]
 interval = "0.2s"
 """
-
-
-def wait_for(what: Callable[[], T], timeout: float = 15.0, interval: float = 0.05, message: str = "") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = what()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s: {message or what}")
-        time.sleep(interval)
 
 
 class World:
