@@ -9,7 +9,9 @@ import os
 import signal
 import socket
 import stat
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -68,6 +70,7 @@ async def _serve(config: Config) -> int:
         ingestor = Ingestor(storage.db, _ingest_settings(config))
         ctx = AppContext(config=config, db=storage.db, ingestor=ingestor, token=token,
                          spool_dir=config.data_dir / "spool")
+        holder = _config_holder(ctx)
         stream_jobs = await _start_stream(ctx, storage.db)
         runner = web.AppRunner(build_app(ctx), handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
                                access_log=logging.getLogger("aiohttp.access"))
@@ -81,9 +84,9 @@ async def _serve(config: Config) -> int:
         reaper = Reaper(storage.db, lambda: _reaper_settings(ctx.config))
         await _reconcile(reaper)
         ctx.ready = True
-        reaping = asyncio.create_task(reaper.run(stop), name="reaper")
-        watcher = asyncio.create_task(spool.watch(stop), name="spool-watch")
-        reactions = _start_reactions(ctx, storage.db)
+        jobs = {"config-watch": holder.watch(), "reaper": reaper.run(stop), "spool-watch": spool.watch(stop),
+                **_reactions(storage.db, holder)}
+        tasks = [asyncio.create_task(job, name=name) for name, job in jobs.items()]
         log.info("aod is serving", extra={"version": __version__, "pid": os.getpid(), "socket": str(config.socket_path),
                                           "tcp": ctx.tcp_address, "data_dir": str(config.data_dir),
                                           "spooled_events_ingested": drained})
@@ -92,11 +95,9 @@ async def _serve(config: Config) -> int:
         ctx.ready = False
         # Streams first: aiohttp's cleanup waits for running handlers, and a stream never ends alone.
         await _stop_stream(ctx, stream_jobs)
-        await _cancel(watcher)
-        await _cancel(reaping)
-        for task in reactions:
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*reactions, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         await _shutdown(runner, storage, config.socket_path)
     log.info("stopped")
@@ -111,12 +112,17 @@ def _ingest_settings(config: Config) -> IngestSettings:
     )
 
 
-def _start_reactions(ctx: AppContext, db: Database) -> list[asyncio.Task[None]]:
-    """Config reload, the SCM observer, the reaction engine, and its two outboxes (nudges, pages)."""
+def _config_holder(ctx: AppContext) -> ConfigHolder:
+    """The config every part reads, reloaded when its file changes (the watch runs as a job)."""
     holder = ConfigHolder(ctx.config)
     ctx.config_errors = holder.errors
     holder.subscribe(lambda new: setattr(ctx, "config", new))
     holder.subscribe(lambda new: ctx.ingestor.configure(_ingest_settings(new)))
+    return holder
+
+
+def _reactions(db: Database, holder: ConfigHolder) -> dict[str, Coroutine[Any, Any, None]]:
+    """The SCM observer, the reaction engine, and its two outboxes (nudges, pages)."""
 
     def recorded(_: object) -> None:
         nudger.wake()
@@ -127,9 +133,8 @@ def _start_reactions(ctx: AppContext, db: Database) -> list[asyncio.Task[None]]:
     nudger = Nudger(db, send_to_session, on_given_up=engine.touch)
     db.add_commit_listener(engine.wake)
     holder.subscribe(engine.sweep)
-    jobs = {"config-watch": holder.watch(), "scm-observer": ScmObserver(db, holder).run(),
-            "reactions": engine.run(), "nudger": nudger.run(), "deliveries": deliveries.run()}
-    return [asyncio.create_task(job, name=name) for name, job in jobs.items()]
+    return {"scm-observer": ScmObserver(db, holder).run(), "reactions": engine.run(), "nudger": nudger.run(),
+            "deliveries": deliveries.run()}
 
 
 async def _start_stream(ctx: AppContext, db: Database) -> list[asyncio.Task[None]]:
@@ -210,12 +215,6 @@ async def _listen_tcp(runner: web.AppRunner, address: str) -> str:
     server = site._server  # aiohttp exposes the bound port only here (port 0 = any free port)
     bound = server.sockets[0].getsockname() if server and server.sockets else (host, int(port))
     return f"{bound[0]}:{bound[1]}"
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 async def _shutdown(runner: web.AppRunner | None, storage: Storage, socket_path: Path) -> None:
