@@ -8,9 +8,9 @@ from typing import Any
 
 import apsw
 
-from aod.lifecycle.status import SessionFacts, TerminationReason, derive_status
+from aod.lifecycle.manager import write_facts
+from aod.lifecycle.status import TerminationReason
 from aod.storage import prs, sessions
-from aod.timefmt import seconds_from_iso
 
 
 class UnknownSession(LookupError):
@@ -33,21 +33,10 @@ def record_observations(
         prs.upsert_checks(conn, obs["url"], obs["checks"], now)
         if obs["comments"] is not None:
             prs.replace_comments(conn, obs["url"], obs["comments"], now)
-    changes: dict[str, Any] = {}
-    reason = session["termination_reason"]
-    if reason is None and any(o["state"] == "merged" for o in observations) and prs.open_count(conn, session_id) == 0:
-        reason = TerminationReason.MERGED.value
-        changes.update({"termination_reason": reason, "ended_at": now})
-    last_event_at = session["last_event_at"]
-    facts = SessionFacts(
-        activity=session["activity"],
-        termination_reason=reason,
-        last_event_at=seconds_from_iso(last_event_at) if last_event_at else None,
-        prs=prs.facts_for_session(conn, session_id),
-    )
-    status = derive_status(facts, now=seconds_from_iso(now), stuck_after=stuck_after).value
-    if status != session["status"]:
-        changes["status"] = status
-    if changes:
-        sessions.update(conn, session_id, {**changes, "updated_at": now})
-    return {"id": session_id, "status": status}
+    ended: dict[str, Any] = {}
+    if (session["termination_reason"] is None and any(o["state"] == "merged" for o in observations)
+            and prs.open_count(conn, session_id) == 0):
+        ended = {"termination_reason": TerminationReason.MERGED.value, "ended_at": now}
+    after = write_facts(conn, session_id, ended, now=now, stuck_after=stuck_after)
+    assert after is not None  # read above, in this same transaction
+    return {"id": session_id, "status": after["status"]}
