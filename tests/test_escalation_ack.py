@@ -63,6 +63,10 @@ urgent = ["hook"]
     assert missing.status == 404 and missing.body["error"] == {"code": "not_found", "message": "no escalation 999"}
     bad = d.post("/v1/escalations/abc/ack", {})
     assert bad.status == 400 and bad.body["error"]["code"] == "invalid_parameter"
+    # Digits that int() or SQLite refuse: a 400 as well, not a server error.
+    for odd in ("%C2%B2", "9" * 20, "9" * 5000):
+        reply = d.post(f"/v1/escalations/{odd}/ack", {})
+        assert reply.status == 400 and reply.body["error"]["code"] == "invalid_parameter", (odd, reply.status)
     assert d.get(f"/v1/escalations/{escalation_id}/ack").status == 405
     cli_missing = run_aod("ack", "999", env=env)
     assert cli_missing.returncode == 4 and "no escalation 999" in cli_missing.stderr

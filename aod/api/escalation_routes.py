@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -14,12 +15,14 @@ from aod.timefmt import now_iso
 routes = web.RouteTableDef()
 
 CANCELLED = "cancelled: the escalation was acknowledged before this delivery went out"
+# str.isdigit() also accepts "²" and other non-ASCII digits; SQLite ids fit in 63 bits.
+_ID = re.compile(r"[0-9]{1,18}")
 
 
 @routes.post("/v1/escalations/{id}/ack")
 async def ack(request: web.Request) -> web.Response:
     text = request.match_info["id"]
-    if not text.isdigit():
+    if not _ID.fullmatch(text):
         raise ApiError(400, "invalid_parameter", f"escalation id: expected a positive integer, got {text!r}")
     escalation_id = int(text)
     now = now_iso()
