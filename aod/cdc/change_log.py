@@ -21,6 +21,8 @@ class Change:
     data: dict[str, Any]
 
 
+# A change_log row as selected, `data` still JSON text.
+Row = tuple[int, str, str, str, str, str | None, str | None, str]
 _COLUMNS = "seq, at, entity, op, entity_id, session_id, project_id, data"
 
 
@@ -31,10 +33,7 @@ def head(conn: apsw.Connection) -> int:
 
 
 def after(conn: apsw.Connection, seq: int, limit: int = 1000) -> list[Change]:
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
-    )
-    return [_change(row) for row in rows]
+    return [_change(row) for row in rows_after(conn, seq, limit)]
 
 
 def _change(row: tuple[Any, ...]) -> Change:
@@ -42,11 +41,8 @@ def _change(row: tuple[Any, ...]) -> Change:
     return Change(seq, at, entity, op, entity_id, session_id, project_id, orjson.loads(data))
 
 
-Row = tuple[int, str, str, str, str, str | None, str | None, str]
-
-
 def rows_after(conn: apsw.Connection, seq: int, limit: int) -> list[Row]:
-    """Like `after`, with `data` left as the JSON text the trigger wrote (the stream embeds it)."""
+    """The rows after `seq` with `data` left as the JSON text the trigger wrote (the stream embeds it)."""
     return conn.execute(
         f"SELECT {_COLUMNS} FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
     ).fetchall()
