@@ -60,25 +60,18 @@ def prune_batch(conn: apsw.Connection, events_before: str, changes_before: str, 
     return Batch(events, changes, meta.retention_floor(conn))
 
 
+def _old_prefix(conn: apsw.Connection, table: str, key: str, stamp: str, cutoff: str) -> tuple[int, int | None]:
+    """(row count, last key) of the leading run, in key order, of rows stamped before `cutoff`."""
+    # The unary `+` keeps SQLite walking the primary key (the prefix) instead of the stamp's index.
+    kept = conn.execute(f"SELECT {key} FROM {table} WHERE +{stamp} >= ? ORDER BY {key} LIMIT 1", (cutoff,)).fetchone()
+    if kept is None:
+        return conn.execute(f"SELECT count(*), max({key}) FROM {table}").fetchone()
+    return conn.execute(f"SELECT count(*), max({key}) FROM {table} WHERE {key} < ?", (kept[0],)).fetchone()
+
+
 def plan(conn: apsw.Connection, events_before: str, changes_before: str) -> Plan:
     """Count what `prune_batch` calls would delete, without deleting (for `aod db prune --dry-run`)."""
-    # The unary `+` keeps SQLite walking the primary key (the prefix) instead of the `at` index.
-    first_kept = conn.execute(
-        "SELECT id FROM events WHERE +received_at >= ? ORDER BY id LIMIT 1", (events_before,)
-    ).fetchone()
-    events = conn.execute(
-        "SELECT count(*) FROM events WHERE id < ?", (first_kept[0],)
-    ).fetchone()[0] if first_kept else conn.execute("SELECT count(*) FROM events").fetchone()[0]
-    first_seq = conn.execute(
-        "SELECT seq FROM change_log WHERE +at >= ? ORDER BY seq LIMIT 1", (changes_before,)
-    ).fetchone()
-    if first_seq:
-        last_gone = conn.execute("SELECT max(seq) FROM change_log WHERE seq < ?", (first_seq[0],)).fetchone()[0]
-    else:
-        last_gone = conn.execute("SELECT max(seq) FROM change_log").fetchone()[0]
-    changes = (
-        conn.execute("SELECT count(*) FROM change_log WHERE seq <= ?", (last_gone,)).fetchone()[0]
-        if last_gone is not None else 0
-    )
+    events, _ = _old_prefix(conn, "events", "id", "received_at", events_before)
+    changes, last_gone = _old_prefix(conn, "change_log", "seq", "at", changes_before)
     floor = meta.retention_floor(conn)
     return Plan(events, changes, floor, max(floor, last_gone or 0))
