@@ -24,8 +24,7 @@ def retention_floor(conn: apsw.Connection) -> int:
 def raise_retention_floor(conn: apsw.Connection, seq: int) -> None:
     """Move the floor up to `seq`; never down (a cursor once refused must stay refused)."""
     conn.execute(
-        "UPDATE meta SET value = CAST(max(CAST(value AS INTEGER), ?) AS TEXT) WHERE key = 'retention_floor'",
-        (seq,),
+        "INSERT INTO meta (key, value) VALUES ('retention_floor', ?) ON CONFLICT (key) DO UPDATE"
+        " SET value = CAST(max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+        (str(seq),),
     )
-    if conn.changes() == 0:
-        conn.execute("INSERT INTO meta (key, value) VALUES ('retention_floor', ?)", (str(seq),))
