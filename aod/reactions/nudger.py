@@ -117,7 +117,7 @@ class Nudger:
             return
         if session["runtime"] != "tmux" or not session["runtime_handle"]:
             # Retrying cannot give a session a pane: page the human at once instead.
-            await self._failed({**nudge, "attempts": ATTEMPTS - 1}, "the session has no tmux pane to type into")
+            await self._failed(nudge, "the session has no tmux pane to type into", final=True)
             return
         await pause_point("nudge-decided")
         text = f"{nudge['message']}\n\n{marker(nudge_id)}"
@@ -135,11 +135,11 @@ class Nudger:
         log.info("nudged", extra={"session": nudge["session_id"], "reaction": nudge["reaction"], "nudge": nudge_id})
         await pause_point("nudge-sent")
 
-    async def _failed(self, nudge: dict[str, Any], error: str) -> None:
+    async def _failed(self, nudge: dict[str, Any], error: str, *, final: bool = False) -> None:
         attempts = nudge["attempts"] + 1
         log.warning("nudge not sent", extra={"session": nudge["session_id"], "nudge": nudge["id"],
                                              "attempt": attempts, "error": error})
-        if attempts >= ATTEMPTS:
+        if final or attempts >= ATTEMPTS:
             await self.db.write(lambda conn: nudges.finish(conn, nudge["id"], "failed", error, attempted=True))
             if self.on_given_up is not None:
                 self.on_given_up(nudge["session_id"])
