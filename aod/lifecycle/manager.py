@@ -60,28 +60,35 @@ def create_session(conn: apsw.Connection, fields: Mapping[str, Any], *, now: str
     return created
 
 
+def observed_fields(obs: Observation, row: Mapping[str, Any], *, now: str, grace: float) -> dict[str, Any]:
+    """The facts a probe result sets on the live session `row` whose handle it probed."""
+    seen = row["last_event_at"] or row["created_at"]
+    verdict = judge(
+        obs.probe, last_sign_of_life=seconds_from_iso(seen) if seen else None, now=seconds_from_iso(now), grace=grace
+    )
+    fields: dict[str, Any] = {"is_alive": None if verdict.is_alive is None else int(verdict.is_alive)}
+    if obs.start_token and row["runtime"] == "process":
+        pid, token = process.parse_handle(obs.handle)
+        if token is None:
+            fields["runtime_handle"] = process.format_handle(pid, obs.start_token)
+    if verdict.terminate:
+        fields.update({"termination_reason": TerminationReason.RUNTIME_LOST.value, "ended_at": now})
+    return fields
+
+
 def apply_observations(
     conn: apsw.Connection, observations: Iterable[Observation], *, now: str, grace: float, stuck_after: float
 ) -> list[str]:
     """Write what the reaper's probes found; the ids of the sessions it ended (runtime_lost)."""
     ended = []
-    now_s = seconds_from_iso(now)
     for obs in observations:
         row = sessions.get(conn, obs.session_id)
         # Re-checked here, in the transaction: an event or a kill may have come in since the probe.
         if row is None or row["termination_reason"] is not None or row["runtime_handle"] != obs.handle:
             continue
-        seen = row["last_event_at"] or row["created_at"]
-        verdict = judge(obs.probe, last_sign_of_life=seconds_from_iso(seen) if seen else None, now=now_s, grace=grace)
-        fields: dict[str, Any] = {"is_alive": None if verdict.is_alive is None else int(verdict.is_alive)}
-        if obs.start_token and row["runtime"] == "process":
-            pid, token = process.parse_handle(obs.handle)
-            if token is None:
-                fields["runtime_handle"] = process.format_handle(pid, obs.start_token)
-        if verdict.terminate:
-            fields.update({"termination_reason": TerminationReason.RUNTIME_LOST.value, "ended_at": now})
+        fields = observed_fields(obs, row, now=now, grace=grace)
         write_facts(conn, obs.session_id, fields, now=now, stuck_after=stuck_after)
-        if verdict.terminate:
+        if "termination_reason" in fields:
             ended.append(obs.session_id)
     return ended
 

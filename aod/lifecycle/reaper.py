@@ -19,7 +19,7 @@ from typing import Any
 import apsw
 
 from aod.lifecycle import manager
-from aod.lifecycle.liveness import Probe, judge
+from aod.lifecycle.liveness import Probe
 from aod.runtime.probes import Observation, Target, probe_all
 from aod.storage import sessions
 from aod.storage.database import Database
@@ -68,19 +68,18 @@ class Reaper:
                 log.exception("reaper tick failed")
 
     async def tick(self) -> TickReport:
-        rows = await self.db.read(sessions.probe_targets)
+        settings = self.settings
+        before = iso_from_seconds(time.time() - settings.stuck_after)
+        rows, silent = await self.db.read(lambda c: (sessions.probe_targets(c), sessions.silent_working(c, before)))
         targets = [
             Target(r["id"], r["runtime"], r["runtime_handle"],
                    seconds_from_iso(r["last_event_at"]) if r["last_event_at"] else None)
             for r in rows
         ]
-        settings = self.settings
         observations = await probe_all(targets, timeout=settings.probe_timeout)
         report = TickReport(probed={o.session_id: o.probe for o in observations})
         self._report_failures(observations)
-        now = time.time()
-        before = iso_from_seconds(now - settings.stuck_after)
-        silent = await self.db.read(lambda c: sessions.silent_working(c, before))
+        now = now_iso()
         by_id = {r["id"]: r for r in rows}
         worth_writing = [o for o in observations if _changes_something(o, by_id[o.session_id], now, settings.grace)]
         if worth_writing or silent:
@@ -100,13 +99,14 @@ class Reaper:
         self._failing = set(failing)
 
 
-def _changes_something(obs: Observation, row: dict[str, Any], now: float, grace: float) -> bool:
-    """Whether a write could change anything: most ticks find every session as it was."""
-    seen = row["last_event_at"] or row["created_at"]
-    verdict = judge(obs.probe, last_sign_of_life=seconds_from_iso(seen) if seen else None, now=now, grace=grace)
-    is_alive = None if verdict.is_alive is None else int(verdict.is_alive)
-    recordable = obs.start_token is not None and "@" not in obs.handle
-    return verdict.terminate or row["is_alive"] != is_alive or recordable
+def _changes_something(obs: Observation, row: dict[str, Any], now: str, grace: float) -> bool:
+    """Whether a write could change anything: most ticks find every session as it was.
+
+    `row` is a `probe_targets` row: the fields it lacks (termination_reason, ended_at) are
+    unset on every live session, so a probe that sets them changes something.
+    """
+    fields = manager.observed_fields(obs, row, now=now, grace=grace)
+    return any(row.get(k) != v for k, v in fields.items())
 
 
 def _write(conn: apsw.Connection, observations: list[Observation], s: ReaperSettings) -> tuple[list[str], list[str]]:
