@@ -9,7 +9,7 @@ import apsw
 
 from aod.lifecycle.status import PrFacts
 from aod.storage import escalations, trackers
-from aod.storage.rows import dicts
+from aod.storage.rows import dicts, one
 
 
 def facts_for_session(conn: apsw.Connection, session_id: str) -> tuple[PrFacts, ...]:
@@ -23,24 +23,19 @@ def facts_for_session(conn: apsw.Connection, session_id: str) -> tuple[PrFacts, 
 
 
 def for_session(conn: apsw.Connection, session_id: str) -> list[dict[str, Any]]:
-    prs = dicts(conn.execute("SELECT * FROM prs WHERE session_id = ? ORDER BY number", (session_id,)))
-    for pr in prs:
-        pr["checks"] = dicts(
-            conn.execute("SELECT * FROM pr_checks WHERE pr_url = ? ORDER BY created_at, name", (pr["url"],))
-        )
-        pr["comments"] = comments(conn, pr["url"])
-    return prs
+    """The session's PRs, each with every check run it had and its comments (the session detail)."""
+    return [_with_details(conn, pr)
+            for pr in dicts(conn.execute("SELECT * FROM prs WHERE session_id = ? ORDER BY number", (session_id,)))]
 
 
 def get(conn: apsw.Connection, url: str) -> dict[str, Any] | None:
-    found = dicts(conn.execute("SELECT * FROM prs WHERE url = ?", (url,)))
-    if not found:
-        return None
-    pr = found[0]
-    pr["checks"] = dicts(
-        conn.execute("SELECT * FROM pr_checks WHERE pr_url = ? ORDER BY created_at, name", (url,))
-    )
-    pr["comments"] = comments(conn, url)
+    pr = one(conn.execute("SELECT * FROM prs WHERE url = ?", (url,)))
+    return None if pr is None else _with_details(conn, pr)
+
+
+def _with_details(conn: apsw.Connection, pr: dict[str, Any]) -> dict[str, Any]:
+    pr["checks"] = dicts(conn.execute("SELECT * FROM pr_checks WHERE pr_url = ? ORDER BY created_at, name", (pr["url"],)))
+    pr["comments"] = comments(conn, pr["url"])
     return pr
 
 
