@@ -7,6 +7,7 @@ import contextlib
 import random
 import signal
 import socket
+import sqlite3
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -229,7 +230,7 @@ async def test_reset_for_a_foreign_epoch_a_cursor_ahead_or_below_the_floor(serve
     await expect_reset(query=f"?after={the_epoch}:{head(data) + 100}")  # ahead of the head
     await expect_reset(query=f"?after={head(data) + 1}")  # bare seq, ahead
     # The janitor compacted seqs up to 3 away (set directly here; tests/test_retention*.py run it).
-    with __import__("sqlite3").connect(data / "aod.db") as c:
+    with sqlite3.connect(data / "aod.db") as c:
         c.execute("UPDATE meta SET value = '3' WHERE key = 'retention_floor'")
     await expect_reset(last_event_id=f"{the_epoch}:2")
     # At the floor nothing is missing: plain replay.
@@ -354,8 +355,6 @@ async def test_a_write_by_another_process_is_noticed_by_the_tick(served: tuple[D
     await post(client, ["x1"])
     conn = await client.connect()
     await wait_subscribed(client, conn)
-    import sqlite3
-
     # Not through the daemon: nothing wakes the poller but PRAGMA data_version on its tick.
     with sqlite3.connect(daemon.data_dir / "aod.db") as c:
         c.execute("UPDATE sessions SET title = 'renamed outside' WHERE id = 's-a'")
