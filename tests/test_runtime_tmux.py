@@ -72,6 +72,18 @@ async def test_no_server_means_every_pane_is_dead(server: TmuxServer) -> None:
     assert seen.probe is Probe.DEAD
 
 
+async def test_a_server_exiting_while_asked_means_every_pane_is_dead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What a real tmux answers now and then in the moment after kill-server.
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "tmux").write_text("#!/bin/sh\necho 'server exited unexpectedly' >&2\nexit 1\n")
+    (fake / "tmux").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    (seen,) = await probes.probe_all([target("%0")], timeout=5)
+    assert seen.probe is Probe.DEAD
+    assert await end_runtime({"runtime": "tmux", "runtime_handle": "%0"}) is False
+
+
 async def test_tmux_missing_is_a_failed_probe(server: TmuxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pane = await new_pane(["sleep", "600"], tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path))  # no tmux here

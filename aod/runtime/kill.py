@@ -40,7 +40,7 @@ async def _kill_pane(pane: str, timeout: float) -> bool:
         raise KillError(str(exc)) from None
     if result.returncode == 0:
         return True
-    if "can't find pane" in result.stderr or "no server running" in result.stderr:
+    if result.server_gone or "can't find pane" in result.stderr:
         return False
     raise KillError(f"tmux kill-pane failed: {result.stderr.strip() or result.returncode}")
 

@@ -13,10 +13,6 @@ from dataclasses import dataclass
 from aod.lifecycle.liveness import Probe
 from aod.runtime import process, tmux
 
-# tmux's words when no server listens on its socket: then no pane of it exists any more. Any
-# other failure to connect (permissions, a hung server) says nothing about the panes.
-_NO_SERVER = "no server running on"
-
 
 @dataclass(frozen=True)
 class Pane:
@@ -45,7 +41,7 @@ async def list_panes(*, timeout: float) -> dict[str, Pane] | None:
     """Every pane of the tmux server, by pane id; None when no server is running."""
     result = await tmux.run("list-panes", "-a", "-F", "#{pane_id} #{pane_dead} #{pane_pid}", timeout=timeout)
     if result.returncode != 0:
-        if _NO_SERVER in result.stderr:
+        if result.server_gone:
             return None
         raise tmux.TmuxFailed(("list-panes",), result.returncode, result.stderr)
     panes = {}

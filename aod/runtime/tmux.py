@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 TMUX = "tmux"
 DEFAULT_TIMEOUT = 5.0
+# tmux's words when its server is not there: none listens on the socket, or it exited while
+# answering (right after kill-server). Either way none of its panes exists any more; any other
+# failure to connect (permissions, a hung server) says nothing about them.
+_SERVER_GONE = ("no server running on", "server exited unexpectedly")
 
 
 class TmuxError(RuntimeError):
@@ -38,6 +42,10 @@ class TmuxResult:
     returncode: int
     stdout: str
     stderr: str
+
+    @property
+    def server_gone(self) -> bool:
+        return self.returncode != 0 and any(words in self.stderr for words in _SERVER_GONE)
 
 
 async def run(*args: str, stdin: bytes | None = None, timeout: float = DEFAULT_TIMEOUT) -> TmuxResult:
