@@ -24,8 +24,9 @@ from aod.ingest.projects import ProjectLocation
 from aod.ingest.recent_keys import RecentKeys
 from aod.lifecycle.activity import ActivityState, apply_event
 from aod.lifecycle.liveness import Runtime, runtime_after_event
+from aod.lifecycle.manager import write_facts
 from aod.lifecycle.resume import PAIR_WINDOW, is_fresh_start, is_resume_start
-from aod.lifecycle.status import SessionFacts, derive_status
+from aod.lifecycle.status import Activity, SessionFacts, TerminationReason, derive_status
 from aod.storage import dead_letters, events, projects, prs, sessions
 from aod.timefmt import iso_from_seconds, seconds_from_iso
 
@@ -272,8 +273,9 @@ class _Batch:
     def _absorb(self, phantom: str, into: str) -> None:
         """Fold the throwaway session of a --resume into the session it resumed."""
         self.flush_events()  # the phantom's start may still wait in self.rows
-        ended = derive_status(SessionFacts("exited", "exited"), now=self.now_seconds, stuck_after=self.settings.stuck_after)
-        sessions.absorb(self.conn, phantom, into, now=self.now, ended_status=ended)
+        ended = {"activity": Activity.EXITED.value, "termination_reason": TerminationReason.EXITED.value, "ended_at": self.now}
+        write_facts(self.conn, phantom, ended, now=self.now, stuck_after=self.settings.stuck_after)
+        sessions.absorb(self.conn, phantom, into)
         self.sessions.pop(phantom, None)
         self.aliases = {k: (into if v == phantom else v) for k, v in self.aliases.items()}
         self.fresh_starts = {k: v for k, v in self.fresh_starts.items() if v != phantom}

@@ -130,19 +130,15 @@ def phantom_start(conn: apsw.Connection, agent: str, *, pid: int | None, pane: s
     return None if row is None else row[0]
 
 
-def absorb(conn: apsw.Connection, phantom_id: str, into_id: str, *, now: str, ended_status: str) -> bool:
+def absorb(conn: apsw.Connection, phantom_id: str, into_id: str) -> bool:
     """Move a throwaway session's events and agent ids to `into_id`, then delete it.
 
-    It is first marked ended, so a client that saw it appear on the stream sees it end (the
-    change log records inserts and updates only). If something still refers to it, it stays,
-    ended; the answer says whether it is gone.
+    The caller marks it ended first, so a client that saw it appear on the stream sees it end
+    (the change log records inserts and updates only). If something still refers to it, it
+    stays, ended; the answer says whether it is gone.
     """
     events.move_to_session(conn, phantom_id, into_id)
     conn.execute("UPDATE session_aliases SET session_id = ? WHERE session_id = ?", (into_id, phantom_id))
-    update(conn, phantom_id, {
-        "activity": "exited", "termination_reason": "exited", "ended_at": now, "updated_at": now,
-        "status": ended_status,
-    })
     try:
         with conn:
             conn.execute("DELETE FROM sessions WHERE id = ?", (phantom_id,))
