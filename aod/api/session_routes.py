@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import apsw
 import orjson
 from aiohttp import web
 
@@ -90,7 +91,7 @@ def _spawn_request(body: dict[str, Any]) -> SpawnRequest:
     return SpawnRequest(Path(project), tuple(command), agent, worktree, name.strip() if name else None)
 
 
-def _reserve_id(conn: Any, location: ProjectLocation, now: str) -> tuple[str, str]:
+def _reserve_id(conn: apsw.Connection, location: ProjectLocation, now: str) -> tuple[str, str]:
     """A fresh `{project}-{n}`, the same numbering adopted sessions get."""
     project_id = projects.ensure(conn, location.path, location.name, location.origin_url, now)
     while True:
