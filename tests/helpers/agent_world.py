@@ -7,8 +7,6 @@ in the pane's history, where `tmux capture-pane` reads it back.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -17,6 +15,7 @@ from typing import Any
 
 from tests.helpers import gh_standin
 from tests.helpers.daemon import Daemon
+from tests.helpers.tmux import TmuxServer
 
 BRANCH = "feature-x"
 FAST = """
@@ -29,10 +28,10 @@ class World:
     def __init__(self, root: Path, base_env: dict[str, str]) -> None:
         self.root = root
         self.gh_state = root / "gh"
-        tmux_dir = root / "tmux"
-        tmux_dir.mkdir(mode=0o700)
-        self.env = {**base_env, **gh_standin.install(root / "bin", self.gh_state), "TMUX_TMPDIR": str(tmux_dir)}
+        self.tmux_server = TmuxServer()
+        self.env = {**base_env, **gh_standin.install(root / "bin", self.gh_state), **self.tmux_server.env}
         self.env.pop("TMUX", None)
+        self.env.pop("TMUX_PANE", None)
         self.repo = root / "widget"
         self.repo.mkdir()
         subprocess.run(["git", "init", "-q", "-b", BRANCH, str(self.repo)], check=True)
@@ -42,8 +41,7 @@ class World:
         self.pane = ""
 
     def tmux(self, *args: str) -> str:
-        env = {k: v for k, v in os.environ.items() if k != "TMUX"} | {"TMUX_TMPDIR": self.env["TMUX_TMPDIR"]}
-        return subprocess.run(["tmux", *args], env=env, check=True, capture_output=True, text=True, timeout=10).stdout
+        return self.tmux_server.tmux(*args).stdout
 
     def start_pane(self) -> str:
         self.tmux("new-session", "-d", "-s", "agent", "-x", "220", "-y", "50", "cat > /dev/null")
@@ -79,9 +77,7 @@ class World:
         for d in self.daemons:
             if d.proc is not None and d.proc.poll() is None:
                 d.kill()
-        if self.pane:
-            with contextlib.suppress(subprocess.CalledProcessError):
-                self.tmux("kill-server")
+        self.tmux_server.stop()
 
 
 def world_fixture(short_dir: Path, aod_env: dict[str, str]) -> Iterator[World]:
