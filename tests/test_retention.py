@@ -13,7 +13,7 @@ import apsw
 import pytest
 
 from aod.config import RetentionConfig, StorageConfig
-from aod.maintenance.janitor import cutoffs, prune
+from aod.maintenance.janitor import Janitor, cutoffs, prune
 from aod.storage import meta, retention
 from aod.storage.connection import open_connection
 from aod.storage.database import open_storage
@@ -114,6 +114,30 @@ async def test_janitor_prunes_in_batches_through_the_writer(data_dir: Path) -> N
         again = await prune(storage.db, options, dry_run=False, now=NOW)
         assert (again.events, again.change_log, again.floor_after) == (0, 0, 24)
     finally:
+        await storage.close()
+
+
+async def test_the_janitor_follows_a_reloaded_retention_config(data_dir: Path) -> None:
+    path = data_dir / "aod.db"
+    migrate(path)
+    conn = open_connection(path)
+    fill(conn, [("old", 40, 40), ("new", 1, 1)])
+    conn.close()
+    storage = await open_storage(data_dir, StorageConfig())
+    # As a config reload does: the janitor holds a getter, and the value behind it changes.
+    current = {"options": RetentionConfig(events_days=90, change_log_days=90, interval=0.05)}
+    janitor = asyncio.create_task(Janitor(storage.db, lambda: current["options"]).run())
+    try:
+        await asyncio.sleep(0.2)  # a few rounds under the first config: 40 days is within 90
+        assert await storage.db.read(uids) == ["old", "new"]
+        current["options"] = RetentionConfig(events_days=30, change_log_days=30, interval=0.05)
+        deadline = time.monotonic() + 5
+        while await storage.db.read(uids) != ["new"]:
+            assert time.monotonic() < deadline, "the reloaded retention was never applied"
+            await asyncio.sleep(0.02)
+    finally:
+        janitor.cancel()
+        await asyncio.gather(janitor, return_exceptions=True)
         await storage.close()
 
 

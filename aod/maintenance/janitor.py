@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -65,17 +66,19 @@ async def prune(db: Database, options: RetentionConfig, *, dry_run: bool, now: f
 
 
 class Janitor:
-    def __init__(self, db: Database, options: RetentionConfig) -> None:
+    def __init__(self, db: Database, options: Callable[[], RetentionConfig]) -> None:
         self._db = db
+        # A getter, not a value: a reloaded config's retention applies from the next round.
         self._options = options
 
     async def run(self) -> None:
         """Prune now, then every `retention.interval`."""
         while True:
+            options = self._options()
             try:
-                report = await prune(self._db, self._options, dry_run=False)
+                report = await prune(self._db, options, dry_run=False)
                 if report.events or report.change_log:
                     log.info("pruned", extra=report.as_json())
             except Exception:
                 log.exception("retention prune failed; retrying at the next interval")
-            await asyncio.sleep(self._options.interval)
+            await asyncio.sleep(options.interval)
