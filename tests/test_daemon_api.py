@@ -231,6 +231,8 @@ def test_session_and_event_queries_with_filters_and_keyset(daemon: Daemon) -> No
         ("/v1/events/999999", 404, "not_found"),
         ("/v1/sessions?limit=0", 400, "invalid_parameter"),
         ("/v1/sessions?limit=abc", 400, "invalid_parameter"),
+        ("/v1/sessions?limit=%C2%B2", 400, "invalid_parameter"),  # "²": isdigit() but not int()
+        ("/v1/events?limit=" + "9" * 5000, 400, "invalid_parameter"),  # over int()'s digit limit
         ("/v1/sessions?status=bogus", 400, "invalid_parameter"),
         ("/v1/sessions?cursor=!!notacursor", 400, "invalid_parameter"),
         ("/v1/events?cursor=WyJhYmMiXQ", 400, "invalid_parameter"),  # ["abc"]: right shape, not an id

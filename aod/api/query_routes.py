@@ -14,7 +14,7 @@ from aod import __version__
 from aod.api.context import AppContext, context
 from aod.api.errors import ApiError, json_response
 from aod.lifecycle.status import Status
-from aod.storage import dead_letters, events, meta, projects, prs, sessions
+from aod.storage import dead_letters, escalations, events, meta, projects, prs, sessions, trackers
 from aod.storage.keyset import BadCursor
 from aod.timefmt import normalize_iso
 
@@ -25,7 +25,8 @@ RECENT_EVENTS = 50
 
 def _limit(request: web.Request, default: int = 50) -> int:
     text = request.query.get("limit", str(default))
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+    # isascii: str.isdigit() also accepts "²", which int() refuses.
+    if not (text.isascii() and text.isdigit() and len(text) <= 3) or not 1 <= int(text) <= MAX_LIMIT:
         raise ApiError(400, "invalid_parameter", f"limit: expected an integer from 1 to {MAX_LIMIT}, got {text!r}")
     return int(text)
 
@@ -76,8 +77,8 @@ def _session_detail(conn: Any, session_id: str) -> dict[str, Any] | None:
     if session is None:
         return None
     session["prs"] = prs.for_session(conn, session_id)
-    session["trackers"] = prs.trackers_for_session(conn, session_id)
-    session["escalations"] = prs.escalations_for_session(conn, session_id)
+    session["trackers"] = trackers.for_session(conn, session_id)
+    session["escalations"] = escalations.for_session(conn, session_id)
     session["events"], _ = events.listing(conn, events.EventFilter(session=session_id), RECENT_EVENTS, None)
     return session
 
@@ -176,9 +177,16 @@ async def status(request: web.Request) -> web.Response:
                "schema_version": facts.pop("schema_version"), "epoch": facts.pop("epoch")},
         **facts,
         "spool": {"path": str(ctx.spool_dir), "backlog": files["backlog"]},
+        "stream": _stream_facts(ctx),
         "config": {"path": str(ctx.config.config_path) if ctx.config.config_path else None,
                    "errors": ctx.config_errors},
     })
+
+
+def _stream_facts(ctx: AppContext) -> dict[str, int] | None:
+    """Live SSE clients now, and how many were cut for not keeping up since the daemon started."""
+    hub = ctx.broadcaster
+    return None if hub is None else {"clients": hub.subscribers, "cut": hub.cut_count}
 
 
 @routes.get("/healthz")

@@ -14,7 +14,7 @@ EXIT_NOT_FOUND = 4
 
 
 def _escalation_id(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit() and len(text) <= 18) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"not an escalation id (a positive whole number): {text!r}")
     return int(text)
 

@@ -8,7 +8,6 @@ from typing import Any
 import apsw
 
 from aod.lifecycle.status import PrFacts
-from aod.storage import escalations, trackers
 from aod.storage.rows import dicts, one
 
 
@@ -132,12 +131,3 @@ def sessions_with_open_prs(conn: apsw.Connection) -> set[str]:
 def open_count(conn: apsw.Connection, session_id: str) -> int:
     return conn.execute("SELECT count(*) FROM prs WHERE session_id = ? AND state = 'open'", (session_id,)).fetchone()[0]
 
-
-# The session detail reads these through this module (aod/api/query_routes.py); the SQL lives
-# with its own table.
-def trackers_for_session(conn: apsw.Connection, session_id: str) -> list[dict[str, Any]]:
-    return trackers.for_session(conn, session_id)
-
-
-def escalations_for_session(conn: apsw.Connection, session_id: str) -> list[dict[str, Any]]:
-    return escalations.for_session(conn, session_id)
