@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
+from aod.api.bodies import RefusedBody, read_json
 from aod.api.context import context
 from aod.api.errors import ApiError, json_response
 from aod.ingest.envelope import Envelope, envelope_for_raw_hook
@@ -16,21 +17,11 @@ routes = web.RouteTableDef()
 
 async def _json_body(request: web.Request, source: str) -> object:
     """The parsed body, or an ApiError after recording what was refused."""
-    ctx = context(request)
-    if request.content_type != "application/json":
-        await _dead_letter(request, source, f"unsupported content type {request.content_type!r}", None)
-        raise ApiError(415, "unsupported_media_type", "send the body as 'Content-Type: application/json'")
     try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        limit = ctx.config.ingest.max_body_bytes
-        await _dead_letter(request, source, f"body over {limit} bytes ({request.content_length} declared)", None)
-        raise ApiError(413, "body_too_large", f"the body is larger than ingest.max_body_bytes ({limit} bytes)") from None
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        await _dead_letter(request, source, f"invalid JSON: {exc}", raw.decode(errors="replace"))
-        raise ApiError(400, "invalid_json", f"the body is not valid UTF-8 JSON: {exc}") from None
+        return await read_json(request)
+    except RefusedBody as exc:
+        await _dead_letter(request, source, exc.refusal, exc.refused)
+        raise
 
 
 async def _dead_letter(request: web.Request, source: str, error: str, body: str | None) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import orjson
 from aiohttp import web
 
+from aod.api.bodies import read_json
 from aod.api.context import context
 from aod.api.errors import ApiError, json_response
 from aod.scm.observation import InvalidObservation, parse_observation
@@ -15,21 +15,12 @@ from aod.timefmt import now_iso
 routes = web.RouteTableDef()
 
 
-async def json_body(request: web.Request) -> object:
-    if request.content_type != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send the body as 'Content-Type: application/json'")
-    try:
-        return orjson.loads(await request.read())
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid UTF-8 JSON: {exc}") from None
-
-
 @routes.post("/v1/sessions/{id}/pr")
 async def post_pr(request: web.Request) -> web.Response:
     session_id = request.match_info["id"]
     ctx = context(request)
     try:
-        observation = parse_observation(await json_body(request))
+        observation = parse_observation(await read_json(request))
     except InvalidObservation as exc:
         raise ApiError(400, "invalid_observation", str(exc)) from None
     stuck_after = ctx.config.lifecycle.stuck_after

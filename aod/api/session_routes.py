@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import apsw
-import orjson
 from aiohttp import web
 
+from aod.api.bodies import read_json_object
 from aod.api.context import AppContext, context
 from aod.api.errors import ApiError, json_response
 from aod.ingest.envelope import InvalidItem, parse_envelope
@@ -28,19 +28,6 @@ routes = web.RouteTableDef()
 DEFAULT_AGENT = "claude-code"
 MAX_MESSAGE_CHARS = 1 << 20
 MAX_NAME_CHARS = 120
-
-
-async def _object_body(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send the body as 'Content-Type: application/json'")
-    raw = await request.read()
-    try:
-        body = orjson.loads(raw) if raw else {}
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid UTF-8 JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", "expected a JSON object")
-    return body
 
 
 def _bad(field: str, expected: str, value: object) -> ApiError:
@@ -94,16 +81,13 @@ def _spawn_request(body: dict[str, Any]) -> SpawnRequest:
 def _reserve_id(conn: apsw.Connection, location: ProjectLocation, now: str) -> tuple[str, str]:
     """A fresh `{project}-{n}`, the same numbering adopted sessions get."""
     project_id = projects.ensure(conn, location.path, location.name, location.origin_url, now)
-    while True:
-        session_id = f"{project_id}-{projects.take_session_number(conn, project_id)}"
-        if not sessions.exists(conn, session_id):
-            return project_id, session_id
+    return project_id, sessions.new_id(conn, project_id)
 
 
 @routes.post("/v1/sessions")
 async def spawn_session(request: web.Request) -> web.Response:
     ctx = context(request)
-    spec = _spawn_request(await _object_body(request))
+    spec = _spawn_request(await read_json_object(request))
     if not await asyncio.to_thread(spec.project.is_dir):
         raise _bad("project", "an existing directory", str(spec.project))
     if await asyncio.to_thread(shutil.which, "tmux") is None:
@@ -155,7 +139,7 @@ async def spawn_session(request: web.Request) -> web.Response:
 @routes.post("/v1/sessions/{id}/send")
 async def send_message(request: web.Request) -> web.Response:
     ctx = context(request)
-    body = await _object_body(request)
+    body = await read_json_object(request)
     message, force = body.get("message"), body.get("force", False)
     if not isinstance(message, str) or not message or len(message) > MAX_MESSAGE_CHARS:
         raise _bad("message", f"a non-empty string of at most {MAX_MESSAGE_CHARS} characters", message)

@@ -283,9 +283,7 @@ class _Batch:
     def _create_session(self, wanted_id: str | None, env: Envelope, cols: EventColumns, project: ProjectLocation) -> str:
         conn = self.conn
         project_id = projects.ensure(conn, project.path, project.name, project.origin_url, self.now)
-        session_id = wanted_id
-        while session_id is None or sessions.exists(conn, session_id):
-            session_id = f"{project_id}-{projects.take_session_number(conn, project_id)}"
+        session_id = wanted_id if wanted_id is not None and not sessions.exists(conn, wanted_id) else sessions.new_id(conn, project_id)
         sessions.create(conn, {
             "id": session_id, "project_id": project_id, "agent": env.agent,
             "agent_session_id": cols.agent_session_id, "workspace_path": cols.cwd,

@@ -7,7 +7,7 @@ from typing import Any
 
 import apsw
 
-from aod.storage import events, keyset
+from aod.storage import events, keyset, projects
 from aod.storage.rows import dicts, one
 
 COLUMNS = (
@@ -25,6 +25,14 @@ def get(conn: apsw.Connection, session_id: str) -> dict[str, Any] | None:
 
 def exists(conn: apsw.Connection, session_id: str) -> bool:
     return conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is not None
+
+
+def new_id(conn: apsw.Connection, project_id: str) -> str:
+    """The project's next free `{project}-{n}` (a number may be taken by a session named by hand)."""
+    while True:
+        session_id = f"{project_id}-{projects.take_session_number(conn, project_id)}"
+        if not exists(conn, session_id):
+            return session_id
 
 
 def by_alias(conn: apsw.Connection, agent: str, agent_session_id: str) -> str | None:
