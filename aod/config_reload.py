@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import fields
 
 import watchfiles
 
@@ -19,8 +18,9 @@ from aod.config import Config, ConfigError, parse_config, resolve_config_path
 
 log = logging.getLogger("aod.config")
 
-# Sections read afresh on every use. Everything else was wired at start-up and needs a restart.
-LIVE_SECTIONS = frozenset({"scm", "reactions", "notifiers", "routing", "lifecycle"})
+# What the daemon wires once at start-up (listeners, the storage engine, aiohttp's body limit);
+# every other setting applies on reload, read afresh or pushed to its part by a listener.
+RESTART_ONLY = ("server", "storage", "ingest.max_body_bytes")
 # Editors save in bursts (write, rename, chmod): one reload after the burst settles.
 DEBOUNCE_MS = 200
 
@@ -61,8 +61,7 @@ class ConfigHolder:
         self.errors.clear()
         if new == self.config:
             return True
-        later = sorted(f.name for f in fields(Config)
-                       if f.name not in LIVE_SECTIONS and getattr(new, f.name) != getattr(self.config, f.name))
+        later = restart_needed(self.config, new)
         self.config = new
         log.info("config reloaded", extra={"path": str(self.path), "needs_restart": later})
         for listener in tuple(self._listeners):
@@ -83,3 +82,13 @@ class ConfigHolder:
             recursive=False,
         ):
             await self.reload()
+
+
+def restart_needed(old: Config, new: Config) -> list[str]:
+    """The changed settings (a section or a dotted key of RESTART_ONLY) that wait for a restart."""
+    def value(config: Config, dotted: str) -> object:
+        section, _, key = dotted.partition(".")
+        found = getattr(config, section)
+        return getattr(found, key) if key else found
+
+    return [name for name in RESTART_ONLY if value(old, name) != value(new, name)]

@@ -71,7 +71,7 @@ async def _serve(config: Config) -> int:
         ctx = AppContext(config=config, db=storage.db, ingestor=ingestor, token=token,
                          spool_dir=config.data_dir / "spool")
         holder = _config_holder(ctx)
-        stream_jobs = await _start_stream(ctx, storage.db)
+        stream_jobs = await _start_stream(ctx, storage.db, holder)
         runner = web.AppRunner(build_app(ctx), handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
                                access_log=logging.getLogger("aiohttp.access"))
         await runner.setup()
@@ -137,14 +137,15 @@ def _reactions(db: Database, holder: ConfigHolder) -> dict[str, Coroutine[Any, A
             "deliveries": deliveries.run()}
 
 
-async def _start_stream(ctx: AppContext, db: Database) -> list[asyncio.Task[None]]:
+async def _start_stream(ctx: AppContext, db: Database, holder: ConfigHolder) -> list[asyncio.Task[None]]:
     """The live stream (poller -> broadcaster -> GET /v1/stream) and the retention janitor."""
     broadcaster = Broadcaster(ctx.config.stream.queue_size, ctx.config.stream.ping_interval)
+    holder.subscribe(lambda new: broadcaster.configure(new.stream.queue_size, new.stream.ping_interval))
     poller = Poller(db, broadcaster)
     await poller.start()
     broadcaster.start()
     ctx.broadcaster = broadcaster
-    jobs = {"cdc-poller": poller.run(), "retention": Janitor(db, ctx.config.retention).run()}
+    jobs = {"cdc-poller": poller.run(), "retention": Janitor(db, lambda: ctx.config.retention).run()}
     return [asyncio.create_task(job, name=name) for name, job in jobs.items()]
 
 

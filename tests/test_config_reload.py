@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from aod.config import Config, parse_config
+from aod.config_reload import restart_needed
 from tests.helpers import gh_standin
 from tests.helpers.agent_world import FAST, World, world_fixture
 from tests.helpers.waiting import wait_for
@@ -102,3 +104,15 @@ def test_ingest_settings_follow_a_reload(data_dir: Path, aod_env: dict[str, str]
         assert row["trimmed"] in (1, True) and row["payload_bytes"] > 4000
     finally:
         d.stop()
+
+
+def test_only_what_is_wired_at_start_up_waits_for_a_restart(tmp_path: Path) -> None:
+    def config(text: str) -> Config:
+        return parse_config(text, None, data_dir=tmp_path, socket=tmp_path / "aod.sock")
+
+    base = config("")
+    live = config('[ingest]\ndedup_window = "9s"\n[retention]\nevents_days = 3\n[stream]\nqueue_size = 10\n'
+                  '[reaper]\ninterval = "1s"\n')
+    assert restart_needed(base, live) == []
+    wired = config('[ingest]\nmax_body_bytes = 1048576\n[server]\nlog_level = "debug"\n[storage]\nreaders = 2\n')
+    assert restart_needed(base, wired) == ["server", "storage", "ingest.max_body_bytes"]

@@ -197,6 +197,7 @@ async def test_client_that_never_reads_is_cut_while_the_others_stay_fast(data: P
         assert b"retry: 2000" in got
         assert f"id: {epoch(data)}:{final}\n".encode() not in got
         assert "stream client cut" in daemon.log.read_text()
+        assert daemon.status()["stream"] == {"clients": 2, "cut": 1}  # the readers stay
         stalled.close()
     finally:
         await client.close()

@@ -217,3 +217,20 @@ async def test_pings_and_close_wake_waiting_subscribers() -> None:
         await asyncio.wait_for(waiting, 2)
     assert aborted == [True]
     assert hub.subscribe().ended == "closed"  # nothing new after shutdown began
+
+
+async def test_a_reloaded_stream_config_applies_to_new_subscribers_and_to_pings_at_once() -> None:
+    hub = Broadcaster(queue_size=1, ping_interval=60)
+    hub.start()
+    try:
+        before = hub.subscribe()
+        hub.configure(queue_size=5, ping_interval=0.01)
+        after = hub.subscribe()
+        hub.publish(items(1, 2))
+        assert (before.ended, after.ended) == ("overflow", None)  # 2 rows: over the old limit only
+        batches, _ = await after.get()
+        # The pinger was 60 s into its wait; the new interval must not wait that out.
+        assert await asyncio.wait_for(after.get(), 2) == ([], True)
+        assert [i.seq for b in batches for i in b.items] == [1, 2]
+    finally:
+        await hub.close()

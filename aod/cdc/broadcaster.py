@@ -126,6 +126,16 @@ class Broadcaster:
         self._pinger: asyncio.Task[None] | None = None
         self.cut_count = 0
 
+    def configure(self, queue_size: int, ping_interval: float) -> None:
+        """A reloaded config: new subscriptions get the new queue size (a connected client keeps
+        the one it was given); pings follow the new interval from now on."""
+        self.queue_size = queue_size
+        if ping_interval != self.ping_interval:
+            self.ping_interval = ping_interval
+            if self._pinger is not None and not self._closed:
+                self._pinger.cancel()  # it may be half-way through a much longer wait
+                self._pinger = asyncio.create_task(self._ping_forever(), name="stream-ping")
+
     @property
     def closed(self) -> bool:
         return self._closed
