@@ -93,6 +93,42 @@ async def test_poller_publishes_each_commit_and_notices_other_connections_on_its
         poller.stop()
 
 
+async def test_with_no_subscriber_the_poller_skips_rows_and_clients_joining_mid_write_miss_nothing(
+    db: Database,
+) -> None:
+    hub = Broadcaster(queue_size=1000, ping_interval=60)
+    published: list[int] = []
+    publish = hub.publish
+    hub.publish = lambda items: (published.extend(i.seq for i in items), publish(items))[1]  # type: ignore[method-assign]
+    poller = Poller(db, hub, tick=0.05)
+    await poller.start()
+    task = asyncio.create_task(poller.run())
+    try:
+        await write_events(db, "unwatched", 5)
+        head = (await db.read(all_seqs))[-1]
+        await wait_for(lambda: poller.last == head)
+        assert published == []  # nobody listened: nothing was read or framed
+        # Clients join one by one while commits keep coming, each from the same old cursor.
+        clients: list[Client] = []
+        feeds: list[asyncio.Task[str]] = []
+        writing = asyncio.create_task(write_events(db, "watched", 40))
+        for _ in range(5):
+            clients.append(Client())
+            feed = Feed(db, hub, StreamFilter(), clients[-1].write, lambda: None, page=3)
+            feeds.append(asyncio.create_task(feed.run(Cursor(None, 1))))
+            await asyncio.sleep(0.01)
+        await writing
+        expected = [s for s in await db.read(all_seqs) if s > 1]
+        for client in clients:
+            await wait_for(lambda client=client: client.seqs[-1:] == expected[-1:])
+            assert client.seqs == expected
+        await hub.close()
+        await asyncio.gather(*feeds)
+    finally:
+        task.cancel()
+        poller.stop()
+
+
 async def test_feed_replays_in_pages_then_goes_live_without_gap_or_repeat(db: Database) -> None:
     hub = Broadcaster(queue_size=1000, ping_interval=60)
     poller = Poller(db, hub)

@@ -77,6 +77,10 @@ class Poller:
                 woken = False
 
     async def _drain(self, *, check_version: bool) -> None:
+        if not self._broadcaster.subscribers:
+            await self._skip_to_head(check_version=check_version)
+            if not self._broadcaster.subscribers:
+                return
         while True:
             self._wake.clear()
             read = self._read_if_changed if check_version else self._read
@@ -87,6 +91,25 @@ class Poller:
                 self._broadcaster.publish(items)
             if len(items) < self._page:
                 return
+
+    async def _skip_to_head(self, *, check_version: bool) -> None:
+        """With no one subscribed, move past every row without reading or framing it.
+
+        Safe because the subscriber count is looked at again after the head was read, on the
+        loop: a client that subscribes after that look replays from the database, whose head is
+        at least the one read here, so nothing it needs was skipped.
+        """
+        self._wake.clear()
+        head = await self._db.read(partial(self._head_if_changed, check_version=check_version))
+        if head is not None and not self._broadcaster.subscribers:
+            self.last = max(self.last, head)
+
+    def _head_if_changed(self, conn: apsw.Connection, *, check_version: bool) -> int | None:
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if check_version and self._versions.get(id(conn)) == version:
+            return None
+        self._versions[id(conn)] = version
+        return change_log.head(conn)
 
     def _read(self, conn: apsw.Connection, *, last: int, page: int, epoch: str) -> list[StreamItem]:
         self._versions[id(conn)] = conn.execute("PRAGMA data_version").fetchone()[0]
