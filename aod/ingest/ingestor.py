@@ -27,6 +27,7 @@ Parse = Callable[[object], Envelope]
 MAX_ITEMS_PER_WRITE = 5000
 WRITES_IN_FLIGHT = 2
 ALONE_ITEMS = 128
+YIELD_EVERY = 64
 
 
 @dataclass
@@ -76,6 +77,10 @@ class Ingestor:
                 items.append(Rejected(index, str(exc), body))
                 continue
             items.append(prepare(index, envelope, await self._locate(envelope), self.settings))
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                # Let the loop hand the writer its next batch and answer committed requests
+                # meanwhile: else a large request keeps the writer idle while it is prepared.
+                await asyncio.sleep(0)
         results = await self._store(Request(items, source))
         return _summarize(results)
 

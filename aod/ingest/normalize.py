@@ -16,7 +16,7 @@ _OK_BY_KIND = {"PostToolUse": 1, "PostToolUseFailure": 0, "StopFailure": 0}
 _TRIM_MARK = "…[aod trimmed {} bytes]"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class EventColumns:
     kind: str
     tool_name: str | None
@@ -53,7 +53,7 @@ def content_key(session_key: str, kind: str, payload: Mapping[str, Any]) -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StoredPayload:
     text: str
     original_bytes: int

@@ -45,7 +45,7 @@ class IngestSettings:
     stuck_after: float
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Prepared:
     """An item ready for the writer: everything that needs no database is computed already,
     on the event loop, where it overlaps with the writer's SQLite time instead of adding to it."""
@@ -67,21 +67,21 @@ def prepare(index: int, envelope: Envelope, project: ProjectLocation, settings: 
     return Prepared(index, envelope, project, cols, stored, content_key(session_key, cols.kind, envelope.payload))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Rejected:
     index: int
     error: str
     body: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ItemResult:
     index: int
     outcome: Outcome
     error: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Request:
     items: list[Prepared | Rejected]
     source: str

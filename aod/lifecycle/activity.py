@@ -29,7 +29,7 @@ FINAL_REASONS = frozenset({TerminationReason.KILLED, TerminationReason.MERGED})
 _RANK = {Activity.IDLE: 0, Activity.ACTIVE: 1, Activity.WAITING_INPUT: 2, Activity.EXITED: 3}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ActivityState:
     activity: str = Activity.IDLE
     activity_at: str | None = None  # occurred_at of the event that set `activity`
@@ -38,35 +38,42 @@ class ActivityState:
     ended_at: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Transition:
     activity: Activity
     error: str | None = None
     ends: bool = False
 
 
+# The transitions that carry no error, made once (transition_for runs for every event).
+_TO_IDLE = Transition(Activity.IDLE)
+_TO_ACTIVE = Transition(Activity.ACTIVE)
+_TO_WAITING = Transition(Activity.WAITING_INPUT)
+_TO_EXITED = Transition(Activity.EXITED, ends=True)
+
+
 def transition_for(kind: str, payload: Mapping[str, Any]) -> Transition | None:
     """What an event of `kind` does to the activity; None when it says nothing about it."""
     if kind == "SessionStart":
-        return None if payload.get("source") in SILENT_START_SOURCES else Transition(Activity.IDLE)
+        return None if payload.get("source") in SILENT_START_SOURCES else _TO_IDLE
     if kind in ACTIVE_KINDS:
-        return Transition(Activity.ACTIVE)
+        return _TO_ACTIVE
     if kind == "PermissionRequest":
-        return Transition(Activity.WAITING_INPUT)
+        return _TO_WAITING
     if kind == "Notification":
         if payload.get("notification_type") in NEEDS_INPUT_NOTIFICATIONS:
-            return Transition(Activity.WAITING_INPUT)
+            return _TO_WAITING
         return None
     if kind == "Stop":
         # Background tasks keep the agent working after its turn ended.
-        return Transition(Activity.ACTIVE if _running_tasks(payload.get("background_tasks")) else Activity.IDLE)
+        return _TO_ACTIVE if _running_tasks(payload.get("background_tasks")) else _TO_IDLE
     if kind == "StopFailure":
         error = payload.get("error") or payload.get("error_type") or payload.get("reason")
         return Transition(Activity.IDLE, error=str(error) if error else "stop failed")
     if kind == "SessionEnd":
         if payload.get("reason") in HANDOVER_END_REASONS:
             return None
-        return Transition(Activity.EXITED, ends=True)
+        return _TO_EXITED
     return None
 
 

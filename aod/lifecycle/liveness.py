@@ -39,7 +39,7 @@ def judge(probe: Probe, *, last_sign_of_life: float | None, now: float, grace: f
     return Verdict(None)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Runtime:
     kind: str | None = None  # "tmux" | "process"
     handle: str | None = None  # tmux pane id ("%3"), or "<pid>" / "<pid>@<start token>"
