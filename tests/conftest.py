@@ -7,12 +7,15 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import apsw
 import pytest
 
 from aod.storage.migrate import migrate
+
+if TYPE_CHECKING:
+    from tests.helpers.tmux import TmuxServer
 
 REPO = Path(__file__).resolve().parent.parent
 HELPERS = Path(__file__).resolve().parent / "helpers"
@@ -88,3 +91,13 @@ def daemon(data_dir: Path, aod_env: dict[str, str]) -> Iterator[Any]:
     yield d
     if d.proc is not None and d.proc.poll() is None:
         d.kill()
+
+
+@pytest.fixture
+def tmux() -> Iterator[TmuxServer]:
+    """A private tmux server (its own socket), stopped after the test."""
+    from tests.helpers.tmux import TmuxServer  # the helpers import this module: not at its top
+
+    server = TmuxServer().start()
+    yield server
+    server.stop()

@@ -30,13 +30,6 @@ def config(grace: str = "0.5s", stuck_after: str = "10m") -> str:
 
 
 @pytest.fixture
-def tmux() -> Iterator[TmuxServer]:
-    server = TmuxServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def daemons() -> Iterator[list[Daemon]]:
     started: list[Daemon] = []
     yield started

@@ -19,13 +19,6 @@ AOD = aod_command()
 
 
 @pytest.fixture
-def tmux() -> Iterator[TmuxServer]:
-    server = TmuxServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def repo(tmp_path: Path) -> Path:
     path = tmp_path / "shop"
     path.mkdir()
