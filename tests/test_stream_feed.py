@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from aod.cdc.broadcaster import Broadcaster
 from aod.cdc.cursor import Cursor, StreamFilter
 from aod.cdc.feed import Feed
-from aod.cdc.poller import Poller
+from aod.cdc.poller import PAGE, TICK, Poller
 from aod.cli.client import EventStreamParser
 from aod.config import StorageConfig
 from aod.storage import meta
@@ -67,14 +68,25 @@ async def wait_for(predicate, timeout: float = 10) -> None:  # type: ignore[no-u
             await asyncio.sleep(0.01)
 
 
-async def test_poller_publishes_each_commit_and_notices_other_connections_on_its_tick(db: Database) -> None:
-    hub = Broadcaster(queue_size=1000, ping_interval=60)
-    poller = Poller(db, hub, page=3, tick=0.05)
+@contextlib.asynccontextmanager
+async def polling(db: Database, hub: Broadcaster, *, page: int = PAGE, tick: float = TICK) -> AsyncIterator[Poller]:
+    """A started poller running on a task of its own, stopped however the test ends."""
+    poller = Poller(db, hub, page=page, tick=tick)
     await poller.start()
-    start = poller.last
-    sub = hub.subscribe()
     task = asyncio.create_task(poller.run())
     try:
+        yield poller
+    finally:
+        task.cancel()
+        poller.stop()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_poller_publishes_each_commit_and_notices_other_connections_on_its_tick(db: Database) -> None:
+    hub = Broadcaster(queue_size=1000, ping_interval=60)
+    sub = hub.subscribe()
+    async with polling(db, hub, page=3, tick=0.05) as poller:
+        start = poller.last
         await write_events(db, "p", 7)  # pages of 3: the poller reads until a short page
         seen: list[int] = []
         while len(seen) < 7:
@@ -88,9 +100,6 @@ async def test_poller_publishes_each_commit_and_notices_other_connections_on_its
         other.close()
         batches, _ = await asyncio.wait_for(sub.get(), 5)
         assert [i.seq for b in batches for i in b.items] == [start + 8]
-    finally:
-        task.cancel()
-        poller.stop()
 
 
 async def test_with_no_subscriber_the_poller_skips_rows_and_clients_joining_mid_write_miss_nothing(
@@ -100,10 +109,7 @@ async def test_with_no_subscriber_the_poller_skips_rows_and_clients_joining_mid_
     published: list[int] = []
     publish = hub.publish
     hub.publish = lambda items: (published.extend(i.seq for i in items), publish(items))[1]  # type: ignore[method-assign]
-    poller = Poller(db, hub, tick=0.05)
-    await poller.start()
-    task = asyncio.create_task(poller.run())
-    try:
+    async with polling(db, hub, tick=0.05) as poller:
         await write_events(db, "unwatched", 5)
         head = (await db.read(all_seqs))[-1]
         await wait_for(lambda: poller.last == head)
@@ -124,80 +130,68 @@ async def test_with_no_subscriber_the_poller_skips_rows_and_clients_joining_mid_
             assert client.seqs == expected
         await hub.close()
         await asyncio.gather(*feeds)
-    finally:
-        task.cancel()
-        poller.stop()
 
 
 async def test_feed_replays_in_pages_then_goes_live_without_gap_or_repeat(db: Database) -> None:
     hub = Broadcaster(queue_size=1000, ping_interval=60)
-    poller = Poller(db, hub)
-    await poller.start()
-    task = asyncio.create_task(poller.run())
-    await write_events(db, "old", 9)
-    client = Client()
-    writing = asyncio.create_task(write_events(db, "new", 30))  # commits race the replay
-    feed = Feed(db, hub, StreamFilter(), client.write, lambda: None, page=2)
-    running = asyncio.create_task(feed.run(Cursor(None, 3)))
-    await writing
-    expected = await db.read(all_seqs)
-    await wait_for(lambda: client.seqs[-1:] == expected[-1:])
-    assert client.seqs == [s for s in expected if s > 3]
-    await hub.close()
-    assert await running == "closed"
-    task.cancel()
+    async with polling(db, hub):
+        await write_events(db, "old", 9)
+        client = Client()
+        writing = asyncio.create_task(write_events(db, "new", 30))  # commits race the replay
+        feed = Feed(db, hub, StreamFilter(), client.write, lambda: None, page=2)
+        running = asyncio.create_task(feed.run(Cursor(None, 3)))
+        await writing
+        expected = await db.read(all_seqs)
+        await wait_for(lambda: client.seqs[-1:] == expected[-1:])
+        assert client.seqs == [s for s in expected if s > 3]
+        await hub.close()
+        assert await running == "closed"
 
 
 async def test_replay_that_outruns_its_queue_resubscribes_and_still_misses_nothing(db: Database) -> None:
     hub = Broadcaster(queue_size=2, ping_interval=60)
-    poller = Poller(db, hub, page=1)
-    await poller.start()
-    task = asyncio.create_task(poller.run())
-    await write_events(db, "old", 6)
-    client = Client()
+    async with polling(db, hub, page=1):
+        await write_events(db, "old", 6)
+        client = Client()
 
-    async def slow_down() -> None:
-        # While the replay writes, more commits arrive than the queue holds.
-        if len(client.seqs) < 6:
-            await write_events(db, f"during{len(client.seqs)}-", 3)
+        async def slow_down() -> None:
+            # While the replay writes, more commits arrive than the queue holds.
+            if len(client.seqs) < 6:
+                await write_events(db, f"during{len(client.seqs)}-", 3)
 
-    client.on_write.append(slow_down)
-    feed = Feed(db, hub, StreamFilter(), client.write, lambda: None, page=2)
-    running = asyncio.create_task(feed.run(Cursor(None, 0)))
-    await wait_for(lambda: len(client.seqs) >= 6)
-    expected = await db.read(all_seqs)
-    await wait_for(lambda: client.seqs[-1:] == expected[-1:])
-    assert client.seqs == expected
-    assert not running.done()  # the overflow during replay did not end the stream
-    await hub.close()
-    await running
-    task.cancel()
+        client.on_write.append(slow_down)
+        feed = Feed(db, hub, StreamFilter(), client.write, lambda: None, page=2)
+        running = asyncio.create_task(feed.run(Cursor(None, 0)))
+        await wait_for(lambda: len(client.seqs) >= 6)
+        expected = await db.read(all_seqs)
+        await wait_for(lambda: client.seqs[-1:] == expected[-1:])
+        assert client.seqs == expected
+        assert not running.done()  # the overflow during replay did not end the stream
+        await hub.close()
+        await running
 
 
 async def test_floor_rising_during_replay_sends_reset_and_continues_live(db: Database) -> None:
     hub = Broadcaster(queue_size=1000, ping_interval=60)
-    poller = Poller(db, hub)
-    await poller.start()
-    task = asyncio.create_task(poller.run())
-    await write_events(db, "old", 8)
-    client = Client()
+    async with polling(db, hub):
+        await write_events(db, "old", 8)
+        client = Client()
 
-    async def prune_once() -> None:
-        if len(client.seqs) == 2:  # after the first page: the janitor compacts what is next
-            await db.write(lambda c: (c.execute("DELETE FROM change_log WHERE seq <= 6"),
-                                      meta.raise_retention_floor(c, 6)))
+        async def prune_once() -> None:
+            if len(client.seqs) == 2:  # after the first page: the janitor compacts what is next
+                await db.write(lambda c: (c.execute("DELETE FROM change_log WHERE seq <= 6"),
+                                          meta.raise_retention_floor(c, 6)))
 
-    client.on_write.append(prune_once)
-    feed = Feed(db, hub, StreamFilter(), client.write, lambda: None, page=2)
-    running = asyncio.create_task(feed.run(Cursor(None, 1)))
-    head = (await db.read(all_seqs))[-1]
-    await wait_for(lambda: any(e == "reset" for e, _ in client.events))
-    epoch = await db.read(meta.db_epoch)
-    assert client.events[2] == ("reset", {"head": f"{epoch}:{head}"})
-    assert client.seqs == [2, 3]
-    await write_events(db, "live", 1)
-    await wait_for(lambda: client.seqs[-1] == head + 1)
-    assert client.seqs == [2, 3, head + 1]
-    await hub.close()
-    await running
-    task.cancel()
+        client.on_write.append(prune_once)
+        feed = Feed(db, hub, StreamFilter(), client.write, lambda: None, page=2)
+        running = asyncio.create_task(feed.run(Cursor(None, 1)))
+        head = (await db.read(all_seqs))[-1]
+        await wait_for(lambda: any(e == "reset" for e, _ in client.events))
+        epoch = await db.read(meta.db_epoch)
+        assert client.events[2] == ("reset", {"head": f"{epoch}:{head}"})
+        assert client.seqs == [2, 3]
+        await write_events(db, "live", 1)
+        await wait_for(lambda: client.seqs[-1] == head + 1)
+        assert client.seqs == [2, 3, head + 1]
+        await hub.close()
+        await running
