@@ -83,9 +83,9 @@ class Poller:
                 return
         while True:
             self._wake.clear()
-            read = self._read_if_changed if check_version else self._read
+            items = await self._db.read(partial(self._read, last=self.last, page=self._page, epoch=self.epoch,
+                                                check_version=check_version))
             check_version = False
-            items = await self._db.read(partial(read, last=self.last, page=self._page, epoch=self.epoch))
             if items:
                 self.last = items[-1].seq
                 self._broadcaster.publish(items)
@@ -105,18 +105,18 @@ class Poller:
             self.last = max(self.last, head)
 
     def _head_if_changed(self, conn: apsw.Connection, *, check_version: bool) -> int | None:
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
-        if check_version and self._versions.get(id(conn)) == version:
+        if not self._moved(conn) and check_version:
             return None
-        self._versions[id(conn)] = version
         return change_log.head(conn)
 
-    def _read(self, conn: apsw.Connection, *, last: int, page: int, epoch: str) -> list[StreamItem]:
-        self._versions[id(conn)] = conn.execute("PRAGMA data_version").fetchone()[0]
+    def _read(self, conn: apsw.Connection, *, last: int, page: int, epoch: str, check_version: bool) -> list[StreamItem]:
+        if not self._moved(conn) and check_version:
+            return []
         return change_frames(epoch, change_log.rows_after(conn, last, page))
 
-    def _read_if_changed(self, conn: apsw.Connection, *, last: int, page: int, epoch: str) -> list[StreamItem]:
+    def _moved(self, conn: apsw.Connection) -> bool:
+        """Whether any other connection committed since this reader last looked (remembered now)."""
         version = conn.execute("PRAGMA data_version").fetchone()[0]
-        if self._versions.get(id(conn)) == version:
-            return []
-        return self._read(conn, last=last, page=page, epoch=epoch)
+        moved = self._versions.get(id(conn)) != version
+        self._versions[id(conn)] = version
+        return moved
