@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
-import socket
-import stat
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -16,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from aod import __version__, logs
+from aod.api import connections
 from aod.api.app import build_app
 from aod.api.context import AppContext
 from aod.api.security import ensure_token
@@ -29,12 +27,15 @@ from aod.ingest.spool import SpoolIngester
 from aod.lifecycle.reaper import Reaper, ReaperSettings
 from aod.maintenance.janitor import Janitor
 from aod.notify.worker import DeliveryWorker
+from aod.ownership import Refused, prepare_data_dir
 from aod.reactions.engine import ReactionEngine
 from aod.reactions.nudger import Nudger
 from aod.runtime.send import send_to_session
 from aod.scm.observer import ScmObserver
+from aod.storage import probe
 from aod.storage.database import Database, Storage, open_storage
 from aod.storage.lock import DataDirBusy
+from aod.unix_socket import BoundSocket, bind_unix_socket
 
 log = logging.getLogger("aod.daemon")
 
@@ -51,8 +52,10 @@ class StartError(RuntimeError):
 def serve(config: Config) -> int:
     logs.setup(config.server.log_level)
     try:
+        # Before the lock: the lock file would be the first thing aod writes into a foreign dir.
+        prepare_data_dir(config.data_dir)
         return asyncio.run(_serve(config))
-    except (StartError, DataDirBusy) as exc:
+    except (StartError, DataDirBusy, Refused) as exc:
         log.error(str(exc))
         return EXIT_START_FAILED
 
@@ -63,8 +66,10 @@ async def _serve(config: Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    fd_limit = connections.raise_fd_limit()
     storage = await open_storage(config.data_dir, config.storage)
     runner: web.AppRunner | None = None
+    bound: BoundSocket | None = None
     try:
         token = await asyncio.to_thread(ensure_token, config.data_dir)
         ingestor = Ingestor(storage.db, _ingest_settings(config))
@@ -73,19 +78,21 @@ async def _serve(config: Config) -> int:
         holder = _config_holder(ctx)
         stream_jobs = await _start_stream(ctx, storage.db, holder)
         runner = web.AppRunner(build_app(ctx), handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
-                               access_log=logging.getLogger("aiohttp.access"))
+                               access_log=logging.getLogger("aiohttp.access"),
+                               keepalive_timeout=connections.HEADER_TIMEOUT)
         await runner.setup()
-        await _listen_unix(runner, config.socket_path)
+        bound = await _listen_unix(runner, config.socket_path)
         if config.server.tcp:
-            ctx.tcp_address = await _listen_tcp(runner, config.server.tcp)
+            limit = connections.tcp_connection_limit(fd_limit, config.storage.readers)
+            ctx.tcp_address = await _listen_tcp(runner, config.server.tcp, limit)
 
         spool = SpoolIngester(ctx.spool_dir, ingestor)
-        drained = await spool.drain()
+        drained = await spool.drain_safely()
         reaper = Reaper(storage.db, lambda: _reaper_settings(ctx.config))
         await _reconcile(reaper)
         ctx.ready = True
         jobs = {"config-watch": holder.watch(), "reaper": reaper.run(stop), "spool-watch": spool.watch(stop),
-                **_reactions(storage.db, holder)}
+                "storage-probe": probe.run(storage.db), **_reactions(storage.db, holder)}
         tasks = [asyncio.create_task(job, name=name) for name, job in jobs.items()]
         log.info("aod is serving", extra={"version": __version__, "pid": os.getpid(), "socket": str(config.socket_path),
                                           "tcp": ctx.tcp_address, "data_dir": str(config.data_dir),
@@ -99,7 +106,7 @@ async def _serve(config: Config) -> int:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
-        await _shutdown(runner, storage, config.socket_path)
+        await _shutdown(runner, storage, bound)
     log.info("stopped")
     return EXIT_OK
 
@@ -172,56 +179,36 @@ async def _reconcile(reaper: Reaper) -> None:
     log.info("reconciled sessions", extra={"probed": len(report.probed), "lost": report.ended})
 
 
-async def _listen_unix(runner: web.AppRunner, path: Path) -> None:
-    await asyncio.to_thread(_prepare_socket_path, path)
-    # The umask makes the socket 0600 from the moment it exists, not after a chmod.
-    old = os.umask(0o177)
+async def _listen_unix(runner: web.AppRunner, path: Path) -> BoundSocket:
+    # aod binds the socket itself: asyncio's create_unix_server would delete any socket in its way.
+    sock, bound = await asyncio.to_thread(bind_unix_socket, path)
     try:
-        await web.UnixSite(runner, str(path)).start()
-    finally:
-        os.umask(old)
-    os.chmod(path, 0o600)
+        await web.SockSite(runner, sock).start()
+    except BaseException:
+        sock.close()
+        bound.release()
+        raise
+    return bound
 
 
-def _prepare_socket_path(path: Path) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    if path.exists() or path.is_symlink():
-        if not stat.S_ISSOCK(path.lstat().st_mode):
-            raise StartError(f"{path} exists and is not a socket; refusing to replace it")
-        # Holding the data dir lock means no live aod owns this socket: it is a crash's leftover.
-        if _answers(path):
-            raise StartError(f"another process is serving on {path}")
-        path.unlink()
-
-
-def _answers(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.5)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-        return True
-
-
-async def _listen_tcp(runner: web.AppRunner, address: str) -> str:
+async def _listen_tcp(runner: web.AppRunner, address: str, limit: int) -> str:
     host, _, port = address.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
-    site = web.TCPSite(runner, host, int(port))
+    site = connections.GatedTCPSite(runner, host, int(port), connections.TcpGate(limit))
     try:
         await site.start()
     except OSError as exc:
         raise StartError(f"cannot listen on {address} (server.tcp): {exc.strerror or exc}") from None
-    server = site._server  # aiohttp exposes the bound port only here (port 0 = any free port)
-    bound = server.sockets[0].getsockname() if server and server.sockets else (host, int(port))
-    return f"{bound[0]}:{bound[1]}"
+    log.info("listening on TCP", extra={"connection_limit": limit, "header_timeout": connections.HEADER_TIMEOUT})
+    bound_host, bound_port = site.address
+    return f"{bound_host}:{bound_port}"
 
 
-async def _shutdown(runner: web.AppRunner | None, storage: Storage, socket_path: Path) -> None:
+async def _shutdown(runner: web.AppRunner | None, storage: Storage, bound: BoundSocket | None) -> None:
     """Stop accepting, let running requests finish briefly, then flush writes and close."""
     if runner is not None:
         await runner.cleanup()
-        with contextlib.suppress(FileNotFoundError):
-            socket_path.unlink()
+    # Only the socket this process bound: a start refused at the socket path bound nothing.
+    if bound is not None:
+        bound.release()
     await storage.close()

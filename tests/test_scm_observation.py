@@ -40,8 +40,9 @@ def test_optional_fields_default_and_enums_are_case_insensitive() -> None:
     [
         ({"url": ""}, "url: expected a non-empty string"),
         ({"url": None}, "url: required"),
-        ({"number": "7"}, "number: expected an integer >= 1, got '7'"),
-        ({"number": 0}, "number: expected an integer >= 1"),
+        ({"number": "7"}, "number: expected an integer from 1 to 2^63-1, got '7'"),
+        ({"number": 0}, "number: expected an integer from 1 to 2^63-1"),
+        ({"number": 2**63}, "number: expected an integer from 1 to 2^63-1"),
         ({"state": "draft"}, 'state: expected one of "open", "closed", "merged", got \'draft\''),
         ({"state": None}, "state: required"),
         ({"draft": "yes"}, "draft: expected true or false"),
@@ -53,7 +54,8 @@ def test_optional_fields_default_and_enums_are_case_insensitive() -> None:
         ({"checks": ["unit"]}, "checks[0]: expected an object"),
         ({"head_sha": None, "checks": [{"name": "u", "status": "failed"}]}, "checks[0].commit_sha: required when"),
         ({"comments": [{"body": "x"}]}, "comments[0].comment_id: expected a non-empty string or an integer"),
-        ({"comments": [{"comment_id": 1, "line": -1}]}, "comments[0].line: expected an integer >= 0"),
+        ({"comments": [{"comment_id": 1, "line": -1}]}, "comments[0].line: expected an integer from 0 to 2^63-1"),
+        ({"comments": [{"comment_id": 1, "line": 2**64 - 1}]}, "comments[0].line: expected an integer from 0 to 2^63-1"),
         ({"comments": [{"comment_id": 1}, {"comment_id": "1"}]}, "comments: comment_id must be unique"),
     ],
 )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import orjson
 from aiohttp import web
 
 from aod.api.bodies import RefusedBody, read_json
 from aod.api.context import context
 from aod.api.errors import ApiError, json_response
 from aod.ingest.envelope import Envelope, envelope_for_raw_hook
+from aod.ingest.normalize import dead_letter_text
 from aod.storage import dead_letters
 from aod.timefmt import now_iso
 
@@ -36,12 +36,12 @@ async def post_events(request: web.Request) -> web.Response:
     if batch:
         items = body["events"]
         if not isinstance(items, list):
-            await _dead_letter(request, "api", "events: expected an array", orjson.dumps(body).decode())
+            await _dead_letter(request, "api", "events: expected an array", dead_letter_text(body))
             raise ApiError(400, "invalid_envelope", "events: expected an array of envelopes")
     elif isinstance(body, dict):
         items = [body]
     else:
-        await _dead_letter(request, "api", "expected an envelope object", orjson.dumps(body).decode())
+        await _dead_letter(request, "api", "expected an envelope object", dead_letter_text(body))
         raise ApiError(400, "invalid_envelope", "expected an envelope object or {\"events\": [...]}")
     summary = await context(request).ingestor.ingest(items, source="api")
     if not batch and summary.rejected:

@@ -13,6 +13,7 @@ from aiohttp import web
 from aod import __version__
 from aod.api.context import AppContext, context
 from aod.api.errors import ApiError, json_response
+from aod.ingest import spool
 from aod.lifecycle.status import Status
 from aod.storage import dead_letters, escalations, events, meta, projects, prs, sessions, trackers
 from aod.storage.keyset import BadCursor
@@ -123,12 +124,14 @@ async def list_events(request: web.Request) -> web.Response:
     return await _events_page(request, request.query.get("session") or None)
 
 
-@routes.get("/v1/events/{id:\\d+}")
+@routes.get("/v1/events/{id:[0-9]+}")
 async def get_event(request: web.Request) -> web.Response:
-    event_id = int(request.match_info["id"])
-    found = await context(request).db.read(lambda c: events.get(c, event_id))
+    text = request.match_info["id"]
+    # Ids are SQLite rowids: one that does not fit in 63 bits names no event (and cannot be bound).
+    event_id = int(text) if len(text) <= 19 else -1
+    found = await context(request).db.read(lambda c: events.get(c, event_id)) if 0 < event_id < 2**63 else None
     if found is None:
-        raise ApiError(404, "not_found", f"no event {event_id}")
+        raise ApiError(404, "not_found", f"no event {text}")
     found["payload"] = orjson.Fragment(found["payload"])
     found.pop("content_key", None)
     return json_response(found)
@@ -157,7 +160,7 @@ def _file_facts(ctx: AppContext) -> dict[str, int]:
     db = ctx.db.path
     size = sum(p.stat().st_size for p in (db, db.with_name(db.name + "-wal")) if p.exists())
     backlog = sum(1 for p in ctx.spool_dir.glob("*.json")) if ctx.spool_dir.is_dir() else 0
-    return {"size": size, "backlog": backlog}
+    return {"size": size, "backlog": backlog, "rejected": spool.rejected_count(ctx.spool_dir)}
 
 
 @routes.get("/v1/status")
@@ -176,7 +179,7 @@ async def status(request: web.Request) -> web.Response:
         "db": {"path": str(ctx.db.path), "size_bytes": files["size"],
                "schema_version": facts.pop("schema_version"), "epoch": facts.pop("epoch")},
         **facts,
-        "spool": {"path": str(ctx.spool_dir), "backlog": files["backlog"]},
+        "spool": {"path": str(ctx.spool_dir), "backlog": files["backlog"], "rejected": files["rejected"]},
         "stream": _stream_facts(ctx),
         "config": {"path": str(ctx.config.config_path) if ctx.config.config_path else None,
                    "errors": ctx.config_errors},

@@ -74,14 +74,27 @@ def guard(token: str) -> web.middleware:
 
 
 def _authorized(request: web.Request, token: str) -> bool:
-    header = request.headers.get("Authorization", "")
-    offered = header[7:].strip() if header.startswith("Bearer ") else request.cookies.get(COOKIE, "")
-    return bool(offered) and hmac.compare_digest(offered.encode(), token.encode())
+    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+    # RFC 7235: the scheme name is case-insensitive.
+    offered = credentials.strip() if scheme.lower() == "bearer" else _cookie(request)
+    return bool(offered) and _same(offered, token)
+
+
+def _cookie(request: web.Request) -> str:
+    try:
+        return request.cookies.get(COOKIE, "")
+    except (ValueError, UnicodeError):  # a header no browser would send: no cookie
+        return ""
+
+
+def _same(offered: str, token: str) -> bool:
+    # Header text arrives with undecodable bytes as surrogates, which a plain encode() refuses.
+    return hmac.compare_digest(offered.encode("utf-8", "surrogateescape"), token.encode())
 
 
 def _login(request: web.Request, token: str) -> web.StreamResponse:
     offered = request.query.get("token", "")
-    if not offered or not hmac.compare_digest(offered.encode(), token.encode()):
+    if not offered or not _same(offered, token):
         raise ApiError(401, "unauthorized", "wrong or missing token")
     response = web.HTTPFound("/")
     response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/")

@@ -21,6 +21,7 @@ from aod.lifecycle.status import Activity, TerminationReason
 from aod.runtime import spawn as spawning
 from aod.runtime.kill import KillError, end_runtime
 from aod.runtime.send import RuntimeSendError, send_to_session
+from aod.shown import shown
 from aod.storage import projects, sessions
 from aod.timefmt import now_iso
 
@@ -31,7 +32,7 @@ MAX_NAME_CHARS = 120
 
 
 def _bad(field: str, expected: str, value: object) -> ApiError:
-    return ApiError(400, "invalid_parameter", f"{field}: expected {expected}, got {value!r:.80}")
+    return ApiError(400, "invalid_parameter", f"{field}: expected {expected}, got {shown(value)}")
 
 
 async def _session(ctx: AppContext, session_id: str) -> dict[str, Any]:

@@ -33,7 +33,8 @@ def parse_cursor(text: str, source: str) -> Cursor:
     epoch, sep, seq_text = text.strip().rpartition(":")
     if sep and not _EPOCH.fullmatch(epoch):
         raise BadStreamRequest(f"{source}: expected '<epoch>:<seq>' or a seq, got {text!r}")
-    if not (seq_text.isascii() and seq_text.isdigit()) or int(seq_text) > _MAX_SEQ:
+    # The length first: int() refuses texts of over 4,300 digits with a ValueError of its own.
+    if not (seq_text.isascii() and seq_text.isdigit() and len(seq_text) <= 19) or int(seq_text) > _MAX_SEQ:
         raise BadStreamRequest(f"{source}: expected '<epoch>:<seq>' or a seq, got {text!r}")
     return Cursor(epoch if sep else None, int(seq_text))
 

@@ -6,12 +6,18 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from aod.timefmt import iso_from_ns, iso_from_seconds, normalize_iso
+from aod.shown import shown
+from aod.timefmt import iso_from_ns, iso_from_seconds, normalize_iso, seconds_from_iso
 from aod.uids import uid7
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 # Epoch values above this are nanoseconds, below are seconds (1e11 s is the year 5138).
 _NS_THRESHOLD = 100_000_000_000
+# The window of believable client clocks. A stamp outside it is replaced by the arrival time:
+# kept, the event would sort before every real one (year 0999) or, worse, pin the session's
+# last_event_at so that no real event ever counts as newer (year 2554).
+EARLIEST_OCCURRED_AT = "2000-01-01T00:00:00.000000Z"
+MAX_AHEAD_SECONDS = 86_400
 
 
 class InvalidItem(ValueError):
@@ -71,7 +77,7 @@ def _name(value: object, field: str) -> str:
     if isinstance(value, str) and value in _valid_names:
         return value
     if not isinstance(value, str) or not _NAME.match(value):
-        raise InvalidItem(f"{field}: expected a name of letters, digits, '.', '_', ':' or '-', got {value!r:.80}")
+        raise InvalidItem(f"{field}: expected a name of letters, digits, '.', '_', ':' or '-', got {shown(value)}")
     if len(_valid_names) >= _VALID_NAMES_KEPT:
         _valid_names.clear()
     _valid_names.add(value)
@@ -94,13 +100,30 @@ def _optional_pid(value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
-        raise InvalidItem(f"runtime.pid: expected a positive integer, got {value!r:.40}")
+        raise InvalidItem(f"runtime.pid: expected a positive integer, got {shown(value, 40)}")
     return value
 
 
 def _occurred_at(value: object, received_at: str) -> str:
     if value is None or value == "":
         return received_at
+    stamped = _client_time(value)
+    if stamped < EARLIEST_OCCURRED_AT or stamped > _latest_believable(received_at):
+        return received_at
+    return stamped
+
+
+_latest: tuple[str, str] = ("", "")
+
+
+def _latest_believable(received_at: str) -> str:
+    global _latest
+    if _latest[0] != received_at:  # one request's items share their received_at
+        _latest = (received_at, iso_from_seconds(seconds_from_iso(received_at) + MAX_AHEAD_SECONDS))
+    return _latest[1]
+
+
+def _client_time(value: object) -> str:
     if isinstance(value, bool):
         raise InvalidItem("occurred_at: expected RFC 3339 text or epoch nanoseconds, got a boolean")
     try:
@@ -112,7 +135,7 @@ def _occurred_at(value: object, received_at: str) -> str:
             return normalize_iso(value)
     except (ValueError, OverflowError, OSError):
         pass
-    raise InvalidItem(f"occurred_at: expected RFC 3339 text or epoch nanoseconds, got {value!r:.60}")
+    raise InvalidItem(f"occurred_at: expected RFC 3339 text or epoch nanoseconds, got {shown(value, 60)}")
 
 
 def _json_type(value: object) -> str:

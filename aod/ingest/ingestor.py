@@ -8,17 +8,18 @@ request is still answered only after the transaction holding its items committed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import orjson
-
 from aod.ingest.envelope import Envelope, InvalidItem, parse_envelope
+from aod.ingest.normalize import dead_letter_text
 from aod.ingest.projects import ProjectLocation, locate
 from aod.ingest.recent_keys import RecentKeys
 from aod.ingest.service import IngestSettings, ItemResult, Prepared, Rejected, Request, ingest, prepare
 from aod.storage.database import Database
+from aod.storage.health import classify
 from aod.timefmt import now_iso
 
 log = logging.getLogger("aod.ingest")
@@ -72,11 +73,10 @@ class Ingestor:
         for index, raw in enumerate(raw_items):
             try:
                 envelope = parse(raw) if parse else parse_envelope(raw, received_at=received_at)
+                items.append(prepare(index, envelope, await self._locate(envelope), self.settings))
             except InvalidItem as exc:
-                body = bodies[index] if bodies else orjson.dumps(raw, default=str).decode()
-                items.append(Rejected(index, str(exc), body))
+                items.append(Rejected(index, str(exc), bodies[index] if bodies else dead_letter_text(raw)))
                 continue
-            items.append(prepare(index, envelope, await self._locate(envelope), self.settings))
             if index % YIELD_EVERY == YIELD_EVERY - 1:
                 # Let the loop hand the writer its next batch and answer committed requests
                 # meanwhile: else a large request keeps the writer idle while it is prepared.
@@ -119,13 +119,22 @@ class Ingestor:
         try:
             results = await self.db.write(
                 lambda conn: ingest(conn, requests, self.settings, now=now, recent=self._recent, token=token))
-        except Exception:
-            log.warning("ingest batch failed; storing its requests one by one", exc_info=True)
+        except Exception as exc:
+            # A full disk or read-only database would fail each request alone just the same:
+            # those are answered now (507), not retried one transaction at a time.
+            storage = classify(exc) is not None
+            if not storage:
+                log.warning("ingest batch failed; storing its requests one by one", exc_info=True)
             # The COMMIT itself may have failed after every item went through: the keys the
-            # batch recorded must go before its items are tried again.
-            await self.db.write(lambda conn: self._recent.forget(token))
+            # batch recorded must go before its items are tried again. Should even that fail,
+            # the requests must still be answered.
+            with contextlib.suppress(Exception):
+                await self.db.write(lambda conn: self._recent.forget(token))
             for w in waiting:
-                await self._write_isolated(w)
+                if not storage:
+                    await self._write_isolated(w)
+                elif not w.future.done():
+                    w.future.set_exception(exc)
             return
         for w, result in zip(waiting, results, strict=True):
             if not w.future.done():

@@ -9,11 +9,20 @@ from typing import Any
 
 import orjson
 
+from aod.ingest.envelope import InvalidItem
+from aod.shown import shown
+
 # Whole-file mirrors that hooks carry and nobody needs twice (the file is on disk).
 _MIRRORS = (("tool_response", "originalFile"), ("tool_response", "file", "content"),
             ("tool_response", "file", "base64"), ("file", "content"), ("file", "base64"))
 _OK_BY_KIND = {"PostToolUse": 1, "PostToolUseFailure": 0, "StopFailure": 0}
 _TRIM_MARK = "…[aod trimmed {} bytes]"
+# SQLite's INTEGER is 64-bit signed: a larger duration cannot be stored, and none is real.
+_MAX_DURATION_MS = 2**63 - 1
+# orjson writes at most 255 levels; a dead letter must keep whatever it was sent, so deeper
+# parts are replaced by a mark (orjson.loads accepts 1024 levels).
+_DEAD_LETTER_DEPTH = 200
+_TOO_DEEP = "…[aod: nested deeper than {} levels]"
 
 
 @dataclass(slots=True)
@@ -29,16 +38,23 @@ class EventColumns:
 
 def event_columns(payload: Mapping[str, Any]) -> EventColumns:
     kind = _text(payload.get("hook_event_name")) or _text(payload.get("event")) or "Unknown"
-    duration = payload.get("duration_ms")
     return EventColumns(
         kind=kind[:128],
         tool_name=_text(payload.get("tool_name")),
         tool_use_id=_text(payload.get("tool_use_id")),
-        duration_ms=round(duration) if isinstance(duration, int | float) and not isinstance(duration, bool) and duration >= 0 else None,
+        duration_ms=_duration_ms(payload.get("duration_ms")),
         ok=_OK_BY_KIND.get(kind),
         agent_session_id=_text(payload.get("session_id")),
         cwd=_text(payload.get("cwd")),
     )
+
+
+def _duration_ms(value: object) -> int | None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        return None
+    if value > _MAX_DURATION_MS:
+        raise InvalidItem(f"duration_ms: {shown(value, 40)} is beyond what a 64-bit integer holds")
+    return round(value)
 
 
 def content_key(session_key: str, kind: str, payload: Mapping[str, Any]) -> str:
@@ -62,7 +78,10 @@ class StoredPayload:
 
 def stored_payload(payload: Mapping[str, Any], cap: int) -> StoredPayload:
     """The payload as stored: never more than `cap` bytes of JSON."""
-    text = orjson.dumps(payload).decode()
+    try:
+        text = orjson.dumps(payload).decode()
+    except orjson.JSONEncodeError as exc:
+        raise InvalidItem(f"payload: cannot be written back as JSON ({exc}; at most 254 levels of nesting)") from None
     original = len(text.encode())
     if original <= cap:
         return StoredPayload(text, original, False)
@@ -105,3 +124,21 @@ def _cut_strings(node: Any, limit: int) -> Any:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def dead_letter_text(value: object) -> str:
+    """`value` as JSON text for a dead letter, whatever it is: parts nested too deep to write are marked."""
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except orjson.JSONEncodeError:
+        return orjson.dumps(_shallow(value, _DEAD_LETTER_DEPTH), default=str).decode()
+
+
+def _shallow(node: Any, depth: int) -> Any:
+    if not isinstance(node, dict | list):
+        return node
+    if depth <= 0:
+        return _TOO_DEEP.format(_DEAD_LETTER_DEPTH)
+    if isinstance(node, dict):
+        return {k: _shallow(v, depth - 1) for k, v in node.items()}
+    return [_shallow(v, depth - 1) for v in node]

@@ -16,10 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import apsw
-import orjson
 
 from aod.ingest.envelope import Envelope, InvalidItem
-from aod.ingest.normalize import EventColumns, StoredPayload, content_key, event_columns, stored_payload
+from aod.ingest.normalize import (
+    EventColumns,
+    StoredPayload,
+    content_key,
+    dead_letter_text,
+    event_columns,
+    stored_payload,
+)
 from aod.ingest.projects import ProjectLocation
 from aod.ingest.recent_keys import RecentKeys
 from aod.lifecycle.activity import ActivityState, apply_event
@@ -163,13 +169,13 @@ class _Batch:
                 raise
         except InvalidItem as exc:
             return self._reject(item, source, str(exc))
-        except (apsw.Error, ValueError, TypeError) as exc:
+        except (apsw.Error, ValueError, TypeError, OverflowError) as exc:
             if not isolate:
                 raise
             return self._reject(item, source, f"could not store: {type(exc).__name__}: {exc}")
 
     def _reject(self, item: Prepared, source: str, error: str) -> ItemResult:
-        dead_letters.add(self.conn, source, error, orjson.dumps(_envelope_json(item.envelope)).decode(), self.now)
+        dead_letters.add(self.conn, source, error, dead_letter_text(_envelope_json(item.envelope)), self.now)
         return ItemResult(item.index, "rejected", error)
 
     def _store(self, item: Prepared) -> ItemResult:

@@ -1,8 +1,9 @@
 """Ingesting `<data_dir>/spool/*.json`: envelopes the hook client wrote while no daemon answered.
 
-A file is deleted only after the transaction holding its event committed; a file that cannot
-be parsed goes to dead_letters (in that same transaction) and is deleted too, so it is kept
-exactly once. Temp files of the hook client start with a dot and are never read.
+A file is deleted only after the transaction holding its event committed. A file that cannot
+become an event goes to dead_letters (in that same transaction) and moves to `spool/rejected/`,
+so it never holds back the files after it. Temp files of the hook client start with a dot and
+are never read.
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ import orjson
 import watchfiles
 
 from aod.ingest.ingestor import Ingestor
+from aod.storage import dead_letters
+from aod.timefmt import now_iso
 
 log = logging.getLogger("aod.spool")
 BATCH_FILES = 500
+# Files the daemon refused (each has its dead letter): kept for a person to look at, never retried.
+REJECTED_DIR = "rejected"
 # watchfiles can miss events (e.g. inotify queue overflow): rescan now and then regardless.
 RESCAN_SECONDS = 5.0
 
@@ -35,12 +40,15 @@ def pending_files(spool_dir: Path) -> list[Path]:
 class SpoolIngester:
     def __init__(self, spool_dir: Path, ingestor: Ingestor) -> None:
         self.spool_dir = spool_dir
+        self.rejected_dir = spool_dir / REJECTED_DIR
         self.ingestor = ingestor
         self.ingested = 0
         self._lock = asyncio.Lock()
 
     async def drain(self) -> int:
-        """Ingest every file present now; returns how many files were consumed."""
+        """Ingest every file present now; returns how many files were consumed (stored or set aside).
+
+        Raises only when the database itself fails (the files then stay for the next attempt)."""
         async with self._lock:
             consumed = 0
             while True:
@@ -48,11 +56,51 @@ class SpoolIngester:
                 if not files:
                     return consumed
                 bodies = await asyncio.to_thread(_read_all, files)
-                items = [_parse(body) for body in bodies]
-                await self.ingestor.ingest(items, source="spool", bodies=[b.decode(errors="replace") for b in bodies])
-                await asyncio.to_thread(_unlink_all, files)
+                texts = [b.decode(errors="replace") for b in bodies]
+                try:
+                    summary = await self.ingestor.ingest([_parse(b) for b in bodies], source="spool", bodies=texts)
+                    rejected = {r["index"] for r in summary.rejected}
+                except Exception:
+                    log.warning("a spool batch failed; ingesting its files one by one", exc_info=True)
+                    rejected = await self._one_by_one(files, bodies, texts)
+                await asyncio.to_thread(self._settle, files, rejected)
                 consumed += len(files)
-                self.ingested += len(files)
+                self.ingested += len(files) - len(rejected)
+
+    async def drain_safely(self) -> int:
+        """`drain`, for callers that must go on whatever happens (the daemon's start, the watcher)."""
+        try:
+            return await self.drain()
+        except Exception as exc:
+            log.warning("the spool could not be ingested now; its files stay for the next attempt",
+                        extra={"error": f"{type(exc).__name__}: {exc}"})
+            return 0
+
+    async def _one_by_one(self, files: list[Path], bodies: list[bytes], texts: list[str]) -> set[int]:
+        """Indexes of the files that are poison: their ingest fails alone while a dead letter can
+        still be written. If that fails too, the database is at fault, not the files: raise."""
+        poison = set()
+        for index, (path, body, text) in enumerate(zip(files, bodies, texts, strict=True)):
+            try:
+                summary = await self.ingestor.ingest([_parse(body)], source="spool", bodies=[text])
+            except Exception as exc:
+                error = f"could not ingest spool file {path.name}: {type(exc).__name__}: {exc}"
+                await self.ingestor.db.write(lambda conn, e=error, t=text: dead_letters.add(conn, "spool", e, t, now_iso()))
+                poison.add(index)
+                continue
+            if summary.rejected:
+                poison.add(index)
+        return poison
+
+    def _settle(self, files: list[Path], rejected: set[int]) -> None:
+        """Stored files go; refused ones (already in dead_letters) move aside, out of the next drain's way."""
+        for index, path in enumerate(files):
+            with contextlib.suppress(FileNotFoundError):
+                if index in rejected:
+                    self.rejected_dir.mkdir(mode=0o700, exist_ok=True)
+                    os.replace(path, self.rejected_dir / path.name)
+                else:
+                    path.unlink()
 
     async def watch(self, stop: asyncio.Event) -> None:
         """Drain whenever a file appears, until `stop` is set."""
@@ -68,10 +116,14 @@ class SpoolIngester:
             recursive=False,
         )
         async for _ in watcher:
-            try:
-                await self.drain()
-            except Exception:
-                log.exception("spool ingest failed; files stay for the next attempt")
+            await self.drain_safely()
+
+
+def rejected_count(spool_dir: Path) -> int:
+    try:
+        return sum(1 for n in os.listdir(spool_dir / REJECTED_DIR) if n.endswith(".json"))
+    except OSError:
+        return 0
 
 
 def _is_envelope_file(change: watchfiles.Change, path: str) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from aod.shown import shown
+
 PR_STATES = ("open", "closed", "merged")
 REVIEW_DECISIONS = ("approved", "changes_requested", "review_required")
 MERGEABILITY = ("mergeable", "conflicting", "unknown")
@@ -21,10 +23,7 @@ class InvalidObservation(ValueError):
 
 
 def _fail(key: str, expected: str, value: object) -> InvalidObservation:
-    shown = repr(value)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    return InvalidObservation(f"{key}: expected {expected}, got {shown}")
+    return InvalidObservation(f"{key}: expected {expected}, got {shown(value, 60)}")
 
 
 def _text(obj: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> str | None:
@@ -65,8 +64,9 @@ def _int(obj: Mapping[str, Any], key: str, where: str, *, required: bool = False
         if required:
             raise InvalidObservation(f"{where}{key}: required")
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _fail(where + key, f"an integer >= {minimum}", value)
+    # SQLite's INTEGER holds 64 bits signed: a larger number cannot be stored.
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value < 2**63:
+        raise _fail(where + key, f"an integer from {minimum} to 2^63-1", value)
     return value
 
 

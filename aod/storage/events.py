@@ -99,9 +99,7 @@ def listing(
         .where_if(flt.until, "occurred_at < ?")
     )
     if cursor:
-        (after_id,) = keyset.decode(cursor, 1)
-        if not isinstance(after_id, int) or isinstance(after_id, bool):
-            raise keyset.BadCursor("cursor: not a cursor this server issued")
+        (after_id,) = keyset.decode(cursor, (int,))
         query.where("id > ?" if ascending else "id < ?", after_id)
     return query.page(conn, f"id {'ASC' if ascending else 'DESC'}", limit, lambda row: [row["id"]])
 

@@ -16,14 +16,25 @@ def encode(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
 
 
-def decode(cursor: str, arity: int) -> list[Any]:
+_INT64 = range(-(2**63), 2**63)
+
+
+def decode(cursor: str, shape: tuple[type, ...]) -> list[Any]:
+    """The values of a cursor this server issued, each of the type `shape` names (ints within
+    SQLite's 64 bits); anything else, whatever it decodes to, is a BadCursor."""
     try:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, orjson.JSONDecodeError):
         raise BadCursor("cursor: not a cursor this server issued") from None
-    if not isinstance(values, list) or len(values) != arity:
+    if not isinstance(values, list) or len(values) != len(shape) or not all(map(_fits, values, shape)):
         raise BadCursor("cursor: not a cursor this server issued")
     return values
+
+
+def _fits(value: object, kind: type) -> bool:
+    if kind is int:
+        return type(value) is int and value in _INT64
+    return type(value) is kind
 
 
 class Query:

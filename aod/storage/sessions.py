@@ -89,7 +89,7 @@ def listing(conn: apsw.Connection, flt: SessionFilter, limit: int, cursor: str |
     if flt.active:
         query.where("termination_reason IS NULL")
     if cursor:
-        query.where("(updated_at, id) < (?, ?)", *keyset.decode(cursor, 2))
+        query.where("(updated_at, id) < (?, ?)", *keyset.decode(cursor, (str, str)))
     return query.page(conn, "updated_at DESC, id DESC", limit, lambda row: [row["updated_at"], row["id"]])
 
 
