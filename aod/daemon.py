@@ -35,7 +35,7 @@ from aod.scm.observer import ScmObserver
 from aod.storage import probe
 from aod.storage.database import Database, Storage, open_storage
 from aod.storage.lock import DataDirBusy
-from aod.unix_socket import BoundSocket, bind_unix_socket
+from aod.unix_socket import BoundSocket, bind_unix_socket, check_socket_path
 
 log = logging.getLogger("aod.daemon")
 
@@ -71,6 +71,8 @@ async def _serve(config: Config) -> int:
     runner: web.AppRunner | None = None
     bound: BoundSocket | None = None
     try:
+        # After the lock (a busy data dir is the clearer message), before any job starts.
+        await asyncio.to_thread(check_socket_path, config.socket_path)
         token = await asyncio.to_thread(ensure_token, config.data_dir)
         ingestor = Ingestor(storage.db, _ingest_settings(config))
         ctx = AppContext(config=config, db=storage.db, ingestor=ingestor, token=token,

@@ -174,3 +174,14 @@ def _unlink_if_same(path: str, probed: os.stat_result | None) -> None:
         return
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+def check_socket_path(path: Path) -> None:
+    """Refuse now what `bind_unix_socket` would refuse later, before the daemon opens its database.
+
+    A stale socket is left for the bind to replace; a path that changes in between is judged again there.
+    """
+    real = os.path.join(prepare_socket_dir(path), path.name)
+    verdict = judge_socket_entry(str(path), stat_or_none(real, follow=False), os.geteuid(), lambda: probe(real))
+    if verdict.action is Action.REFUSE:
+        raise Refused(verdict.reason)
