@@ -89,6 +89,15 @@ def test_payloads_the_store_cannot_hold_are_invalid_items() -> None:
         stored_payload({"x": deep}, 65536)
 
 
+@pytest.mark.parametrize("pane", ["-t", "%1\0", "%", "%" * 300, "%1;kill-server", 7])
+def test_only_a_tmux_pane_id_may_name_a_pane(pane: object) -> None:
+    # The pane is later handed to `tmux -t`: an option or a NUL there would be tmux's problem, then ours.
+    with pytest.raises(InvalidItem, match="tmux_pane"):
+        parse_envelope({"agent": "a", "runtime": {"tmux_pane": pane}, "payload": {}}, received_at=now_iso())
+    ok = {"agent": "a", "runtime": {"tmux_pane": "%12"}, "payload": {}}
+    assert parse_envelope(ok, received_at=now_iso()).tmux_pane == "%12"
+
+
 def test_a_dead_letter_keeps_what_cannot_be_written_whole() -> None:
     text = dead_letter_text({"payload": orjson.loads("[" * 1000 + "]" * 1000)})
     assert text.startswith('{"payload":[[[') and "nested deeper than 200 levels" in text
@@ -169,6 +178,16 @@ def test_bad_query_values_are_a_400(daemon: Daemon, query: str) -> None:
     assert reply.status == 400 and reply.body["error"]["code"] == "invalid_parameter"
     cursor = base64.urlsafe_b64encode(b'[[1],{"b":2}]').decode()
     assert daemon.get(f"/v1/sessions?cursor={cursor}").status == 400
+
+
+@pytest.mark.parametrize("body", [
+    {"project": "/tmp", "command": ["sh", "-c", "a\0b"]}, {"project": "/tmp", "command": ["sh"], "name": "n\0"},
+    {"project": "/tmp/\0x", "command": ["sh"]},
+])
+def test_a_nul_in_a_spawn_request_is_a_400(daemon: Daemon, body: dict[str, Any]) -> None:
+    reply = daemon.post("/v1/sessions", body)
+    assert reply.status == 400 and reply.body["error"]["code"] == "invalid_parameter"
+    assert daemon.get("/v1/sessions").body["items"] == []
 
 
 def test_a_stream_cursor_of_5000_digits_is_a_400(daemon: Daemon) -> None:

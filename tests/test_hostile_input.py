@@ -14,7 +14,15 @@ from typing import Any
 
 from tests.conftest import FIXTURES
 from tests.helpers.daemon import Daemon
-from tests.helpers.hostile import GARBAGE, Generator, dead_letters_for, exchange, send, tcp_factory, unix_factory
+from tests.helpers.hostile import (
+    GARBAGE,
+    Generator,
+    dead_letters_for,
+    exchange,
+    send,
+    tcp_factory,
+    unix_factory,
+)
 
 CASES_PER_TRANSPORT = 2500
 

@@ -63,8 +63,9 @@ def _spawn_request(body: dict[str, Any]) -> SpawnRequest:
     if not isinstance(project, str) or not project.startswith("/"):
         raise _bad("project", "an absolute path", project)
     command = body.get("command")
-    if not isinstance(command, list) or not command or not all(isinstance(a, str) and a for a in command):
-        raise _bad("command", "a non-empty array of non-empty strings", command)
+    # A NUL cannot pass into a program's arguments (exec refuses it): refused here, not by tmux.
+    if not isinstance(command, list) or not command or not all(isinstance(a, str) and a and "\0" not in a for a in command):
+        raise _bad("command", "a non-empty array of non-empty strings without NUL", command)
     agent = body.get("agent") or DEFAULT_AGENT
     try:  # the same rule as an envelope's agent name, so hooks from the spawned agent match it
         parse_envelope({"agent": agent, "payload": {}}, received_at=now_iso())
@@ -74,7 +75,7 @@ def _spawn_request(body: dict[str, Any]) -> SpawnRequest:
     if not isinstance(worktree, bool):
         raise _bad("worktree", "true or false", worktree)
     name = body.get("name")
-    if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_CHARS):
+    if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_CHARS or "\0" in name):
         raise _bad("name", f"a non-empty string of at most {MAX_NAME_CHARS} characters", name)
     return SpawnRequest(Path(project), tuple(command), agent, worktree, name.strip() if name else None)
 

@@ -11,6 +11,9 @@ from aod.timefmt import iso_from_ns, iso_from_seconds, normalize_iso, seconds_fr
 from aod.uids import uid7
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+# What tmux puts in $TMUX_PANE. The pane is later passed to `tmux -t`: nothing else may get there
+# (a NUL cannot be passed at all, and "-x" would read as an option).
+_PANE = re.compile(r"%[0-9]{1,9}")
 # Epoch values above this are nanoseconds, below are seconds (1e11 s is the year 5138).
 _NS_THRESHOLD = 100_000_000_000
 # The window of believable client clocks. A stamp outside it is replaced by the arrival time:
@@ -53,7 +56,7 @@ def parse_envelope(item: object, *, received_at: str) -> Envelope:
         agent=_name(item.get("agent", "claude-code"), "agent"),
         occurred_at=_occurred_at(item.get("occurred_at"), received_at),
         session=None if item.get("session") in (None, "") else _name(item.get("session"), "session"),
-        tmux_pane=_optional_text(runtime.get("tmux_pane"), "runtime.tmux_pane"),
+        tmux_pane=_pane(runtime.get("tmux_pane")),
         pid=_optional_pid(runtime.get("pid")),
         payload=payload,
     )
@@ -88,11 +91,11 @@ _valid_names: set[str] = set()
 _VALID_NAMES_KEPT = 1024
 
 
-def _optional_text(value: object, field: str) -> str | None:
+def _pane(value: object) -> str | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or len(value) > 256:
-        raise InvalidItem(f"{field}: expected a string, got {_json_type(value)}")
+    if not isinstance(value, str) or not _PANE.fullmatch(value):
+        raise InvalidItem(f"runtime.tmux_pane: expected a tmux pane id like %3, got {shown(value, 40)}")
     return value
 
 

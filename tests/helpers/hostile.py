@@ -179,7 +179,7 @@ class Generator:
     def raw_hook(self) -> Case:
         agent = self.rng.choice(["claude-code", "codex", "bad name", "é", "a" * 200, "%2e%2e", "x:y"])
         if self.rng.random() < 0.3 and agent in ("claude-code", "codex", "x:y"):
-            item, uid = self.good_item()
+            item, _ = self.good_item()
             return Case("POST", f"/v1/hooks/{quote(agent)}", json_text(item["payload"]), ingest=True)
         return Case("POST", f"/v1/hooks/{quote(agent)}", json_text(self._mutate(self.rng.choice(self.payloads))), ingest=True)
 
