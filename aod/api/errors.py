@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from aod.storage.health import Kind, classify
+
 log = logging.getLogger("aod.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -15,6 +17,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
     409: "conflict", 413: "body_too_large", 415: "unsupported_media_type", 503: "not_ready",
+}
+# 507 Insufficient Storage (DESIGN §6): nothing of the request was stored; a client that can keep
+# it (the hook client's spool) should, and send it again later.
+STORAGE_STATUS = 507
+STORAGE_MESSAGES: dict[Kind, str] = {
+    "full": "the disk holding the database is full: nothing of this request was stored",
+    "readonly": "the database is read-only (its file system or file refuses writes): nothing of this request was stored",
 }
 
 
@@ -36,6 +45,10 @@ def error_response(status: int, code: str, message: str) -> web.Response:
     return json_response({"error": {"code": code, "message": message}}, status)
 
 
+def storage_code(kind: Kind) -> str:
+    return f"storage_{kind}"
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -50,6 +63,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if exc.status_code == 405 and "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
-    except Exception:
+    except Exception as exc:
+        kind = classify(exc)
+        if kind is not None:
+            # Not logged per request: the storage health state logs when the condition begins and ends.
+            return error_response(STORAGE_STATUS, storage_code(kind), STORAGE_MESSAGES[kind])
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return error_response(500, "internal", "internal error; the daemon log has the details")

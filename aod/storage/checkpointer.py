@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import apsw
 
 from aod.storage.connection import open_connection
+from aod.storage.health import note_errno
 
 THRESHOLD_PAGES = 1000
 RESET_PAGES = 4000
@@ -34,11 +36,13 @@ class Checkpointer:
         synchronous: str = "normal",
         threshold_pages: int = THRESHOLD_PAGES,
         reset_pages: int = RESET_PAGES,
+        on_error: Callable[[BaseException], object] | None = None,
     ) -> None:
         self._path = path
         self._synchronous = synchronous
         self._threshold = threshold_pages
         self._reset_pages = reset_pages
+        self._on_error = on_error
         self._writer_catch_up = False
         self._backfilled = 0  # WAL frames already copied back by the last checkpoint
         # Two checkpoints at once make one fail with SQLITE_BUSY; the writer's catch-up must
@@ -87,8 +91,11 @@ class Checkpointer:
                     with self._checkpointing:
                         _, self._backfilled = conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
                     self.checkpoints += 1
-                except apsw.Error:
-                    pass  # busy (another process checkpoints) or I/O trouble: the next commit retries
+                except apsw.Error as exc:
+                    # Busy (another process checkpoints), a full disk (the file cannot grow), I/O
+                    # trouble: the next commit retries; the health state hears of the disk.
+                    if self._on_error is not None:
+                        self._on_error(note_errno(exc, conn))
         finally:
             conn.close()
 

@@ -7,7 +7,6 @@ to the reader pool, and opening/closing run in a worker thread.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -20,6 +19,7 @@ import apsw
 from aod.config import DB_FILENAME, StorageConfig
 from aod.storage.checkpointer import Checkpointer
 from aod.storage.connection import open_connection
+from aod.storage.health import StorageHealth, classify, note_errno
 from aod.storage.lock import DataDirLock
 from aod.storage.migrate import migrate
 from aod.storage.readers import ReaderPool
@@ -32,11 +32,14 @@ log = logging.getLogger("aod.storage")
 
 
 class Database:
-    def __init__(self, path: Path, writer: Writer, readers: ReaderPool, checkpointer: Checkpointer) -> None:
+    def __init__(
+        self, path: Path, writer: Writer, readers: ReaderPool, checkpointer: Checkpointer, health: StorageHealth,
+    ) -> None:
         self.path = path
         self._writer = writer
         self._readers = readers
         self._checkpointer = checkpointer
+        self.health = health  # full disk / read-only database: what /readyz and /v1/status show
         self._listeners: list[CommitListener] = []
 
     @classmethod
@@ -47,7 +50,8 @@ class Database:
     @classmethod
     def _open_sync(cls, path: Path, options: StorageConfig) -> Database:
         conn = open_connection(path, synchronous=options.synchronous)
-        checkpointer = Checkpointer(path, synchronous=options.synchronous)
+        health = StorageHealth(path.parent)
+        checkpointer = Checkpointer(path, synchronous=options.synchronous, on_error=health.failed)
         checkpointer.attach(conn)
         db: Database
         writer = Writer(
@@ -56,9 +60,10 @@ class Database:
             batch_wait=options.batch_wait,
             on_commit=lambda: db._notify_commit(),
             between_transactions=checkpointer.after_commit,
+            health=health,
         )
         readers = ReaderPool(path, options.readers, synchronous=options.synchronous)
-        db = cls(path, writer, readers, checkpointer)
+        db = cls(path, writer, readers, checkpointer, health)
         return db
 
     async def write(self, fn: Callable[[apsw.Connection], T]) -> T:
@@ -96,8 +101,15 @@ class Database:
         self._checkpointer.close()
         conn = self._writer.connection
         # Fold the WAL back so the file is self-contained for backups and the next open.
-        with contextlib.suppress(apsw.BusyError):
+        try:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except apsw.BusyError:
+            pass
+        except apsw.Error as exc:
+            # A full disk or read-only file system: every commit is safe in the WAL, which the
+            # next open applies; raising here would only leave the connection open.
+            log.warning("could not fold the WAL back into the database at close",
+                        extra={"error": f"{type(exc).__name__}: {exc}", "storage": classify(note_errno(exc, conn))})
         conn.close()
 
 

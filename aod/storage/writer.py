@@ -5,6 +5,8 @@ Callers hand in a function of the connection. The thread takes whatever requests
 runs each inside its own SAVEPOINT of one `BEGIN IMMEDIATE` transaction, commits once, and
 only then resolves the callers' futures. A request that raises rolls back to its savepoint
 and fails alone; a failed COMMIT fails every request of the batch, since none of them landed.
+Failures that mean a full disk or a read-only database go to the storage health state, and a
+commit that changed rows clears it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import apsw
+
+from aod.storage.health import StorageHealth, note_errno
 
 WriteFn = Callable[[apsw.Connection], Any]
 
@@ -56,12 +60,14 @@ class Writer:
         batch_wait: float = 0.0002,
         on_commit: Callable[[], None] | None = None,
         between_transactions: Callable[[apsw.Connection], None] | None = None,
+        health: StorageHealth | None = None,
     ) -> None:
         self._conn = conn
         self._batch_max = batch_max
         self._batch_wait = batch_wait
         self._on_commit = on_commit
         self._between_transactions = between_transactions
+        self._health = health
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self._last_batch_size = 1
@@ -99,8 +105,11 @@ class Writer:
             self._commit(batch)
             if self._between_transactions is not None:
                 # Housekeeping (the checkpoint catch-up) may fail; the writer must live on.
-                with contextlib.suppress(apsw.Error):
+                try:
                     self._between_transactions(self._conn)
+                except apsw.Error as exc:
+                    if self._health is not None:
+                        self._health.failed(note_errno(exc, self._conn))
 
     def _gather(self, first: _Request) -> tuple[list[_Request], bool]:
         batch = [first]
@@ -133,6 +142,7 @@ class Writer:
     def _commit(self, batch: list[_Request]) -> None:
         conn = self._conn
         outcomes: list[tuple[bool, Any]] = []
+        changes_before = conn.total_changes()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -141,7 +151,10 @@ class Writer:
                     # cost it: SQLite copies every page changed under one into a sub-journal
                     # (measured: bulk ingest at half speed).
                     outcomes.append(_run_alone(conn, batch[0].fn))
-                    conn.execute("COMMIT" if outcomes[0][0] else "ROLLBACK")
+                    if outcomes[0][0]:
+                        conn.execute("COMMIT")
+                    elif not conn.getautocommit():  # a full disk may have rolled it back already
+                        conn.execute("ROLLBACK")
                 else:
                     for req in batch:
                         outcomes.append(_run_in_savepoint(conn, req.fn))
@@ -152,6 +165,7 @@ class Writer:
                 raise
         except Exception as exc:  # the transaction as a whole failed: nothing of it landed
             outcomes = [(False, exc)] * len(batch)
+        self._report(outcomes, changes_before)
         stats = self.stats
         stats.transactions += 1
         stats.writes += len(batch)
@@ -164,6 +178,24 @@ class Writer:
         for loop, items in by_loop.items():
             with contextlib.suppress(RuntimeError):  # that loop is closed; its callers are gone
                 loop.call_soon_threadsafe(_resolve, items, self._on_commit)
+
+    def _report(self, outcomes: list[tuple[bool, Any]], changes_before: int) -> None:
+        """Tell the health state what this transaction showed about the disk. Runs before the
+        callers see their errors, so the OS error is on them by then (the API maps it to 507)."""
+        health, conn = self._health, self._conn
+        committed = False
+        last: object = None
+        for ok, value in outcomes:
+            if ok:
+                committed = True
+            elif value is not last:  # a failed transaction repeats one error for every request
+                last = value
+                note_errno(value, conn)
+                if health is not None:
+                    health.failed(value)
+        # A transaction that changed nothing writes nothing, so it proves nothing about the disk.
+        if committed and health is not None and health.degraded and conn.total_changes() != changes_before:
+            health.wrote()
 
 
 def _run_alone(conn: apsw.Connection, fn: WriteFn) -> tuple[bool, Any]:
@@ -178,6 +210,10 @@ def _run_in_savepoint(conn: apsw.Connection, fn: WriteFn) -> tuple[bool, Any]:
     try:
         result = fn(conn)
     except BaseException as exc:  # even SystemExit from one caller must not kill the writer thread
+        if conn.getautocommit() and isinstance(exc, Exception):
+            # SQLite rolled the whole transaction back (a full disk, an I/O error): the writes
+            # before this one are gone too, so the batch fails with this cause.
+            raise
         conn.execute("ROLLBACK TO aod_write")
         conn.execute("RELEASE aod_write")
         return False, exc
