@@ -90,16 +90,22 @@ def _peer_pid(conn: socket.socket) -> int | None:
     return pid or None
 
 
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    # The inode number alone is not enough: a file system reuses a freed one at once. A new file
+    # under a reused number has a new ctime; one of ours whose ctime changed (a rename, a chmod) is
+    # taken for someone else's, which errs on the side of leaving it (the next start replaces it).
+    return st.st_dev, st.st_ino, st.st_ctime_ns
+
+
 @dataclass(frozen=True)
 class BoundSocket:
     """The socket file this process bound, by identity: a path alone may name someone else's by now."""
 
     path: str
-    dev: int
-    ino: int
+    identity: tuple[int, int, int]  # (st_dev, st_ino, st_ctime_ns) right after the bind
 
     def is_ours(self, st: os.stat_result | None) -> bool:
-        return st is not None and (st.st_dev, st.st_ino) == (self.dev, self.ino)
+        return st is not None and _identity(st) == self.identity
 
     def release(self) -> None:
         """Unlink the socket if the path still names the one this process bound."""
@@ -155,7 +161,7 @@ def _try_bind(real: str, shown: Path) -> tuple[socket.socket, BoundSocket] | Non
             return None
         raise Refused(f"cannot create socket {shown}: {exc.strerror or exc}") from None
     st = os.lstat(real)
-    bound = BoundSocket(real, st.st_dev, st.st_ino)
+    bound = BoundSocket(real, _identity(st))
     try:
         # Listening before anything else happens: a concurrent start that probes this path must
         # find it answering, not take it for a stale leftover and remove it.
@@ -170,7 +176,7 @@ def _try_bind(real: str, shown: Path) -> tuple[socket.socket, BoundSocket] | Non
 def _unlink_if_same(path: str, probed: os.stat_result | None) -> None:
     # The path must still name the socket that was probed: one bound since then is not stale.
     now = stat_or_none(path, follow=False)
-    if probed is None or now is None or (now.st_dev, now.st_ino) != (probed.st_dev, probed.st_ino):
+    if probed is None or now is None or _identity(now) != _identity(probed):
         return
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
