@@ -67,10 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     if args.command == "serve":
-        from aod.cli.context import config_from_args
-        from aod.daemon import serve
-
-        return serve(config_from_args(args))
+        return _serve(args)
     if args.command in queries.COMMANDS:
         return queries.run(args)
     if args.command in control.COMMANDS:
@@ -90,6 +87,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return db.run(args)
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Every line `aod serve` writes is a JSON log line, from before the config is read.
+    import logging
+
+    from aod import logs
+
+    logs.setup("info")
+    from aod.cli.context import EXIT_CONFIG, config_from_args_or_raise
+    from aod.config import ConfigError
+    from aod.daemon import serve
+
+    try:
+        config = config_from_args_or_raise(args)
+    except ConfigError as exc:
+        logging.getLogger("aod.daemon").error("invalid config", extra={"error": str(exc)})
+        return EXIT_CONFIG
+    return serve(config)
 
 
 def entry() -> None:
