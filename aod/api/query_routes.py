@@ -12,10 +12,11 @@ from aiohttp import web
 
 from aod import __version__
 from aod.api.context import AppContext, context
-from aod.api.errors import ApiError, json_response
+from aod.api.errors import STORAGE_MESSAGES, ApiError, json_response, storage_code
 from aod.ingest import spool
 from aod.lifecycle.status import Status
 from aod.storage import dead_letters, escalations, events, meta, projects, prs, sessions, trackers
+from aod.storage.health import free_bytes
 from aod.storage.keyset import BadCursor
 from aod.timefmt import normalize_iso
 
@@ -156,11 +157,12 @@ def _counts(conn: Any) -> dict[str, Any]:
     }
 
 
-def _file_facts(ctx: AppContext) -> dict[str, int]:
+def _file_facts(ctx: AppContext) -> dict[str, int | None]:
     db = ctx.db.path
     size = sum(p.stat().st_size for p in (db, db.with_name(db.name + "-wal")) if p.exists())
     backlog = sum(1 for p in ctx.spool_dir.glob("*.json")) if ctx.spool_dir.is_dir() else 0
-    return {"size": size, "backlog": backlog, "rejected": spool.rejected_count(ctx.spool_dir)}
+    free = free_bytes(db.parent)
+    return {"size": size, "free": free, "backlog": backlog, "rejected": spool.rejected_count(ctx.spool_dir)}
 
 
 @routes.get("/v1/status")
@@ -172,12 +174,14 @@ async def status(request: web.Request) -> web.Response:
         "version": __version__,
         "pid": os.getpid(),
         "uptime_s": round(time.monotonic() - ctx.started_at, 3),
-        "ready": ctx.ready,
+        "ready": ctx.ready and not ctx.db.health.degraded,
         "socket": str(ctx.config.socket_path),
         "tcp": ctx.tcp_address,
         "data_dir": str(ctx.config.data_dir),
         "db": {"path": str(ctx.db.path), "size_bytes": files["size"],
                "schema_version": facts.pop("schema_version"), "epoch": facts.pop("epoch")},
+        # Whether the database takes writes: "ok", "full" or "readonly" (ingest answers 507 meanwhile).
+        "storage": {**ctx.db.health.snapshot(), "free_bytes": files["free"]},
         **facts,
         "spool": {"path": str(ctx.spool_dir), "backlog": files["backlog"], "rejected": files["rejected"]},
         "stream": _stream_facts(ctx),
@@ -199,6 +203,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    if not context(request).ready:
+    ctx = context(request)
+    if not ctx.ready:
         raise ApiError(503, "not_ready", "starting: the spool is still being ingested")
+    kind = ctx.db.health.state
+    if kind != "ok":
+        raise ApiError(503, storage_code(kind), STORAGE_MESSAGES[kind])
     return json_response({"ready": True})

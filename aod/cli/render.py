@@ -369,6 +369,7 @@ def status_report(status: Mapping[str, Any]) -> str:
             ]),
         ),
         ("sessions", _by_status(status.get("sessions_by_status") or {})),
+        ("storage", _storage(status.get("storage"))),
         ("spool", f"{_clean(spool.get('path'))} ({'?' if backlog is None else backlog} waiting)"),
         (
             "config",
@@ -381,6 +382,19 @@ def status_report(status: Mapping[str, Any]) -> str:
     # wonders why an edit had no effect.
     lines += [f"  - {_clean(e)}" for e in errors]
     return "\n".join(lines)
+
+
+def _storage(storage: Mapping[str, Any] | None) -> str:
+    if not storage:
+        return "-"  # a daemon from before storage health was reported
+    free = storage.get("free_bytes")
+    room = "" if free is None else f", {format_bytes(free)} free"
+    state = storage.get("state")
+    if state == "ok":
+        return f"ok{room}"
+    # Loud, and saying what it means for new events: the user may only ever look here.
+    name = {"full": "FULL", "readonly": "READ-ONLY"}.get(str(state), _clean(state))
+    return f"{name} since {_clean(storage.get('since'))}{room}: ingest answers 507 ({_clean(storage.get('last_error'))})"
 
 
 # --- one session ------------------------------------------------------------------------------
