@@ -223,7 +223,7 @@ def test_an_acknowledged_post_is_not_spooled(hook_argv: list[str], tmp_path: Pat
 @pytest.mark.parametrize(
     ("status", "spools"),
     [(200, False), (202, False), (400, False), (413, False), (415, False), (408, True), (429, True),
-     (500, True), (503, True)],
+     (500, True), (503, True), (507, True)],
 )
 def test_the_answer_decides_whether_to_spool(
     tmp_path: Path, fake_daemon: FakeDaemon, status: int, spools: bool
