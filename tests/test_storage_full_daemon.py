@@ -110,6 +110,10 @@ def test_a_full_disk_answers_507_spools_and_recovers_by_itself(full_disk: Daemon
 
     assert_unavailable(daemon, "storage_full")
     refused += [f"storage_full-{i}" for i in range(4)]
+    # Any route that writes, not only ingest: killing a session answers 507 and kills nothing.
+    (session,) = daemon.get("/v1/sessions").body["items"]
+    killed = daemon.post(f"/v1/sessions/{session['id']}/kill")
+    assert (killed.status, killed.body["error"]["code"]) == (507, "storage_full")
     assert daemon.status()["storage"]["free_bytes"] < 64 << 10
 
     # The hook client takes 507 as "not kept": it spools (here, on the spool's own file system).
@@ -124,11 +128,14 @@ def test_a_full_disk_answers_507_spools_and_recovers_by_itself(full_disk: Daemon
     assert took < 5
     assert not list((elsewhere / "spool").glob("*.json"))
 
+    # No write at all from here until /readyz says so, not even the spool's: the probe notices.
+    aside = spooled[0].rename(spooled[0].with_name("." + spooled[0].name))  # dotted: never read
     filler.unlink()
-    # No client writes from here until /readyz says so: the daemon's probe notices by itself.
     wait_for(lambda: daemon.get("/readyz").status == 200, timeout=10, message="/readyz 200 after space returned")
+    aside.rename(spooled[0])
     storage = daemon.status()["storage"]
     assert storage["state"] == "ok" and storage["last_error"] is None
+    assert daemon.get(f"/v1/sessions/{session['id']}").body["status"] != "killed"
     reply = daemon.post("/v1/events", {"events": [event(f"after-{i}", LARGE) for i in range(4)]})
     assert (reply.status, reply.body["accepted"]) == (202, 4)
     accepted += [f"after-{i}" for i in range(4)]
@@ -136,6 +143,7 @@ def test_a_full_disk_answers_507_spools_and_recovers_by_itself(full_disk: Daemon
     wait_for(lambda: not list((data / "spool").glob("*.json")), timeout=20, message="the spool drained")
 
     assert len(log_lines(daemon, "the database cannot be written")) == 1
+    assert not log_lines(daemon, "ingest batch failed")  # a full disk is not retried request by request
     ended = log_lines(daemon, "the database is writable again")
     assert len(ended) == 1 and ended[0]["storage_was"] == "full"
     assert daemon.stop() == 0, daemon.log.read_text()
