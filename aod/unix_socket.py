@@ -139,8 +139,7 @@ def bind_unix_socket(path: Path) -> tuple[socket.socket, BoundSocket]:
         verdict = judge_socket_entry(str(path), st, uid, lambda: probe(real))
         if verdict.action is Action.REFUSE:
             raise Refused(verdict.reason)
-        if verdict.action is Action.REPLACE:
-            _unlink_if_same(real, st)
+        if verdict.action is Action.REPLACE and _unlink_if_same(real, st):
             log.info("replaced a stale socket (nothing answered on it)", extra={"socket": real})
     raise Refused(f"refusing socket {path}: another process keeps creating it; stop it, or choose another --socket")
 
@@ -160,7 +159,11 @@ def _try_bind(real: str, shown: Path) -> tuple[socket.socket, BoundSocket] | Non
         if exc.errno == errno.EADDRINUSE:
             return None
         raise Refused(f"cannot create socket {shown}: {exc.strerror or exc}") from None
-    st = os.lstat(real)
+    try:
+        st = os.lstat(real)
+    except OSError as exc:
+        sock.close()
+        raise Refused(f"socket {shown} vanished right after aod bound it: {exc.strerror or exc}") from None
     bound = BoundSocket(real, _identity(st))
     try:
         # Listening before anything else happens: a concurrent start that probes this path must
@@ -173,13 +176,14 @@ def _try_bind(real: str, shown: Path) -> tuple[socket.socket, BoundSocket] | Non
     return sock, bound
 
 
-def _unlink_if_same(path: str, probed: os.stat_result | None) -> None:
+def _unlink_if_same(path: str, probed: os.stat_result | None) -> bool:
     # The path must still name the socket that was probed: one bound since then is not stale.
     now = stat_or_none(path, follow=False)
     if probed is None or now is None or _identity(now) != _identity(probed):
-        return
+        return False
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+    return True
 
 
 def check_socket_path(path: Path) -> None:
