@@ -70,6 +70,10 @@ async def _serve(config: Config) -> int:
     storage = await open_storage(config.data_dir, config.storage)
     runner: web.AppRunner | None = None
     bound: BoundSocket | None = None
+    ctx: AppContext | None = None
+    # Jobs started before a start-up step fails must stop before storage closes under them.
+    stream_jobs: list[asyncio.Task[None]] = []
+    tasks: list[asyncio.Task[None]] = []
     try:
         # After the lock (a busy data dir is the clearer message), before any job starts.
         await asyncio.to_thread(check_socket_path, config.socket_path)
@@ -78,7 +82,7 @@ async def _serve(config: Config) -> int:
         ctx = AppContext(config=config, db=storage.db, ingestor=ingestor, token=token,
                          spool_dir=config.data_dir / "spool")
         holder = _config_holder(ctx)
-        stream_jobs = await _start_stream(ctx, storage.db, holder)
+        stream_jobs += await _start_stream(ctx, storage.db, holder)
         runner = web.AppRunner(build_app(ctx), handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
                                access_log=logging.getLogger("aiohttp.access"),
                                keepalive_timeout=connections.HEADER_TIMEOUT)
@@ -95,19 +99,20 @@ async def _serve(config: Config) -> int:
         ctx.ready = True
         jobs = {"config-watch": holder.watch(), "reaper": reaper.run(stop), "spool-watch": spool.watch(stop),
                 "storage-probe": probe.run(storage.db), **_reactions(storage.db, holder)}
-        tasks = [asyncio.create_task(job, name=name) for name, job in jobs.items()]
+        tasks += [asyncio.create_task(job, name=name) for name, job in jobs.items()]
         log.info("aod is serving", extra={"version": __version__, "pid": os.getpid(), "socket": str(config.socket_path),
                                           "tcp": ctx.tcp_address, "data_dir": str(config.data_dir),
                                           "spooled_events_ingested": drained})
         await stop.wait()
         log.info("stopping")
-        ctx.ready = False
-        # Streams first: aiohttp's cleanup waits for running handlers, and a stream never ends alone.
-        await _stop_stream(ctx, stream_jobs)
+    finally:
+        if ctx is not None:
+            ctx.ready = False
+            # Streams first: aiohttp's cleanup waits for running handlers, and a stream never ends alone.
+            await _stop_stream(ctx.broadcaster, stream_jobs)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    finally:
         await _shutdown(runner, storage, bound)
     log.info("stopped")
     return EXIT_OK
@@ -158,9 +163,9 @@ async def _start_stream(ctx: AppContext, db: Database, holder: ConfigHolder) -> 
     return [asyncio.create_task(job, name=name) for name, job in jobs.items()]
 
 
-async def _stop_stream(ctx: AppContext, jobs: list[asyncio.Task[None]]) -> None:
-    if ctx.broadcaster is not None:
-        await ctx.broadcaster.close()
+async def _stop_stream(broadcaster: Broadcaster | None, jobs: list[asyncio.Task[None]]) -> None:
+    if broadcaster is not None:
+        await broadcaster.close()
     for task in jobs:
         task.cancel()
     await asyncio.gather(*jobs, return_exceptions=True)
@@ -208,9 +213,11 @@ async def _listen_tcp(runner: web.AppRunner, address: str, limit: int) -> str:
 
 async def _shutdown(runner: web.AppRunner | None, storage: Storage, bound: BoundSocket | None) -> None:
     """Stop accepting, let running requests finish briefly, then flush writes and close."""
-    if runner is not None:
-        await runner.cleanup()
-    # Only the socket this process bound: a start refused at the socket path bound nothing.
-    if bound is not None:
-        bound.release()
-    await storage.close()
+    try:
+        if runner is not None:
+            await runner.cleanup()
+        # Only the socket this process bound: a start refused at the socket path bound nothing.
+        if bound is not None:
+            bound.release()
+    finally:
+        await storage.close()

@@ -119,8 +119,12 @@ class BoundSocket:
             return
         # Between that lstat and this unlink, only a process that may write this directory (ours,
         # not writable by group or others) could swap the file: the daemon's own user.
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # e.g. the file system went read-only: shutdown must go on
+            log.warning(f"cannot remove {self.path}: {exc.strerror or exc}", extra={"socket": self.path})
 
 
 def bind_unix_socket(path: Path) -> tuple[socket.socket, BoundSocket]:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import apsw
 import orjson
 import pytest
 
@@ -291,5 +292,28 @@ async def test_a_file_that_fails_its_whole_batch_is_set_aside_alone(data_dir: Pa
         assert [r[0] for r in rows] == ["fine-0", "fine-1", "fine-3", "fine-4"]
         letters = await storage.db.read(lambda c: c.execute("SELECT source, error FROM dead_letters").fetchall())
         assert letters == [("spool", "could not ingest spool file 2.json: KeyError: 'a bug'")]
+    finally:
+        await storage.close()
+
+
+class _DiskFull(Ingestor):
+    async def ingest(self, raw_items: list[object], **kw: Any) -> Any:
+        raise apsw.FullError("database or disk is full")
+
+
+async def test_a_full_disk_keeps_every_spool_file_for_later(data_dir: Path) -> None:
+    storage = await open_storage(data_dir, StorageConfig())
+    try:
+        spool = data_dir / "spool"
+        for n in range(3):
+            _spool(spool, f"{n}.json", json.dumps({"uid": f"kept-{n}", "agent": "claude-code", "payload": payload()}).encode())
+        ingester = SpoolIngester(spool, _DiskFull(storage.db, IngestSettings(65536, 5, 600)))
+        with pytest.raises(apsw.FullError):
+            await ingester.drain()
+        assert await ingester.drain_safely() == 0
+        # No file is at fault: none is set aside or dead-lettered, all wait for space.
+        assert sorted(p.name for p in spool.glob("*.json")) == ["0.json", "1.json", "2.json"]
+        assert not (spool / "rejected").exists()
+        assert await storage.db.read(lambda c: c.execute("SELECT count(*) FROM dead_letters").fetchone()[0]) == 0
     finally:
         await storage.close()

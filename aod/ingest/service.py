@@ -34,6 +34,7 @@ from aod.lifecycle.manager import write_facts
 from aod.lifecycle.resume import PAIR_WINDOW, is_fresh_start, is_resume_start
 from aod.lifecycle.status import Activity, SessionFacts, TerminationReason, derive_status
 from aod.storage import dead_letters, events, projects, prs, sessions
+from aod.storage.health import classify
 from aod.timefmt import iso_from_seconds, seconds_from_iso
 
 Outcome = Literal["accepted", "duplicate", "rejected"]
@@ -170,7 +171,7 @@ class _Batch:
         except InvalidItem as exc:
             return self._reject(item, source, str(exc))
         except (apsw.Error, ValueError, TypeError, OverflowError) as exc:
-            if not isolate:
+            if not isolate or classify(exc) is not None:  # a full disk is not this item's fault
                 raise
             return self._reject(item, source, f"could not store: {type(exc).__name__}: {exc}")
 

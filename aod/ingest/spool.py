@@ -19,6 +19,7 @@ import watchfiles
 
 from aod.ingest.ingestor import Ingestor
 from aod.storage import dead_letters
+from aod.storage.health import classify
 from aod.timefmt import now_iso
 
 log = logging.getLogger("aod.spool")
@@ -60,7 +61,9 @@ class SpoolIngester:
                 try:
                     summary = await self.ingestor.ingest([_parse(b) for b in bodies], source="spool", bodies=texts)
                     rejected = {r["index"] for r in summary.rejected}
-                except Exception:
+                except Exception as exc:
+                    if classify(exc) is not None:
+                        raise  # a full or read-only disk: no file is at fault, all stay
                     log.warning("a spool batch failed; ingesting its files one by one", exc_info=True)
                     rejected = await self._one_by_one(files, bodies, texts)
                 await asyncio.to_thread(self._settle, files, rejected)
@@ -84,6 +87,8 @@ class SpoolIngester:
             try:
                 summary = await self.ingestor.ingest([_parse(body)], source="spool", bodies=[text])
             except Exception as exc:
+                if classify(exc) is not None:
+                    raise
                 error = f"could not ingest spool file {path.name}: {type(exc).__name__}: {exc}"
                 await self.ingestor.db.write(lambda conn, e=error, t=text: dead_letters.add(conn, "spool", e, t, now_iso()))
                 poison.add(index)
