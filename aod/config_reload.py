@@ -8,9 +8,13 @@ time they look. An invalid file keeps the last good config; its error stays in `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+import stat
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import watchfiles
 
@@ -23,6 +27,8 @@ log = logging.getLogger("aod.config")
 RESTART_ONLY = ("server", "storage", "ingest.max_body_bytes")
 # Editors save in bursts (write, rename, chmod): one reload after the burst settles.
 DEBOUNCE_MS = 200
+# How often the watcher also checks by itself (a few stat calls): what inotify cannot see.
+POLL_MS = 2000
 
 Listener = Callable[[Config], None]
 
@@ -69,19 +75,85 @@ class ConfigHolder:
         return True
 
     async def watch(self) -> None:
-        """Reload whenever the file changes; runs until cancelled."""
-        directory, name = self.path.parent, self.path.name
-        if not directory.is_dir():
-            log.info("config directory does not exist; not watching it", extra={"path": str(directory)})
-            return
-        log.info("watching the config file", extra={"path": str(self.path)})
-        async for _ in watchfiles.awatch(
-            directory,
-            watch_filter=lambda _change, path: os.path.basename(path) == name,
+        """Reload whenever the file changes; runs until cancelled.
+
+        The watch is on the file's directory or, while that does not exist, on its nearest
+        existing ancestor: never recursive, as that ancestor can be $HOME. A directory appearing
+        on the way moves the watch down, one vanishing moves it up. inotify misses what happens
+        between two watches (a file written right after its new directory), so every POLL_MS the
+        watcher also compares the directories and the file with what it saw last.
+        """
+        seen: _Look | None = None
+        while True:
+            now = await asyncio.to_thread(_look, self.path)
+            # The first pass reloads too: the file may have changed since the daemon read it.
+            if seen is None or now.file != seen.file:
+                await self.reload()
+            seen = now
+            log.info("watching the config file", extra={"path": str(self.path), "directory": str(now.spot)})
+            async with contextlib.aclosing(_changes(now.spot, self.path)) as changes:
+                async for relevant in changes:
+                    now = await asyncio.to_thread(_look, self.path)
+                    if now.where != seen.where:
+                        break
+                    # An event on the file (an editor's rename-over-write can keep size and mtime).
+                    if now.file != seen.file or (relevant and now.spot == self.path.parent):
+                        await self.reload()
+                    seen = now
+
+
+@dataclass(frozen=True)
+class _Look:
+    # The config file's directory, or its nearest existing ancestor, with its (st_dev, st_ino):
+    # a directory deleted and made again is another one, and the old watch sees nothing in it.
+    where: tuple[Path, int, int]
+    file: tuple[int, int, int, int] | None  # what changes when the file is written or replaced
+
+    @property
+    def spot(self) -> Path:
+        return self.where[0]
+
+
+def _look(path: Path) -> _Look:
+    where = (Path(path.anchor), 0, 0)  # if not even the root can be read, watching it fails: poll
+    for directory in path.parents:
+        try:
+            st = os.stat(directory)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            where = (directory, st.st_dev, st.st_ino)
+            break
+    try:
+        st = os.stat(path)  # follows a symlink: a dotfiles link is polled through to its target
+        file = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    except OSError:
+        file = None
+    return _Look(where, file)
+
+
+async def _changes(spot: Path, path: Path) -> AsyncIterator[bool]:
+    """True after a change to `spot` itself or to its entry on the way to `path`; False every POLL_MS."""
+    relevant = {str(spot), str(spot / path.relative_to(spot).parts[0])}
+    try:
+        async with contextlib.aclosing(watchfiles.awatch(
+            spot,
+            watch_filter=lambda _change, changed: changed in relevant,
             debounce=DEBOUNCE_MS,
             recursive=False,
-        ):
-            await self.reload()
+            rust_timeout=POLL_MS,
+            yield_on_timeout=True,
+        )) as batches:
+            async for batch in batches:
+                yield bool(batch)
+    except OSError as exc:
+        # Gone since we looked (the caller moves on at the next poll), or no inotify watch left:
+        # polling alone still finds every change, only later.
+        if not isinstance(exc, FileNotFoundError):
+            log.warning("cannot watch the config directory; polling it", extra={"path": str(spot), "error": str(exc)})
+    while True:
+        await asyncio.sleep(POLL_MS / 1000)
+        yield False
 
 
 def restart_needed(old: Config, new: Config) -> list[str]:
