@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from aod.api import (
+    check_routes,
     escalation_routes,
     ingest_routes,
     query_routes,
@@ -30,6 +31,7 @@ def build_app(ctx: AppContext) -> web.Application:
     app.add_routes(session_routes.routes)
     app.add_routes(stream_routes.routes)
     app.add_routes(retention_routes.routes)
+    app.add_routes(check_routes.routes)
     app.add_routes(scm_routes.routes)
     app.add_routes(escalation_routes.routes)
     return app

@@ -1,4 +1,8 @@
-"""`aod db migrate|check|prune`."""
+"""`aod db migrate|check|prune`.
+
+Without a daemon each opens the file under the data dir lock; while a daemon holds that lock,
+`check` and `prune` ask it to do the work and `migrate` reports what the daemon applied.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from aod.cli.context import config_from_args
 from aod.config import Config
+from aod.storage import selfcheck
 from aod.storage.lock import DataDirBusy, DataDirLock
-from aod.storage.migrate import migrate
-from aod.storage.selfcheck import run_checks
+from aod.storage.migrate import migrate, migration_ids
 
 EXIT_FAILED = 1
 EXIT_BUSY = 2
+CHECK_TIMEOUT = 600.0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,15 +30,36 @@ def run(args: argparse.Namespace) -> int:
     lock = DataDirLock(config.data_dir)
     try:
         lock.acquire()
-    except DataDirBusy as exc:
-        print(f"aod: {exc}", file=sys.stderr)
-        return EXIT_BUSY
+    except DataDirBusy:
+        # A daemon owns the file while it runs (DESIGN §5: the CLI never opens it then).
+        return _with_daemon(config, args)
     try:
         if args.db_command == "migrate":
             return _migrate(config.db_path)
-        return _check(config.db_path, as_json=args.json)
+        checks = selfcheck.run_checks(config.db_path, full=args.full)
+        return _print_check(selfcheck.report(config.db_path, checks, full=args.full), as_json=args.json, where=None)
     finally:
         lock.release()
+
+
+def _with_daemon(config: Config, args: argparse.Namespace) -> int:
+    from aod.cli.client import DaemonClient, DaemonError, DaemonUnavailable
+
+    migrating = args.db_command == "migrate"
+    # integrity_check reads every page: minutes on a large file.
+    client = DaemonClient(config.socket_path, timeout=10.0 if migrating else CHECK_TIMEOUT)
+    try:
+        if migrating:
+            _, status = client.get_json("/v1/status")
+            return _daemon_migrates(status, config.socket_path)
+        _, found = client.get_json("/v1/admin/check", {"full": args.full})
+    except DaemonUnavailable as exc:
+        print(f"aod: the data dir is locked by another process, and {exc}", file=sys.stderr)
+        return EXIT_BUSY
+    except DaemonError as exc:
+        print(f"aod: the daemon answered {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+    return _print_check(found, as_json=args.json, where=f"checked by the daemon on {config.socket_path}")
 
 
 def _migrate(db_path: Path) -> int:
@@ -45,17 +72,32 @@ def _migrate(db_path: Path) -> int:
     return 0
 
 
-def _check(db_path: Path, *, as_json: bool) -> int:
-    checks = run_checks(db_path)
-    ok = all(c.ok for c in checks)
+def _daemon_migrates(status: dict[str, Any], socket: Path) -> int:
+    """A running daemon applied every migration it knows of when it started; only code installed
+    since then can have more, and only a restart runs them (the daemon holds the file)."""
+    db = status.get("db") or {}
+    version = db.get("schema_version")
+    print(f"the daemon on {socket} (pid {status.get('pid', '?')}) migrates {db.get('path')} when it starts")
+    print(f"schema version {version}")
+    pending = [m for m in migration_ids() if version is None or m > str(version)]
+    if pending:
+        print(f"aod: this aod has {len(pending)} migration(s) the running daemon has not applied"
+              f" ({', '.join(pending)}); restart the daemon to apply them", file=sys.stderr)
+        return EXIT_FAILED
+    print("nothing pending")
+    return 0
+
+
+def _print_check(found: dict[str, Any], *, as_json: bool, where: str | None) -> int:
     if as_json:
-        print(json.dumps({"ok": ok, "db_path": str(db_path),
-                          "checks": [c.__dict__ for c in checks]}, indent=2))
+        print(json.dumps(found, indent=2))
     else:
-        print(f"database {db_path}")
-        for c in checks:
-            print(f"  {'ok  ' if c.ok else 'FAIL'}  {c.name:<20} {c.detail}")
-    return 0 if ok else EXIT_FAILED
+        print(f"database {found.get('db_path')}")
+        for c in found.get("checks") or []:
+            print(f"  {'ok  ' if c.get('ok') else 'FAIL'}  {c.get('name', '?'):<20} {c.get('detail', '')}")
+        if where:
+            print(where)
+    return 0 if found.get("ok") else EXIT_FAILED
 
 
 def _prune(config: Config, *, dry_run: bool, as_json: bool) -> int:

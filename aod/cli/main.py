@@ -40,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = commands.add_parser("db", parents=[common], help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
-    db_commands.add_parser("migrate", parents=[common], help="apply pending schema migrations")
+    db_commands.add_parser("migrate", parents=[common], help="apply pending schema migrations (the daemon does at start)")
     check = db_commands.add_parser("check", parents=[common], help="verify the database file")
+    check.add_argument("--full", action="store_true", help="PRAGMA integrity_check instead of the quicker quick_check")
     check.add_argument("--json", action="store_true", help="machine-readable output")
     prune = db_commands.add_parser("prune", parents=[common], help="delete events and changes older than retention")
     prune.add_argument("--dry-run", action="store_true", help="only report what would be deleted")

@@ -1,9 +1,15 @@
-"""`aod db check`: verifies a database file is healthy and complete."""
+"""`aod db check`: verifies a database file is healthy and complete.
+
+One implementation for both places it runs: on a file the CLI opened under the data dir lock,
+and inside a running daemon (`GET /v1/admin/check`), where the read-only checks run on a reader
+connection and the trigger round trip on the writer's.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import apsw
 
@@ -16,6 +22,7 @@ TABLES = (
     "reaction_trackers", "escalations", "deliveries", "dead_letters", "change_log", "meta",
 )
 CDC_TABLES = ("sessions", "events", "prs", "pr_checks", "escalations")
+ROUND_TRIP = "change_log trigger"
 
 
 @dataclass(frozen=True)
@@ -25,23 +32,33 @@ class Check:
     detail: str
 
 
-def run_checks(db_path: Path) -> list[Check]:
+def run_checks(db_path: Path, *, full: bool = False) -> list[Check]:
     if not db_path.exists():
         return [Check("database file", False, f"{db_path} does not exist; run `aod db migrate`")]
     conn = open_connection(db_path)
     try:
-        return [
-            _journal_mode(conn),
-            _integrity(conn),
-            _foreign_keys(conn),
-            _schema_version(conn),
-            _tables(conn),
-            _triggers(conn),
-            _epoch(conn),
-            _trigger_round_trip(conn),
-        ]
+        return [*read_checks(conn, full=full), trigger_round_trip(conn)]
     finally:
         conn.close()
+
+
+def report(db_path: Path, checks: list[Check], *, full: bool) -> dict[str, Any]:
+    """What `aod db check --json` prints, whoever ran the checks."""
+    return {"ok": all(c.ok for c in checks), "db_path": str(db_path), "full": full,
+            "checks": [asdict(c) for c in checks]}
+
+
+def read_checks(conn: apsw.Connection, *, full: bool) -> list[Check]:
+    """Every check that only reads: fine on a query_only reader inside its read transaction."""
+    return [
+        _journal_mode(conn),
+        _integrity(conn, full=full),
+        _foreign_keys(conn),
+        _schema_version(conn),
+        _tables(conn),
+        _triggers(conn),
+        _epoch(conn),
+    ]
 
 
 def _journal_mode(conn: apsw.Connection) -> Check:
@@ -49,9 +66,12 @@ def _journal_mode(conn: apsw.Connection) -> Check:
     return Check("journal_mode", mode == "wal", mode)
 
 
-def _integrity(conn: apsw.Connection) -> Check:
-    rows = [r[0] for r in conn.execute("PRAGMA quick_check")]
-    return Check("integrity", rows == ["ok"], "; ".join(rows[:5]))
+def _integrity(conn: apsw.Connection, *, full: bool) -> Check:
+    # quick_check skips matching index entries to their rows: O(N) instead of O(N log N), so it
+    # is the default; integrity_check is the thorough one, worth its time after a crash.
+    pragma = "integrity_check" if full else "quick_check"
+    rows = [r[0] for r in conn.execute(f"PRAGMA {pragma}")]
+    return Check("integrity", rows == ["ok"], f"{pragma}: " + "; ".join(rows[:5]))
 
 
 def _foreign_keys(conn: apsw.Connection) -> Check:
@@ -85,10 +105,14 @@ def _epoch(conn: apsw.Connection) -> Check:
     return Check("db_epoch", bool(epoch), epoch or "missing")
 
 
-def _trigger_round_trip(conn: apsw.Connection) -> Check:
-    """Insert a session inside a transaction that is rolled back: the trigger must log it."""
+def trigger_round_trip(conn: apsw.Connection) -> Check:
+    """Insert a session under a savepoint that is rolled back: the trigger must log it.
+
+    A savepoint rather than a transaction of its own, so it also runs inside the daemon's
+    writer transaction and leaves nothing there either.
+    """
     probe = "aod-selfcheck-probe"
-    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("SAVEPOINT aod_selfcheck")
     try:
         conn.execute(
             "INSERT INTO sessions (id, agent, created_at, updated_at) VALUES (?, 'selfcheck', '', '')",
@@ -98,5 +122,6 @@ def _trigger_round_trip(conn: apsw.Connection) -> Check:
             "SELECT count(*) FROM change_log WHERE entity = 'session' AND entity_id = ?", (probe,)
         ).fetchone()[0]
     finally:
-        conn.execute("ROLLBACK")
-    return Check("change_log trigger", logged == 1, "fires" if logged == 1 else f"{logged} rows logged")
+        conn.execute("ROLLBACK TO aod_selfcheck")
+        conn.execute("RELEASE aod_selfcheck")
+    return Check(ROUND_TRIP, logged == 1, "fires" if logged == 1 else f"{logged} rows logged")
