@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from aod.notify.desktop import desktop_program
 from aod.paths import (
     default_config_path,
     default_data_dir,
@@ -390,6 +391,23 @@ def _no_routes() -> Mapping[str, tuple[str, ...]]:
     return MappingProxyType({p: () for p in PRIORITIES})
 
 
+# The notifier a config without [notifiers] and [routing] gets, when this machine has one.
+DEFAULT_NOTIFIER = "desktop"
+
+
+def _default_notifiers(
+    env: Mapping[str, str], platform: str
+) -> tuple[Mapping[str, NotifierConfig], Mapping[str, tuple[str, ...]]]:
+    """Urgent escalations (a permission prompt, CI still failing) go to the desktop when
+    notify-send or osascript is on PATH: recorded where no one looks, they would only pile up.
+    Read from `env`, so a daemon started (or reloaded) with another PATH decides afresh, and a
+    PATH-less environment finds nothing."""
+    if desktop_program(env.get("PATH", ""), platform) is None:
+        return MappingProxyType({}), _no_routes()
+    desktop = NotifierConfig(name=DEFAULT_NOTIFIER, type="desktop")
+    return MappingProxyType({DEFAULT_NOTIFIER: desktop}), MappingProxyType({**_no_routes(), "urgent": (DEFAULT_NOTIFIER,)})
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     data_dir: Path
@@ -526,12 +544,16 @@ def _from_doc(
         if key not in _TOP_KEYS:
             raise _unknown(key, _TOP_KEYS)
     sections = {name: _build(cls(), doc.get(name, {}), name) for name, cls in _SECTIONS.items()}
-    notifiers = MappingProxyType(
+    notifiers: Mapping[str, NotifierConfig] = MappingProxyType(
         {
             name: _notifier(name, table)
             for name, table in _table(doc.get("notifiers", {}), "notifiers").items()
         }
     )
+    routing = _routing(doc.get("routing", {}), notifiers)
+    # Either table, even empty, is the user's own choice: an empty [routing] turns pages off.
+    if "notifiers" not in doc and "routing" not in doc:
+        notifiers, routing = _default_notifiers(env, platform)
     config_path = Path(source) if source is not None else None
     # A relative path in the file means relative to the file: a daemon's cwd is arbitrary.
     base = os.fspath(config_path.parent) if config_path else None
@@ -550,7 +572,7 @@ def _from_doc(
         config_path=config_path,
         reactions=_reactions(doc.get("reactions", {})),
         notifiers=notifiers,
-        routing=_routing(doc.get("routing", {}), notifiers),
+        routing=routing,
         **sections,
     )
 

@@ -26,6 +26,7 @@ from aod.ingest.service import IngestSettings
 from aod.ingest.spool import SpoolIngester
 from aod.lifecycle.reaper import Reaper, ReaperSettings
 from aod.maintenance.janitor import Janitor
+from aod.notify.routing import warn_if_unrouted
 from aod.notify.worker import DeliveryWorker
 from aod.ownership import Refused, prepare_data_dir
 from aod.reactions.engine import ReactionEngine
@@ -103,6 +104,7 @@ async def _serve(config: Config) -> int:
         log.info("aod is serving", extra={"version": __version__, "pid": os.getpid(), "socket": str(config.socket_path),
                                           "tcp": ctx.tcp_address, "data_dir": str(config.data_dir),
                                           "spooled_events_ingested": drained})
+        warn_if_unrouted(config)
         await stop.wait()
         log.info("stopping")
     finally:

@@ -13,6 +13,7 @@ from aiohttp import web
 from aod import __version__
 from aod.api.context import AppContext, context
 from aod.api.errors import STORAGE_MESSAGES, ApiError, json_response, storage_code
+from aod.config import PRIORITIES
 from aod.ingest import spool
 from aod.lifecycle.status import Status
 from aod.storage import dead_letters, escalations, events, meta, projects, prs, sessions, trackers
@@ -152,9 +153,15 @@ def _counts(conn: Any) -> dict[str, Any]:
             "dead_letters": dead_letters.count(conn),
         },
         "sessions_by_status": sessions.counts_by_status(conn),
+        "escalations": _open_escalations(conn),
         "schema_version": meta.get(conn, "schema_version"),
         "epoch": meta.db_epoch(conn),
     }
+
+
+def _open_escalations(conn: Any) -> dict[str, Any]:
+    by_priority = {p: 0 for p in PRIORITIES} | escalations.open_by_priority(conn)
+    return {"open": sum(by_priority.values()), "by_priority": by_priority}
 
 
 def _file_facts(ctx: AppContext) -> dict[str, int | None]:
@@ -187,6 +194,9 @@ async def status(request: web.Request) -> web.Response:
         "stream": _stream_facts(ctx),
         "config": {"path": str(ctx.config.config_path) if ctx.config.config_path else None,
                    "errors": ctx.config_errors},
+        # Where escalations go: with no notifier routed they are recorded but reach no one.
+        "notifiers": sorted(ctx.config.notifiers),
+        "routing": {priority: list(names) for priority, names in ctx.config.routing.items()},
     })
 
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from aod.cli import ack, control, hooks, queries
+from aod.cli import ack, control, escalations, hooks, queries
 
 EXIT_USAGE = 2
 
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     control.add_parsers(commands, [common])
     hooks.add_parser(commands, [common])
     ack.add_parser(commands, [common])
+    escalations.add_parser(commands, [common])
     commands.add_parser("hook", parents=[common], help="forward a hook payload on stdin to aod (always exits 0)")
 
     db = commands.add_parser("db", parents=[common], help="database maintenance")
@@ -77,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return hooks.run(args)
     if args.command == "ack":
         return ack.run(args)
+    if args.command == "escalations":
+        return escalations.run(args)
     if args.command == "hook":  # reached only with global options first: `aod --data-dir D hook`
         from aod.hook import main as hook_main
 

@@ -369,6 +369,8 @@ def status_report(status: Mapping[str, Any]) -> str:
             ]),
         ),
         ("sessions", _by_status(status.get("sessions_by_status") or {})),
+        ("pages", _open_escalations(status.get("escalations"))),
+        ("notify", _notify(status)),
         ("storage", _storage(status.get("storage"))),
         ("spool", f"{_clean(spool.get('path'))} ({'?' if backlog is None else backlog} waiting)"),
         (
@@ -382,6 +384,30 @@ def status_report(status: Mapping[str, Any]) -> str:
     # wonders why an edit had no effect.
     lines += [f"  - {_clean(e)}" for e in errors]
     return "\n".join(lines)
+
+
+def _open_escalations(escalations: Mapping[str, Any] | None) -> str:
+    if not escalations:
+        return "-"  # a daemon from before escalations were counted
+    by_priority = escalations.get("by_priority") or {}
+    if not escalations.get("open"):
+        return "no open escalations"
+    counts = ", ".join(f"{_clean(p)} {n}" for p, n in by_priority.items() if n)
+    return f"{_plural(escalations['open'], 'open escalation')} ({counts}): aod escalations --open"
+
+
+def _notify(status: Mapping[str, Any]) -> str:
+    """Which notifier gets which priority, and loudly when escalations reach no one."""
+    notifiers, routing = status.get("notifiers"), status.get("routing")
+    if notifiers is None or routing is None:
+        return "-"
+    if not any(routing.values()):
+        return ("NO ONE: escalations are only recorded; install notify-send, or set [notifiers] and"
+                " [routing] in the config")
+    routed = [f"{_clean(name)} ({', '.join(p for p, names in routing.items() if name in names) or 'unrouted'})"
+              for name in notifiers]
+    nowhere = [p for p, names in routing.items() if not names]
+    return "; ".join([", ".join(routed), *([f"{', '.join(nowhere)}: no one"] if nowhere else [])])
 
 
 def _storage(storage: Mapping[str, Any] | None) -> str:

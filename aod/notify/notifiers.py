@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +10,7 @@ import aiohttp
 import orjson
 
 from aod.config import NotifierConfig
+from aod.notify.desktop import desktop_program
 from aod.scm.process import ProgramError, run_program
 
 # notify-send's urgency for each escalation priority.
@@ -67,14 +67,13 @@ async def _desktop(notifier: NotifierConfig, page: Mapping[str, Any]) -> None:
     body = str(escalation["message"])
     if len(body) > MAX_DESKTOP_BODY:
         body = body[: MAX_DESKTOP_BODY - 1] + "…"
-    notify_send = shutil.which("notify-send")
-    osascript = shutil.which("osascript") if sys.platform == "darwin" else None
-    if notify_send:
-        argv = [notify_send, "--app-name=aod", f"--urgency={_URGENCY.get(escalation['priority'], 'normal')}", title, body]
-    elif osascript:
-        argv = [osascript, "-e", f"display notification {_applescript(body)} with title {_applescript(title)}"]
-    else:
+    program = desktop_program()
+    if program is None:
         raise NotifyError("unavailable: neither notify-send nor osascript is installed", permanent=True)
+    if os.path.basename(program) == "notify-send":
+        argv = [program, "--app-name=aod", f"--urgency={_URGENCY.get(escalation['priority'], 'normal')}", title, body]
+    else:
+        argv = [program, "-e", f"display notification {_applescript(body)} with title {_applescript(title)}"]
     try:
         await run_program(argv, timeout=notifier.timeout)
     except ProgramError as exc:

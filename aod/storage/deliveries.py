@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import apsw
+import orjson
 
 from aod.storage.rows import dicts
 
@@ -71,3 +72,18 @@ def cancel_pending(conn: apsw.Connection, escalation_id: int, reason: str) -> in
 
 def for_escalation(conn: apsw.Connection, escalation_id: int) -> list[dict[str, Any]]:
     return dicts(conn.execute("SELECT * FROM deliveries WHERE escalation_id = ? ORDER BY id", (escalation_id,)))
+
+
+def for_escalations(conn: apsw.Connection, escalation_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Each escalation's deliveries, oldest first; an escalation routed nowhere has no entry."""
+    found: dict[int, list[dict[str, Any]]] = {}
+    if not escalation_ids:
+        return found
+    # json_each takes a page of ids as one parameter (no statement per page size to prepare).
+    rows = dicts(conn.execute(
+        "SELECT * FROM deliveries WHERE escalation_id IN (SELECT value FROM json_each(?)) ORDER BY id",
+        (orjson.dumps(escalation_ids).decode(),),
+    ))
+    for row in rows:
+        found.setdefault(row["escalation_id"], []).append(row)
+    return found
