@@ -174,7 +174,7 @@ def test_the_defaults_are_complete() -> None:
 def pr(url: str = "https://gh/pr/1", *, sha: str = "abc", ci: str | None = None, review: str | None = None,
        state: str = "open", checks: list[dict[str, Any]] | None = None, comments: list[dict[str, Any]] | None = None,
        mergeability: str | None = "mergeable") -> dict[str, Any]:
-    return {"url": url, "head_sha": sha, "ci_state": ci, "review_decision": review, "state": state, "draft": 0,
+    return {"url": url, "head_sha": sha, "ci_state": ci, "review_decision": review, "state": state, "draft": False,
             "mergeability": mergeability, "checks": checks or [], "comments": comments or []}
 
 
@@ -209,9 +209,9 @@ def test_the_ci_brake_needs_three_red_runs_in_a_row(runs: list[str], brakes: boo
 
 
 def test_changes_requested_keys_on_the_unresolved_comment_set_and_quotes_them() -> None:
-    comments = [{"comment_id": "c2", "author": "bob", "path": "app.py", "line": 3, "body": "Rename  this", "resolved": 0},
-                {"comment_id": "c1", "author": "amy", "path": None, "line": None, "body": "Tests?", "resolved": 0},
-                {"comment_id": "c0", "author": "amy", "path": "x.py", "line": 1, "body": "done", "resolved": 1}]
+    comments = [{"comment_id": "c2", "author": "bob", "path": "app.py", "line": 3, "body": "Rename  this", "resolved": False},
+                {"comment_id": "c1", "author": "amy", "path": None, "line": None, "body": "Tests?", "resolved": False},
+                {"comment_id": "c0", "author": "amy", "path": "x.py", "line": 1, "body": "done", "resolved": True}]
     view = SessionView(session(), [pr(review="changes_requested", comments=comments)])
     c = conditions(view, T0, 600.0)["changes-requested"]
     assert c is not None and c.signature == "https://gh/pr/1#c1,c2"

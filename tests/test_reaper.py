@@ -70,14 +70,14 @@ def test_a_pane_killed_from_outside_is_lost_within_two_intervals(
     aod = serve(daemons, data_dir, aod_env, tmux, config(grace="0.5s"))
     s = spawn(aod, tmp_path, "sleep", "600")
     time.sleep(3 * INTERVAL)  # past the grace, with ticks that found it alive
-    assert session(aod, s["id"]) | {"status": "idle", "is_alive": 1} == session(aod, s["id"])
+    assert session(aod, s["id"]) | {"status": "idle", "is_alive": True} == session(aod, s["id"])
     tmux.tmux("kill-pane", "-t", s["runtime_handle"])
     killed_at = time.monotonic()
     wait_for(lambda: session(aod, s["id"])["status"] == "lost", timeout=10, interval=0.02, message="lost")
     elapsed = time.monotonic() - killed_at
     assert elapsed < WITHIN_TWO_INTERVALS, elapsed
     lost = session(aod, s["id"])
-    assert (lost["termination_reason"], lost["is_alive"]) == ("runtime_lost", 0) and lost["ended_at"]
+    assert (lost["termination_reason"], lost["is_alive"]) == ("runtime_lost", False) and lost["ended_at"]
     assert status_changes(aod, s["id"])[-1] == "lost"
 
 
@@ -91,7 +91,7 @@ def test_a_recent_event_holds_off_the_verdict(
                                     "runtime": {"tmux_pane": s["runtime_handle"]}})
     assert reply.status == 202
     tmux.tmux("kill-pane", "-t", s["runtime_handle"])
-    wait_for(lambda: session(aod, s["id"])["is_alive"] == 0, timeout=10, message="the probe to see it dead")
+    wait_for(lambda: session(aod, s["id"])["is_alive"] is False, timeout=10, message="the probe to see it dead")
     current = session(aod, s["id"])
     assert (current["status"], current["termination_reason"]) == ("working", None)
     wait_for(lambda: session(aod, s["id"])["status"] == "lost", timeout=25, message="lost after the grace")
@@ -107,7 +107,7 @@ def test_without_tmux_nothing_is_concluded(
     (bin_dir / "sleep").symlink_to(shutil.which("sleep") or "/bin/sleep")
     aod = serve(daemons, data_dir, aod_env, tmux, config(grace="0s"), path=str(bin_dir))
     s = spawn(aod, tmp_path, "sleep", "600")
-    assert session(aod, s["id"])["is_alive"] == 1
+    assert session(aod, s["id"])["is_alive"] is True
     (bin_dir / "tmux").unlink()  # tmux removed from the daemon's PATH
     tmux.tmux("kill-pane", "-t", s["runtime_handle"])  # and the agent is really gone
     wait_for(lambda: session(aod, s["id"])["is_alive"] is None, timeout=10, message="a failed probe")
@@ -141,7 +141,7 @@ def test_process_runtime_alive_dead_and_reused(
         # The reaper records the process's start time in its handle the first time it sees it alive.
         wait_for(lambda: "@" in session(aod, sid)["runtime_handle"], timeout=10, message="the start time")
         current = session(aod, sid)
-        assert (current["runtime"], current["is_alive"], current["pid"]) == ("process", 1, agent.pid)
+        assert (current["runtime"], current["is_alive"], current["pid"]) == ("process", True, agent.pid)
         assert current["runtime_handle"].startswith(f"{agent.pid}@")
         agent.kill()
         agent.wait()
@@ -189,7 +189,7 @@ def test_a_restarted_daemon_reconciles_and_keeps_spawned_sessions(
     # Reconciled before ready: the answer is right from the first request.
     assert session(aod, victim["id"])["status"] == "lost"
     kept = session(aod, survivor["id"])
-    assert (kept["status"], kept["is_alive"], kept["runtime_handle"]) == ("idle", 1, survivor["runtime_handle"])
+    assert (kept["status"], kept["is_alive"], kept["runtime_handle"]) == ("idle", True, survivor["runtime_handle"])
 
     # Hook events from inside the spawned session still land on it (AOD_SESSION_ID in its env).
     hook = " ".join(aod_command()) + " hook"

@@ -98,7 +98,7 @@ def test_the_observer_asks_gh_about_the_branch_in_the_workspace(world: World) ->
     assert call["argv"][:5] == ["pr", "list", "--head", BRANCH, "--state"]
     assert Path(call["cwd"]).resolve() == world.repo.resolve()
     (pr,) = d.get(f"/v1/sessions/{sid}").body["prs"]
-    assert (pr["number"], pr["head_sha"], pr["ci_state"], pr["draft"]) == (7, "abc", "pending", 1)
+    assert (pr["number"], pr["head_sha"], pr["ci_state"], pr["draft"]) == (7, "abc", "pending", True)
     d.stop()
 
 

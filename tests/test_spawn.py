@@ -60,7 +60,7 @@ def test_spawn_starts_the_agent_in_tmux(aod: Daemon, tmux: TmuxServer, repo: Pat
     assert sid == "shop-1"
     s = session(aod, sid)
     assert s["project_id"] == "shop" and s["agent"] == "claude-code"
-    assert (s["runtime"], s["is_alive"], s["status"], s["termination_reason"]) == ("tmux", 1, "idle", None)
+    assert (s["runtime"], s["is_alive"], s["status"], s["termination_reason"]) == ("tmux", True, "idle", None)
     assert tmux.panes()[s["runtime_handle"]] == (False, s["pid"])
     assert "aod-shop-1:" in tmux.tmux("list-sessions").stdout
     assert s["workspace_path"] == str(repo) and s["branch"] is None
@@ -119,7 +119,7 @@ def test_kill_ends_the_runtime_and_marks_the_session(aod: Daemon, tmux: TmuxServ
     assert (result.returncode, result.stdout.strip()) == (0, f"{sid} killed")
     assert pane not in tmux.panes()
     s = session(aod, sid)
-    assert (s["status"], s["termination_reason"], s["is_alive"]) == ("killed", "killed", 0)
+    assert (s["status"], s["termination_reason"], s["is_alive"]) == ("killed", "killed", False)
     assert s["ended_at"] is not None
     again = cli(aod, "kill", sid, "--json")  # idempotent
     assert again.returncode == 0 and json.loads(again.stdout)["runtime_ended"] is False

@@ -140,8 +140,14 @@ def test_parser_follows_the_sse_rules() -> None:
 
 @pytest.mark.parametrize(("change", "expected"), [
     ({"entity": "event", "op": "insert", "session_id": "s-1", "at": "2026-11-22T10:00:05Z",
-      "data": {"kind": "PostToolUse", "tool_name": "Bash", "duration_ms": 1500, "ok": 0}},
+      "data": {"kind": "PostToolUse", "tool_name": "Bash", "duration_ms": 1500, "ok": False}},
      "10:00:05  s-1  event       PostToolUse Bash 1.5s failed"),
+    # An older daemon's 0 reads the same; null (a kind that neither succeeds nor fails) is not a failure.
+    ({"entity": "event", "op": "insert", "session_id": "s-1", "at": "2026-11-22T10:00:05Z",
+      "data": {"kind": "PostToolUseFailure", "tool_name": "Bash", "ok": 0}},
+     "10:00:05  s-1  event       PostToolUseFailure Bash failed"),
+    ({"entity": "event", "op": "insert", "session_id": "s-1", "at": "2026-11-22T10:00:05Z",
+      "data": {"kind": "Stop", "ok": None}}, "10:00:05  s-1  event       Stop"),
     ({"entity": "session", "op": "update", "session_id": "s-1", "at": "2026-11-22T10:00:05Z",
       "data": {"status": "needs_input", "activity": "waiting_input"}},
      "10:00:05  s-1  session     needs_input (activity waiting_input)"),

@@ -9,9 +9,16 @@ import orjson
 
 from aod.cdc.change_log import Row
 from aod.cdc.cursor import format_cursor
+from aod.storage.rows import BOOLEANS, FLAG_NAMES, as_booleans
 
 RETRY = b"retry: 2000\n\n"
 PING = b": ping\n\n"
+
+# The table behind each entity the change_log triggers write (aod/migrations), for its flags.
+ENTITY_TABLES = {
+    "session": "sessions", "event": "events", "pr": "prs", "check": "pr_checks", "escalation": "escalations",
+}
+_ENTITY_FLAGS = {entity: BOOLEANS.get(table, ()) for entity, table in ENTITY_TABLES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +33,19 @@ class StreamItem:
 
 def change_frame(epoch: str, row: Row) -> StreamItem:
     seq, at, entity, op, entity_id, session_id, project_id, data = row
-    # The trigger's json_object text is compact JSON; embedding it saves a parse and a dump per
-    # row. A line break would end the SSE `data:` line, so such text (none expected) is re-encoded.
-    payload: object = orjson.Fragment(data) if "\n" not in data else orjson.loads(data)
+    # The trigger's json_object text is compact JSON, with flags as SQLite's 0/1. Text without
+    # flags is embedded as it is (saving a parse and a dump); flags are converted here, once per
+    # row on the reader, rather than in the triggers, which would cost every write and leave the
+    # rows already logged with 0/1. An entity this module does not know is converted by name.
+    # A line break would end the SSE `data:` line, so such text (none expected) is re-encoded.
+    flags = _ENTITY_FLAGS.get(entity, FLAG_NAMES)
+    payload: object
+    if flags or "\n" in data:
+        payload = orjson.loads(data)
+        if isinstance(payload, dict):
+            as_booleans(payload, flags)
+    else:
+        payload = orjson.Fragment(data)
     body = orjson.dumps({
         "seq": seq, "entity": entity, "op": op, "id": entity_id, "session_id": session_id,
         "project_id": project_id, "at": at, "data": payload,

@@ -17,6 +17,7 @@ from aod.lifecycle.status import SessionFacts, TerminationReason, derive_status
 from aod.runtime import process
 from aod.runtime.probes import Observation
 from aod.storage import prs, sessions
+from aod.storage.rows import BOOLEANS, as_booleans
 from aod.timefmt import iso_from_seconds, seconds_from_iso
 
 
@@ -41,6 +42,7 @@ def write_facts(
     if row is None:
         return None
     after = {**row, **fields}
+    as_booleans(after, BOOLEANS["sessions"])  # a caller may pass 0/1; the answer is an API object
     after["status"] = derived_status(conn, after, now=seconds_from_iso(now), stuck_after=stuck_after)
     changes = {k: v for k, v in after.items() if row[k] != v}
     if not changes:
@@ -66,7 +68,7 @@ def observed_fields(obs: Observation, row: Mapping[str, Any], *, now: str, grace
     verdict = judge(
         obs.probe, last_sign_of_life=seconds_from_iso(seen) if seen else None, now=seconds_from_iso(now), grace=grace
     )
-    fields: dict[str, Any] = {"is_alive": None if verdict.is_alive is None else int(verdict.is_alive)}
+    fields: dict[str, Any] = {"is_alive": verdict.is_alive}
     if obs.start_token and row["runtime"] == "process":
         pid, token = process.parse_handle(obs.handle)
         if token is None:
@@ -107,6 +109,6 @@ def restatus_silent(conn: apsw.Connection, *, now: str, stuck_after: float) -> l
 def mark_killed(conn: apsw.Connection, session_id: str, *, now: str, stuck_after: float) -> dict[str, Any] | None:
     return write_facts(
         conn, session_id,
-        {"termination_reason": TerminationReason.KILLED.value, "is_alive": 0, "ended_at": now},
+        {"termination_reason": TerminationReason.KILLED.value, "is_alive": False, "ended_at": now},
         now=now, stuck_after=stuck_after,
     )
