@@ -262,7 +262,7 @@ def format_bytes(n: int | None) -> str:
 
 
 def _yes_no(value: Any) -> str:
-    # SQLite hands booleans back as 1/0; the API may pass them through unconverted.
+    # The API answers true/false; a daemon from before that answered 1/0, which reads the same here.
     if value is None:
         return "-"
     return "yes" if value else "no"
@@ -541,7 +541,7 @@ def _change_summary(entity: str, op: str, d: Row) -> str:
             bits.append(_clean(d["tool_name"]))
         if d.get("duration_ms") is not None:
             bits.append(format_duration_ms(d["duration_ms"]))
-        if d.get("ok") == 0:
+        if d.get("ok") is not None and not d["ok"]:  # false (0 from an older daemon); null: not known
             bits.append("failed")
         return " ".join(bits)
     if entity == "session":
