@@ -159,4 +159,4 @@ def test_a_locked_data_dir_without_a_daemon(data_dir: Path, aod_env: dict[str, s
         for args in (["db", "check"], ["db", "migrate"]):
             result = run_aod(*args, "--data-dir", str(data_dir), "--socket", str(data_dir / "none.sock"), env=aod_env)
             assert result.returncode == 2, result.stdout
-            assert "locked by another process" in result.stderr and "no daemon is answering" in result.stderr
+            assert "in use by another aod process" in result.stderr and "no daemon is answering" in result.stderr

@@ -83,8 +83,10 @@ def test_fixture_payloads(name: str, expected: Activity | None) -> None:
 
 
 def state(activity: str = IDL, at: str | None = None, reason: str | None = None, ended: str | None = None,
-          error: str | None = None) -> ActivityState:
-    return ActivityState(activity=activity, activity_at=at, error=error, termination_reason=reason, ended_at=ended)
+          error: str | None = None, error_at: str | None = None) -> ActivityState:
+    """An error is stamped by the event that set it, which set the activity too (unless said)."""
+    return ActivityState(activity=activity, activity_at=at, error=error, termination_reason=reason, ended_at=ended,
+                         error_at=error_at or (at if error else None))
 
 
 # (id, before, kind, payload, occurred_at, after)
@@ -114,6 +116,13 @@ APPLY: list[tuple[str, ActivityState, str, dict[str, Any], str, ActivityState]] 
     ("stop-failure-sets-error", state(ACT, t(1)), "StopFailure", {"error": "overloaded"}, t(2),
      state(IDL, t(2), error="overloaded")),
     ("next-event-clears-error", state(IDL, t(2), error="overloaded"), "UserPromptSubmit", {}, t(3), state(ACT, t(3))),
+    ("repeated-error-is-stamped-anew", state(IDL, t(2), error="rate_limit"), "StopFailure", {"error": "rate_limit"},
+     t(7), state(IDL, t(7), error="rate_limit")),
+    ("plain-notification-keeps-error", state(IDL, t(2), error="rate_limit"), "Notification",
+     {"notification_type": "idle_prompt"}, t(8), state(IDL, t(2), error="rate_limit")),
+    ("late-older-event-keeps-error", state(IDL, t(5), error="rate_limit"), "PreToolUse", {}, t(4),
+     state(IDL, t(5), error="rate_limit")),
+    ("question-clears-error", state(IDL, t(2), error="rate_limit"), "PermissionRequest", {}, t(3), state(WAIT, t(3))),
     # Ties at one instant: the state that asks more of the human wins, whatever came first.
     ("tie-waiting-beats-active", state(ACT, t(3)), "PermissionRequest", {}, t(3), state(WAIT, t(3))),
     ("tie-active-loses-to-waiting", state(WAIT, t(3)), "PreToolUse", {}, t(3), state(WAIT, t(3))),

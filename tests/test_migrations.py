@@ -254,3 +254,43 @@ def test_foreign_keys_are_enforced(conn: apsw.Connection) -> None:
             " VALUES ('u9', 'no-such-session', 'x', 'Stop', ?, ?, '{}', 2)",
             (T0, T0),
         )
+
+
+# --- 0005: when a session's error happened ---------------------------------------------------------
+
+
+def test_a_repeated_error_is_a_change_the_stream_sees(conn: apsw.Connection) -> None:
+    _seed(conn)
+    conn.execute("UPDATE sessions SET error = 'rate_limit', error_at = ? WHERE id = 'proj-1'", (T0,))
+    before = _head(conn)
+    # The same error again, later: only its time changes.
+    conn.execute("UPDATE sessions SET error_at = ? WHERE id = 'proj-1'", (T1,))
+    log = _log(conn, before)
+    assert [(r["entity"], r["op"]) for r in log] == [("session", "update")]
+    assert (log[0]["data"]["error"], log[0]["data"]["error_at"]) == ("rate_limit", T1)
+
+
+def test_errors_stored_before_0005_get_the_time_of_their_event(tmp_path: Path) -> None:
+    from yoyo import get_backend, read_migrations
+
+    db = tmp_path / "old.db"
+    backend = get_backend(f"sqlite:///{db}")
+    try:
+        older = read_migrations("package:aod:migrations").filter(lambda m: m.id < "0005")
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(older))
+    finally:
+        backend.connection.close()
+    with sqlite3.connect(db) as c:
+        c.execute("INSERT INTO sessions (id, agent, activity_at, error, created_at, updated_at)"
+                  " VALUES ('failed-1', 'claude-code', ?, 'rate_limit', ?, ?)", (T0, T0, T1))
+        c.execute("INSERT INTO sessions (id, agent, activity_at, created_at, updated_at)"
+                  " VALUES ('fine-1', 'claude-code', ?, ?, ?)", (T0, T0, T1))
+        head = c.execute("SELECT max(seq) FROM change_log").fetchone()[0]
+    c.close()
+    assert "0005_session_error_at" in migrate(db).applied
+    with sqlite3.connect(db) as c:
+        rows = dict(c.execute("SELECT id, error_at FROM sessions").fetchall())
+        assert rows == {"failed-1": T0, "fine-1": None}
+        assert c.execute("SELECT count(*) FROM change_log WHERE seq > ?", (head,)).fetchone()[0] == 0
+    c.close()

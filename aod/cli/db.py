@@ -30,9 +30,9 @@ def run(args: argparse.Namespace) -> int:
     lock = DataDirLock(config.data_dir)
     try:
         lock.acquire()
-    except DataDirBusy:
+    except DataDirBusy as exc:
         # A daemon owns the file while it runs (DESIGN §5: the CLI never opens it then).
-        return _with_daemon(config, args)
+        return _with_daemon(config, args, busy=exc)
     try:
         if args.db_command == "migrate":
             return _migrate(config.db_path)
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         lock.release()
 
 
-def _with_daemon(config: Config, args: argparse.Namespace) -> int:
+def _with_daemon(config: Config, args: argparse.Namespace, *, busy: DataDirBusy) -> int:
     from aod.cli.client import DaemonClient, DaemonError, DaemonUnavailable
 
     migrating = args.db_command == "migrate"
@@ -54,7 +54,7 @@ def _with_daemon(config: Config, args: argparse.Namespace) -> int:
             return _daemon_migrates(status, config.socket_path)
         _, found = client.get_json("/v1/admin/check", {"full": args.full})
     except DaemonUnavailable as exc:
-        print(f"aod: the data dir is locked by another process, and {exc}", file=sys.stderr)
+        print(f"aod: {busy} ({exc})", file=sys.stderr)
         return EXIT_BUSY
     except DaemonError as exc:
         print(f"aod: the daemon answered {exc.status} {exc.code}: {exc.message}", file=sys.stderr)

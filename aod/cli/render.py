@@ -284,20 +284,28 @@ def sessions_table(items: Sequence[Row], now: datetime | None = None, width: int
     if not items:
         return "no sessions"
     at = _now(now)
-    return table(
-        items,
-        [
-            Col("ID", "id", shrink=False),
-            Col("STATUS", "status", shrink=False),
-            ("ACTIVITY", "activity"),
-            ("AGENT", "agent"),
-            ("PROJECT", "project_id"),
-            ("BRANCH", "branch"),
-            Col("LAST EVENT", lambda s: relative_time(s.get("last_event_at"), at), shrink=False),
-            ("TITLE", "title"),
-        ],
-        width,
-    )
+    columns: list[ColumnSpec] = [
+        Col("ID", "id", shrink=False),
+        Col("STATUS", "status", shrink=False),
+        ("ACTIVITY", "activity"),
+        ("AGENT", "agent"),
+        ("PROJECT", "project_id"),
+        ("BRANCH", "branch"),
+        Col("LAST EVENT", lambda s: relative_time(s.get("last_event_at"), at), shrink=False),
+        ("TITLE", "title"),
+    ]
+    # Only when a session has one: a column of dashes would cost every listing its width.
+    if any(s.get("error") for s in items):
+        columns.insert(3, ("ERROR", lambda s: _last_error(s, at)))
+    return table(items, columns, width)
+
+
+def _last_error(s: Row, now: datetime) -> str:
+    """"rate_limit (3m ago)": a StopFailure's error stays until the agent's next change of activity."""
+    error = s.get("error")
+    if not error:
+        return "-"
+    return f"{_clean(error)} ({relative_time(s['error_at'], now)})" if s.get("error_at") else _clean(error)
 
 
 def _event_columns(now: datetime, tz: tzinfo | None, with_session: bool) -> list[ColumnSpec]:
@@ -443,6 +451,7 @@ def _session_header(s: Row, now: datetime) -> list[str]:
         ("project", _clean(s.get("project_id"))),
         ("agent", agent),
         ("activity", f"{_clean(s.get('activity'))}, alive {_alive(s.get('is_alive'))}"),
+        *([("error", _last_error(s, now))] if s.get("error") else []),
         ("branch", _clean(s.get("branch"))),
         ("workspace", _clean(s.get("workspace_path"))),
         ("runtime", runtime or "-"),

@@ -326,7 +326,8 @@ class _Batch:
         if state is None:
             row = sessions.get(self.conn, session_id)
             assert row is not None
-            activity = ActivityState(row["activity"], row["activity_at"], row["error"], row["termination_reason"], row["ended_at"])
+            activity = ActivityState(row["activity"], row["activity_at"], row["error"], row["termination_reason"],
+                                     row["ended_at"], row["error_at"])
             state = self.sessions[session_id] = _SessionState(row, activity, row["last_event_at"])
         return state
 
@@ -372,7 +373,7 @@ class _Batch:
             )
             sessions.update(self.conn, session_id, {
                 **state.changes,
-                "activity": a.activity, "activity_at": a.activity_at, "error": a.error,
+                "activity": a.activity, "activity_at": a.activity_at, "error": a.error, "error_at": a.error_at,
                 "termination_reason": a.termination_reason, "ended_at": a.ended_at,
                 "last_event_at": state.last_event_at, "updated_at": self.now,
                 "status": derive_status(facts, now=self.now_seconds, stuck_after=self.settings.stuck_after),

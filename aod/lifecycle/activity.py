@@ -36,6 +36,7 @@ class ActivityState:
     error: str | None = None
     termination_reason: str | None = None
     ended_at: str | None = None
+    error_at: str | None = None  # occurred_at of the event that set `error`
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +101,14 @@ def apply_event(state: ActivityState, kind: str, payload: Mapping[str, Any], occ
             activity=change.activity,
             activity_at=occurred_at,
             error=None,
+            error_at=None,
             termination_reason=TerminationReason.EXITED,
             ended_at=occurred_at,
         )
     # A newer event after an exit (or a lost runtime) means the agent came back (e.g. --resume).
-    return ActivityState(activity=change.activity, activity_at=occurred_at, error=change.error)
+    # The error, if any, is this event's: any other change of activity clears the last one.
+    return ActivityState(activity=change.activity, activity_at=occurred_at, error=change.error,
+                         error_at=occurred_at if change.error else None)
 
 
 def _tie_key(activity: str, error: str | None) -> tuple[int, str]:

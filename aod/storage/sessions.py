@@ -11,7 +11,7 @@ from aod.storage import events, keyset, projects
 from aod.storage.rows import dicts, one
 
 COLUMNS = (
-    "id", "project_id", "agent", "agent_session_id", "status", "activity", "activity_at", "error",
+    "id", "project_id", "agent", "agent_session_id", "status", "activity", "activity_at", "error", "error_at",
     "is_alive", "termination_reason", "runtime", "runtime_handle", "pid", "workspace_path", "branch",
     "title", "created_at", "updated_at", "last_event_at", "ended_at",
 )
