@@ -15,12 +15,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 from aod.storage import keyset
 from tests.conftest import FIXTURES, run_aod
 from tests.helpers.daemon import Daemon
+from tests.helpers.hostile import CURSORS, QUERY_VALUES
 from tests.helpers.waiting import wait_for
 
 
@@ -213,6 +215,12 @@ def test_bad_parameters_are_400(started: list[Daemon], short_dir: Path, aod_env:
         assert reply.status == 400, (query, reply.body)
         assert reply.body["error"]["code"] == "invalid_parameter", query
         assert reply.body["error"]["message"].startswith(f"{name}:"), (query, reply.body)
+    # Whatever a client sends: an answer or a JSON refusal, never a server error.
+    for name in ("open", "session", "priority", "limit", "cursor"):
+        for value in CURSORS if name == "cursor" else QUERY_VALUES:
+            reply = d.get(f"/v1/escalations?{name}={quote(value, safe='%')}")
+            assert reply.status in (200, 400, 404), (name, value, reply.status)
+            assert "items" in reply.body if reply.status == 200 else reply.body["error"]["code"], (name, value)
 
 
 def test_default_config_pages_the_desktop_when_notify_send_is_on_path(
