@@ -17,9 +17,12 @@ from tests.helpers.sse import db_rows, tool_event
 
 
 class Follower:
-    def __init__(self, env: dict[str, str], *args: str) -> None:
+    def __init__(self, env: dict[str, str], *args: str, sigint_ignored: bool = False) -> None:
+        # A background job of a non-interactive shell starts with SIGINT ignored, and so does
+        # everything a test runner started that way runs: the follower must not depend on it.
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
         self.proc = subprocess.Popen([*aod_command(), "events", "--follow", *args], env=env, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=ignore)
         self.lines: list[str] = []
         self._queue: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
@@ -128,3 +131,41 @@ def test_follow_without_a_daemon_exits_3(short_dir: Path, aod_env: dict[str, str
     assert result.returncode == 3
     assert "no daemon is answering" in result.stderr
     assert time.monotonic() - started < 10
+
+
+def test_an_idle_follow_stays_connected(short_dir: Path, aod_env: dict[str, str]) -> None:
+    # Pings 6 s apart: more than the 5 s the client gives connecting, which once stayed on the
+    # stream's socket and cut it (then reconnected) on every quiet stretch; and more than the
+    # daemon's 5 s keep-alive timer, which must never cut a stream.
+    data = short_dir / "data"
+    data.mkdir(mode=0o700)
+    daemon = Daemon(data, aod_env, '[stream]\nping_interval = "6s"\n').start()
+    follower = Follower(daemon.env, "--json")
+    try:
+        wait_connected(daemon, follower)
+        time.sleep(11)  # pings 6 s apart: a 5 s read timeout cuts the stream within 10 s
+        assert daemon.status()["stream"]["clients"] == 1
+        post(daemon, ["after-the-quiet"])
+        follower.collect(lambda lines: "after-the-quiet" in event_uids(lines), timeout=5)
+        code, stderr = follower.interrupt()
+        assert code == 0
+        assert "reconnect" not in stderr
+    finally:
+        if follower.proc.poll() is None:
+            follower.proc.kill()
+        daemon.kill()
+
+
+def test_ctrl_c_ends_a_follow_started_with_sigint_ignored(short_dir: Path, aod_env: dict[str, str]) -> None:
+    data = short_dir / "data"
+    data.mkdir(mode=0o700)
+    daemon = Daemon(data, aod_env).start()
+    follower = Follower(daemon.env, sigint_ignored=True)
+    try:
+        wait_connected(daemon, follower)
+        code, stderr = follower.interrupt()
+        assert (code, stderr) == (0, "")
+    finally:
+        if follower.proc.poll() is None:
+            follower.proc.kill()
+        daemon.kill()

@@ -45,6 +45,9 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, socket_path: Path, timeout: float) -> None:
         super().__init__(_HOST, timeout=timeout)
         self._socket_path = socket_path
+        # `sock` is not enough: on a `Connection: close` response (every stream) getresponse()
+        # hands the socket to the response and sets `sock` to None.
+        self.opened: socket.socket | None = None
 
     def connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -54,7 +57,7 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         except BaseException:
             sock.close()
             raise
-        self.sock = sock
+        self.sock = self.opened = sock
 
 
 def _query(path: str, params: Mapping[str, Any] | None) -> str:
@@ -106,7 +109,9 @@ class DaemonClient:
 
         Connecting and the response headers are bounded by the timeout, so a dead daemon is
         reported at once (this call raises, not the first `next()`); after that the stream may
-        rightly stay quiet for a long time, so reads block without a limit.
+        rightly stay quiet for a long time, so reads block without a limit. No read timeout:
+        on a Unix socket a daemon that exits or dies closes the stream (EOF), and one that
+        hangs would hang a reconnect as well.
         """
         conn = _UnixHTTPConnection(self.socket_path, self.timeout)
         try:
@@ -119,8 +124,8 @@ class DaemonClient:
             raw = resp.read()
             conn.close()
             raise _error_from(resp.status, raw)
-        if conn.sock is not None:
-            conn.sock.settimeout(None)
+        if conn.opened is not None:
+            conn.opened.settimeout(None)
         return self._lines(conn, resp)
 
     @staticmethod
@@ -132,7 +137,9 @@ class DaemonClient:
                     return
                 yield line.decode("utf-8", "replace").rstrip("\r\n")
         finally:
-            # Runs on exhaustion and on generator close (Ctrl-C, `break`), so no socket leaks.
+            # Runs on exhaustion and on generator close (Ctrl-C, `break`), so no socket leaks:
+            # the response holds the socket (Connection: close), so it is closed too.
+            resp.close()
             conn.close()
 
     def _request(self, method: str, target: str, body: bytes | None) -> tuple[int, dict[str, Any]]:

@@ -95,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"aod: no daemon is answering on {socket_path} (start it with `aod serve`)", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except DaemonError as exc:
-        if command == "show" and exc.status == 404:
-            print(f"aod: no session {args.id}", file=sys.stderr)
+        if command in ("show", "events") and exc.status == 404:
+            print(f"aod: no session {args.id if command == 'show' else args.session}", file=sys.stderr)
             return EXIT_NOT_FOUND
         print(f"aod: the daemon answered {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
         return EXIT_DAEMON_ERROR
@@ -147,20 +147,30 @@ def _show(client: DaemonClient, args: argparse.Namespace) -> int:
 
 
 def _events(client: DaemonClient, args: argparse.Namespace) -> int:
+    from urllib.parse import quote
+
     from aod.cli import render
 
-    params = {"session": args.session, "kind": args.kind, "tool": args.tool, "limit": args.limit}
-    body, _ = _list(client, "/v1/events", params, every_page=False)
+    # The session's own route answers 404 for a session that does not exist, where the
+    # filter on /v1/events would answer an empty list and hide a mistyped id.
+    path = f"/v1/sessions/{quote(args.session, safe='')}/events" if args.session else "/v1/events"
+    params = {"kind": args.kind, "tool": args.tool, "limit": args.limit}
+    body, _ = _list(client, path, params, every_page=False)
     _emit(_dump(body) if args.json else render.events_table(body.get("items") or [], width=_table_width()))
     return EXIT_OK
 
 
 def _follow(client: DaemonClient, args: argparse.Namespace) -> int:
     """Follow GET /v1/stream; after a drop, reconnect with the last id, so nothing is missed or repeated."""
+    import signal
     import time
 
     from aod.cli.client import DaemonError, DaemonUnavailable
 
+    # Ctrl-C is how a follow ends. A process started with SIGINT ignored (a background job of
+    # a non-interactive shell, and so a test runner started from one) inherits that, Python
+    # keeps it, and the follow could then never be stopped by SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     follower = _Follower(args)
     delay = FOLLOW_FIRST_DELAY
     try:
