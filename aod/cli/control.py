@@ -69,6 +69,11 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_UNAVAILABLE
     except DaemonError as exc:
         print(f"aod: {exc.message} ({exc.code})", file=sys.stderr)
+        if exc.code == "waiting_input":
+            # The API's words name the request field; the user needs the flag.
+            import shlex
+
+            print(f"aod: to type anyway: aod send --force {shlex.quote(args.id)} MESSAGE...", file=sys.stderr)
         return {404: EXIT_NOT_FOUND, 409: EXIT_CONFLICT}.get(exc.status, EXIT_DAEMON_ERROR)
     except _UsageError as exc:
         print(f"aod {command}: {exc}", file=sys.stderr)
@@ -102,11 +107,19 @@ def _spawn(client: Any, args: argparse.Namespace) -> int:
 def _send(client: Any, args: argparse.Namespace) -> int:
     from urllib.parse import quote
 
-    text = sys.stdin.read() if args.message == ["-"] else " ".join(args.message)
+    text = _stdin_message() if args.message == ["-"] else " ".join(args.message)
     _, reply = client.post_json(f"/v1/sessions/{quote(args.id, safe='')}/send", {"message": text, "force": args.force})
     if args.json:
         _print(_dump(reply))
     return EXIT_OK
+
+
+def _stdin_message() -> str:
+    # `echo hi | aod send ID -` ends with the newline every text file has; typed before the
+    # Enter that send adds anyway, it would submit an extra empty line. One only: the rest is
+    # the user's.
+    text = sys.stdin.read()
+    return text[:-1] if text.endswith("\n") else text
 
 
 def _kill(client: Any, args: argparse.Namespace) -> int:
