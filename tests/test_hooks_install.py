@@ -166,8 +166,31 @@ def test_install_into_a_missing_file_then_uninstall(cli: list[str], home: Path) 
     assert set(doc["hooks"]) == set(DEFAULT_EVENTS)
     assert not (settings.parent / "settings.json.bak").exists()
     assert stat.S_IMODE(settings.stat().st_mode) == 0o600
-    assert run_cli(cli, "uninstall", env=env).returncode == 0
-    assert json.loads(settings.read_text()) == {}
+    dry = run_cli(cli, "uninstall", "--dry-run", env=env)
+    assert dry.returncode == 0 and f"would have removed {len(DEFAULT_EVENTS)} aod hook entries" in dry.stdout
+    assert set(json.loads(settings.read_text())["hooks"]) == set(DEFAULT_EVENTS)
+
+    done = run_cli(cli, "uninstall", env=env)
+
+    # Nothing but aod's entries was in it: no empty `{}` is left behind, and no backup of them.
+    assert done.returncode == 0
+    assert f"from {settings}, and removed the file" in done.stdout
+    assert list(settings.parent.iterdir()) == []
+    assert "no aod hook entries" in run_cli(cli, "uninstall", env=env).stdout
+
+
+def test_uninstall_keeps_a_symlinked_file_even_when_it_empties(cli: list[str], home: Path, tmp_path: Path) -> None:
+    dotfiles = tmp_path / "dotfiles" / "claude-settings.json"
+    dotfiles.parent.mkdir()
+    dotfiles.write_text("{}\n")
+    (home / ".claude").mkdir()
+    link = home / ".claude" / "settings.json"
+    link.symlink_to(dotfiles)
+    assert run_cli(cli, "install", env=env_for(home)).returncode == 0
+
+    assert run_cli(cli, "uninstall", env=env_for(home)).returncode == 0
+
+    assert link.is_symlink() and json.loads(dotfiles.read_text()) == {}
 
 
 def test_dry_run_shows_the_change_and_writes_nothing(cli: list[str], home: Path) -> None:

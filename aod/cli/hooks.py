@@ -11,7 +11,8 @@ client (`... hook.py | tee log`), never matches.
 
 Install puts one matcher group of its own per event, after the user's groups, so no group of
 the user's is ever edited; uninstall removes aod's handlers, and a group, event list or `hooks`
-table only when removing aod's handlers emptied it. Key order and every other key survive.
+table (or the file itself) only when removing aod's handlers emptied it. Key order and every
+other key survive.
 """
 
 from __future__ import annotations
@@ -419,6 +420,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"no aod hook entries in {path}" + ("" if old_text is not None else " (no such file)"))
         return 0
+    if not install and not new_doc and not path.is_symlink():
+        # Nothing but aod's entries was in it (aod creates the file when there is none): an empty
+        # `{}` left behind is clutter. A symlink is the user's (a dotfiles repo): that stays.
+        return _remove_settings(path, changes, args.dry_run)
     new_text = render(new_doc)
     if args.dry_run:
         import difflib
@@ -441,6 +446,20 @@ def run(args: argparse.Namespace) -> int:
             "if Claude Code reports 'Invalid key in record' for an event, it predates that event: "
             "upgrade it, or reinstall with --events listing the events it knows"
         )
+    return 0
+
+
+def _remove_settings(path: Path, changes: Changes, dry_run: bool) -> int:
+    if dry_run:
+        print(f"dry run: would have {changes.describe()} and removed {path}, which then holds nothing; "
+              "nothing was written")
+        return 0
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        print(f"aod: cannot remove {path}: {exc.strerror or exc}; nothing was changed", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{changes.describe()} from {path}, and removed the file: nothing else was in it")
     return 0
 
 
