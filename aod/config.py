@@ -582,14 +582,31 @@ def load_config(
     *,
     data_dir: str | os.PathLike[str] | None = None,
     socket: str | os.PathLike[str] | None = None,
+    tcp: str | None = None,
     env: Mapping[str, str] = os.environ,
     platform: str = sys.platform,
 ) -> Config:
     """The effective config: arguments (CLI flags) > AOD_* environment > the file > platform defaults.
 
     A missing file is fine at the default location (aod runs on defaults) but an error when it
-    was named by `path` or AOD_CONFIG, since then the user expects it to be read.
+    was named by `path` or AOD_CONFIG, since then the user expects it to be read. `tcp` is
+    `aod serve --tcp`, in place of server.tcp.
     """
+    config = _load_file(path, data_dir=data_dir, socket=socket, env=env, platform=platform)
+    if tcp is None:
+        return config
+    # Checked apart from the file: a bad value is the flag's mistake, named as the flag.
+    return replace(config, server=replace(config.server, tcp=_tcp(tcp, "--tcp")))
+
+
+def _load_file(
+    path: str | os.PathLike[str] | None,
+    *,
+    data_dir: str | os.PathLike[str] | None,
+    socket: str | os.PathLike[str] | None,
+    env: Mapping[str, str],
+    platform: str,
+) -> Config:
     file, explicit = resolve_config_path(path, env=env, platform=platform)
     try:
         text = file.read_text(encoding="utf-8")

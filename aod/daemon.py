@@ -207,7 +207,11 @@ async def _listen_tcp(runner: web.AppRunner, address: str, limit: int) -> str:
     try:
         await site.start()
     except OSError as exc:
-        raise StartError(f"cannot listen on {address} (server.tcp): {exc.strerror or exc}") from None
+        raise StartError(
+            f"cannot listen on {address} (server.tcp): {exc.strerror or exc}; choose another address with "
+            'server.tcp in the config file or `aod serve --tcp ADDRESS` (--tcp 127.0.0.1:0 takes any free '
+            'port, --tcp "" serves on the Unix socket only)'
+        ) from None
     log.info("listening on TCP", extra={"connection_limit": limit, "header_timeout": connections.HEADER_TIMEOUT})
     bound_host, bound_port = site.address
     return f"{bound_host}:{bound_port}"

@@ -17,6 +17,7 @@ def config_from_args_or_raise(args: argparse.Namespace) -> Config:
         getattr(args, "config", None),
         data_dir=getattr(args, "data_dir", None),
         socket=getattr(args, "socket", None),
+        tcp=getattr(args, "tcp", None),  # `aod serve --tcp` only
     )
 
 

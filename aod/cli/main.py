@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    commands.add_parser("serve", parents=[common], help="run the daemon in the foreground")
+    serve = commands.add_parser("serve", parents=[common], help="run the daemon in the foreground")
+    serve.add_argument("--tcp", metavar="ADDRESS", help='listen here instead of server.tcp: HOST:PORT '
+                       '(port 0: any free port), or "" for the Unix socket only')
     queries.add_parsers(commands, [common])
     control.add_parsers(commands, [common])
     hooks.add_parser(commands, [common])

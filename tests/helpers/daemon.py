@@ -67,9 +67,10 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / f"{data_dir.name}-daemon.log"
 
-    def start(self, wait: bool = True) -> Daemon:
+    def start(self, wait: bool = True, args: tuple[str, ...] = ()) -> Daemon:
+        """`args` go after `aod serve` (e.g. `("--tcp", "")`)."""
         self._log_file = open(self.log, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen([*aod_command(), "serve"], env=self.env, stdout=self._log_file,
+        self.proc = subprocess.Popen([*aod_command(), "serve", *args], env=self.env, stdout=self._log_file,
                                      stderr=self._log_file)
         if wait:
             self.wait_ready()
