@@ -8,6 +8,7 @@ from aod.api import (
     check_routes,
     escalation_routes,
     ingest_routes,
+    openapi,
     query_routes,
     retention_routes,
     scm_routes,
@@ -34,4 +35,5 @@ def build_app(ctx: AppContext) -> web.Application:
     app.add_routes(check_routes.routes)
     app.add_routes(scm_routes.routes)
     app.add_routes(escalation_routes.routes)
+    app.add_routes(openapi.routes)
     return app
