@@ -59,7 +59,8 @@ async def test_probe_alive_then_dead(server: TmuxServer, tmp_path: Path) -> None
 
 
 async def test_a_dead_pane_kept_by_remain_on_exit_is_dead(server: TmuxServer, tmp_path: Path) -> None:
-    pane = await new_pane(["sh", "-c", "sleep 0.3"], tmp_path)
+    # Alive past spawn's start check (STARTUP_CHECK), then gone.
+    pane = await new_pane(["sh", "-c", "sleep 1"], tmp_path)
     server.tmux("set-option", "-t", pane.pane_id, "remain-on-exit", "on")
     wait_for(lambda: server.panes()[pane.pane_id][0], message="the pane to die")
     (seen,) = await probes.probe_all([target(pane.pane_id)], timeout=5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,15 @@ async def spawn_session(request: web.Request) -> web.Response:
     location = await asyncio.to_thread(locate, str(spec.project))
     if spec.worktree and not await asyncio.to_thread((Path(location.path) / ".git").exists):
         raise ApiError(400, "invalid_parameter", f"project: {spec.project} is not in a git repository (needed for worktree)")
+    # The daemon's PATH, which the agent is given too: where it is looked up is where it runs.
+    path = os.environ.get("PATH", os.defpath)
+    # Before anything exists: a typo leaves no session, worktree or branch behind. A worktree is
+    # a checkout of the repository root, so a relative path is looked up from there.
+    start_dir = Path(location.path) if spec.worktree else spec.project
+    try:
+        await asyncio.to_thread(spawning.find_program, spec.command, cwd=start_dir, path=path)
+    except spawning.CommandNotFound as exc:
+        raise ApiError(400, "command_not_found", f"command: {exc}") from None
     now = now_iso()
     project_id, session_id = await ctx.db.write(lambda c: _reserve_id(c, location, now))
 
@@ -120,19 +130,34 @@ async def spawn_session(request: web.Request) -> web.Response:
         "AOD_SESSION_ID": session_id,
         "AOD_DATA_DIR": str(ctx.config.data_dir),
         "AOD_SOCKET": str(ctx.config.socket_path),
+        # Said outright: not every tmux version hands a new session its client's PATH rather than
+        # the server's own, and the program was looked up on this one.
+        "PATH": path,
     }
     try:
         pane = await spawning.start_in_tmux(
             spawning.tmux_session_name(session_id), cwd=workspace, command=spec.command, env=env
         )
+    except spawning.AgentExited as exc:
+        last_line = exc.output.rsplit("\n", 1)[-1][:200]
+        await _end_failed_spawn(ctx, session_id, f"{exc}: {last_line}" if last_line else str(exc))
+        shown_output = f"; its last output:\n{exc.output}" if exc.output else "; it printed nothing"
+        raise ApiError(422, "spawn_failed", f"session {session_id} ended at once: {exc}{shown_output}") from None
     except (spawning.SpawnError, spawning.tmux.TmuxError) as exc:
-        failed = {"activity": Activity.EXITED.value, "termination_reason": TerminationReason.EXITED.value,
-                  "ended_at": now_iso(), "error": f"spawn failed: {exc}", "is_alive": 0}
-        await ctx.db.write(lambda c: manager.write_facts(c, session_id, failed, now=now_iso(), stuck_after=stuck_after))
+        await _end_failed_spawn(ctx, session_id, str(exc))
         raise ApiError(502, "runtime_failed", str(exc)) from None
-    started = {"runtime_handle": pane.pane_id, "pid": pane.pane_pid, "is_alive": 1}
+    started = {"runtime_handle": pane.pane_id, "pid": pane.pane_pid, "is_alive": True}
     session = await ctx.db.write(lambda c: manager.write_facts(c, session_id, started, now=now_iso(), stuck_after=stuck_after))
     return json_response({**(session or {}), "tmux_session": pane.tmux_session}, 201)
+
+
+async def _end_failed_spawn(ctx: AppContext, session_id: str, reason: str) -> None:
+    """The reserved session ends `exited`, saying why, so it never waits for the reaper as idle."""
+    now = now_iso()
+    failed = {"activity": Activity.EXITED.value, "termination_reason": TerminationReason.EXITED.value,
+              "ended_at": now, "error": f"spawn failed: {reason}", "error_at": now, "is_alive": False}
+    stuck_after = ctx.config.lifecycle.stuck_after
+    await ctx.db.write(lambda c: manager.write_facts(c, session_id, failed, now=now, stuck_after=stuck_after))
 
 
 # --- send ---------------------------------------------------------------------------------------
