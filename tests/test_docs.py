@@ -165,8 +165,13 @@ async def test_every_error_a_route_module_raises_is_documented(app: web.Applicat
 
 
 def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema behind a `$ref`; an `allOf` of objects as one object."""
     if "$ref" in schema:
-        return document()["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+        return _resolve(document()["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]])
+    if "allOf" in schema:
+        parts = [_resolve(part) for part in schema["allOf"]]
+        return {"properties": {k: v for p in parts for k, v in p["properties"].items()},
+                "required": [k for p in parts for k in p["required"]]}
     return schema
 
 

@@ -115,24 +115,29 @@ EVENT_SUMMARY = (
 )
 
 
-def _session(**extra: Json) -> Json:
-    schema = _object(SESSION_COLUMNS, "A session: the columns of `sessions`; `status` is derived from the others.",
-                     **extra)
+def _session() -> Json:
+    schema = _object(SESSION_COLUMNS, "A session: the columns of `sessions`; `status` is derived from the others.")
     props = schema["properties"]
     props["status"] = _enum(Status)
     props["activity"] = _enum(Activity)
     props["termination_reason"] = _enum(TerminationReason, nullable=True)
-    if extra:
-        schema["title"] = "[Session](#session) with " + ", ".join(f"`{name}`" for name in extra)
     return schema
+
+
+def _session_with(description: str, **extra: Json) -> Json:
+    """A Session with more fields (the detail view, the spawn and kill answers)."""
+    schema = {"allOf": [_ref("Session"), _object("", **extra)],
+              "title": "[Session](#session) with " + ", ".join(f"`{name}`" for name in extra)}
+    return {**schema, "description": description} if description else schema
 
 
 def _schemas() -> Json:
     tracker = _object("session_id:s reaction:s attempts:i first_at:s last_at:s? last_signature:s? "
-                      "escalated_at:s? resolved_at:s?", "The durable budget of one (session, reaction).",
-                      nudges=_array(_object("id:i session_id:s reaction:s signature:s message:s status:s attempts:i "
-                                            "created_at:s next_attempt_at:s last_error:s? typing_since:s? "
-                                            "sent_at:s?", "A send-to-agent message (the nudge outbox row).")))
+                      "escalated_at:s? resolved_at:s?", "The durable budget of one (session, reaction) episode, "
+                      "with the nudges it decided (newest first).", nudges=_array(_ref("Nudge")))
+    nudge = _object("id:i session_id:s reaction:s signature:s message:s status:s attempts:i created_at:s "
+                    "next_attempt_at:s last_error:s? typing_since:s? sent_at:s?",
+                    "A send-to-agent message (the nudge outbox row).")
     delivery = _object("id:i escalation_id:i notifier:s status:s attempts:i next_attempt_at:s? last_error:s? "
                        "sent_at:s?", "One notifier's delivery of an escalation (the outbox row).")
     escalation = _object("id:i session_id:s? reaction:s priority:s message:s created_at:s acked_at:s?",
@@ -146,8 +151,9 @@ def _schemas() -> Json:
     return {
         "Error": _error_schema(None),
         "Session": _session(),
-        "SessionDetail": _session(prs=_array(_ref("Pr")), trackers=_array(tracker),
-                                  escalations=_array(_ref("Escalation")), events=_array(_ref("EventSummary"))),
+        "SessionDetail": _session_with("A session with its PRs, reaction trackers, escalations and latest events.",
+                                       prs=_array(_ref("Pr")), trackers=_array(_ref("Tracker")),
+                                       escalations=_array(_ref("Escalation")), events=_array(_ref("EventSummary"))),
         "EventSummary": _object(EVENT_SUMMARY, "An event in a list: its payload only with `payload=1`.",
                                 optional=("payload",), payload={"type": "object"}),
         "Event": _object(EVENT_SUMMARY, "An event with the hook payload as stored (trimmed when `trimmed`).",
@@ -155,6 +161,8 @@ def _schemas() -> Json:
         "Project": _object("id:s path:s name:s origin_url:s? created_at:s archived_at:s? sessions:i "
                            "last_active_at:s?", "A project (git root) with its session count."),
         "Pr": pr,
+        "Tracker": tracker,
+        "Nudge": nudge,
         "Escalation": escalation,
         "Delivery": delivery,
         "Envelope": _envelope(),
@@ -382,7 +390,7 @@ def _paths() -> dict[str, dict[str, Op]]:
                 ]),
             "post": Op(
                 "spawn_session", "control", "Spawn an agent in a new tmux session",
-                _json(201, "the new session, plus `tmux_session`", _session(tmux_session={"type": "string"})),
+                _json(201, "the new session, plus `tmux_session`", _session_with("", tmux_session={"type": "string"})),
                 (*BODY, BAD_PARAM, (400, "invalid_body", "the body is not a JSON object"),
                  (400, "command_not_found", "the command is not found on the daemon's `PATH` (nothing was created)"),
                  (409, "worktree_failed", "`git worktree add` failed"),
@@ -421,7 +429,7 @@ def _paths() -> dict[str, dict[str, Op]]:
             "post": Op(
                 "kill_session", "control", "End the agent's runtime; the session becomes `killed`",
                 _json(200, "the session, plus `runtime_ended` (whether anything was still running)",
-                      _session(runtime_ended={"type": "boolean"})),
+                      _session_with("", runtime_ended={"type": "boolean"})),
                 (_not_found("session"), (409, "session_ended", "the session has already ended otherwise"),
                  RUNTIME_FAILED),
                 description="Killing a killed session is a no-op (`runtime_ended` false).",

@@ -80,12 +80,21 @@ def _schema(name: str, schema: dict[str, Any]) -> list[str]:
     lines = [f"### {name}", ""]
     if schema.get("description"):
         lines += [schema["description"], ""]
+    for part in schema.get("allOf", []):
+        if "$ref" in part:
+            lines += [f"Every field of {_type(part)}, and:", ""]
+        else:
+            schema = part
     props = schema.get("properties", {})
     if props:
+        # Answers have (nearly) every field, what clients send (nearly) none: mark the exceptions.
         required = set(schema.get("required", []))
+        mostly = len(required) * 2 >= len(props)
         lines += ["| field | type |", "| --- | --- |"]
         for key, value in props.items():
-            lines.append(f"| `{key}`{' (required)' if key in required else ''} | {_type(value)} |")
+            note = " (not always there)" if mostly and key not in required else ""
+            note = " (required)" if not mostly and key in required else note
+            lines.append(f"| `{key}`{note} | {_type(value)} |")
         lines.append("")
     return lines
 
