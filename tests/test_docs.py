@@ -370,7 +370,7 @@ def _check(obj: Any, name: str) -> Any:
     return next(f.metadata["check"] for f in fields(obj) if f.name == name)
 
 
-def test_config_md_has_every_key_with_its_default_and_when_it_applies() -> None:
+def test_config_md_has_every_key_with_its_default_and_when_it_applies(tmp_path: Path) -> None:
     rows = _rows(_doc("config.md"))
     for section, cls in config_module._SECTIONS.items():
         defaults = cls()
@@ -383,8 +383,18 @@ def test_config_md_has_every_key_with_its_default_and_when_it_applies() -> None:
             assert applies == ("restart" if restart else "live"), f"docs/config.md: {key} applies {applies!r}"
     for key in ("data_dir", "socket"):
         assert rows[key][2] == "restart", key
+    # Routing: nowhere by default, but urgent pages reach the desktop when a notifier program is on PATH.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "notify-send").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "notify-send").chmod(0o755)
+    bare = parse_config({}, data_dir="/d", socket="/s", env={"PATH": ""}, platform="linux").routing
+    desktop = parse_config({}, data_dir="/d", socket="/s", env={"PATH": str(bin_dir)}, platform="linux").routing
     for priority in config_module.PRIORITIES:
-        assert _toml(rows[f"routing.{priority}"][1], priority) == [], priority
+        row = rows[f"routing.{priority}"]
+        assert tuple(_toml(row[1], priority)) == bare[priority], priority
+        if desktop[priority] != bare[priority]:
+            assert f"`{json.dumps(list(desktop[priority]))}`" in row[3], f"docs/config.md: routing.{priority}"
     notifier = config_module.NotifierConfig()
     for f in fields(notifier):
         if "check" not in f.metadata:
