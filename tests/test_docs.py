@@ -447,5 +447,14 @@ def test_readme_links_the_docs_and_nothing_outside_the_repository() -> None:
         assert f"(docs/{name})" in readme, f"README.md does not link docs/{name}"
     for doc in (*DOCS.glob("*.md"), REPO / "README.md"):
         assert "../shared" not in doc.read_text(), f"{doc.name} points outside the repository"
-        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", doc.read_text()):
-            assert (doc.parent / target).exists(), f"{doc.name} links {target}, which does not exist"
+        for target, anchor in re.findall(r"\]\(([^)#:]*)(?:#([^)]*))?\)", doc.read_text()):
+            linked = doc.parent / target if target else doc
+            assert linked.exists(), f"{doc.name} links {target}, which does not exist"
+            if anchor:
+                assert anchor in _anchors(linked), f"{doc.name} links {target}#{anchor}: no such heading"
+
+
+def _anchors(doc: Path) -> set[str]:
+    """The ids GitHub gives a file's headings: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#+ (.+)$", doc.read_text(), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
