@@ -35,8 +35,8 @@ TAGS = (
     ("sessions", "Sessions and projects."),
     ("events", "Stored hook events."),
     ("control", "Starting, talking to and ending agents in tmux."),
-    ("scm", "Pull request observations."),
-    ("reactions", "Escalations: pages for the human."),
+    ("pull requests", "Pull request observations, as the SCM observer records them."),
+    ("escalations", "Pages for the human that the reactions recorded."),
     ("stream", "The live change stream."),
     ("operations", "Health, status, maintenance and this document."),
 )
@@ -437,7 +437,7 @@ def _paths() -> dict[str, dict[str, Op]]:
         },
         "/v1/sessions/{id}/pr": {
             "post": Op(
-                "post_pr", "scm", "Record a PR observation, as the SCM observer does",
+                "post_pr", "pull requests", "Record a PR observation, as the SCM observer does",
                 _json(200, "the session's new status and the stored PR",
                       _object("", session=_object("id:s status:s"), pr=_ref("Pr"))),
                 (*BODY, (400, "invalid_observation", "the observation does not have the documented shape"),
@@ -454,7 +454,7 @@ def _paths() -> dict[str, dict[str, Op]]:
                       _json(200, "all projects (`next_cursor` is always null)", _page("Project")), ()),
         },
         "/v1/escalations": {
-            "get": Op("list_escalations", "reactions", "Escalations, newest first, each with its deliveries",
+            "get": Op("list_escalations", "escalations", "Escalations, newest first, each with its deliveries",
                       _json(200, "a page of escalations", _page("Escalation")),
                       (BAD_PARAM, _not_found("session (the `session` filter names none)")),
                       params=[
@@ -466,7 +466,7 @@ def _paths() -> dict[str, dict[str, Op]]:
         },
         "/v1/escalations/{id}/ack": {
             "post": Op(
-                "ack", "reactions", "Acknowledge an escalation; its undelivered pages are dropped",
+                "ack", "escalations", "Acknowledge an escalation; its undelivered pages are dropped",
                 _json(200, "the escalation with its deliveries (idempotent: a second ack keeps the first time)",
                       _ref("Escalation")),
                 (BAD_PARAM, _not_found("escalation")), params=[_path_id("escalation")], stores=True),
