@@ -655,14 +655,13 @@ def test_events_passes_filters_and_prints_json_as_is(
     fake_daemon: FakeDaemon, isolated: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     answer = {"items": [event()], "next_cursor": "x"}
-    fake_daemon.routes["/v1/events"] = lambda s: (200, answer)
+    # A session's events come from its own route, which answers 404 for an unknown session.
+    fake_daemon.routes["/v1/sessions/webapp-3/events"] = lambda s: (200, answer)
     assert run_query(fake_daemon.socket_path, isolated, "events", "--session", "webapp-3",
                      "--kind", "PostToolUse", "--tool", "Bash", "--json") == 0
     out = capsys.readouterr().out
     assert json.loads(out) == answer and out.startswith('{\n  "items"')
-    assert fake_daemon.seen[0].query == {
-        "session": ["webapp-3"], "kind": ["PostToolUse"], "tool": ["Bash"], "limit": ["50"],
-    }
+    assert fake_daemon.seen[0].query == {"kind": ["PostToolUse"], "tool": ["Bash"], "limit": ["50"]}
 
 
 def test_status_renders_the_report(fake_daemon: FakeDaemon, isolated: Path, capsys: pytest.CaptureFixture[str]) -> None:
