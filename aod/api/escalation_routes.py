@@ -7,9 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
+from aod.api import params
 from aod.api.context import context
 from aod.api.errors import ApiError, json_response
-from aod.api.query_routes import _limit, _list, _page
 from aod.config import PRIORITIES
 from aod.shown import shown
 from aod.storage import deliveries, escalations, sessions
@@ -29,7 +29,7 @@ async def list_escalations(request: web.Request) -> web.Response:
     opened = request.query.get("open", "")
     if opened not in _YES + _NO:
         raise ApiError(400, "invalid_parameter", f"open: expected 1 or 0, got {shown(opened)}")
-    priorities = _list(request, "priority")
+    priorities = params.listed(request, "priority")
     unknown = sorted(set(priorities) - set(PRIORITIES))
     if unknown:
         raise ApiError(400, "invalid_parameter",
@@ -39,8 +39,8 @@ async def list_escalations(request: web.Request) -> web.Response:
     if session is not None and not await context(request).db.read(lambda c: sessions.exists(c, session)):
         raise ApiError(404, "not_found", f"no session {shown(session)}")
     flt = escalations.EscalationFilter(open=opened in _YES, session=session, priorities=priorities)
-    limit, cursor = _limit(request), request.query.get("cursor") or None
-    return await _page(request, lambda c: escalations.listing(c, flt, limit, cursor))
+    limit, cursor = params.limit(request), request.query.get("cursor") or None
+    return await params.page(request, lambda c: escalations.listing(c, flt, limit, cursor))
 
 
 @routes.post("/v1/escalations/{id}/ack")

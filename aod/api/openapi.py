@@ -19,7 +19,7 @@ from aiohttp import web
 
 from aod import __version__
 from aod.api.errors import json_response
-from aod.api.query_routes import MAX_LIMIT
+from aod.api.params import MAX_LIMIT
 from aod.cdc.cursor import ENTITIES
 from aod.config import PRIORITIES
 from aod.lifecycle.status import Activity, Status, TerminationReason

@@ -11,6 +11,7 @@ import orjson
 from aiohttp import web
 
 from aod import __version__
+from aod.api import params
 from aod.api.context import AppContext, context
 from aod.api.errors import STORAGE_MESSAGES, ApiError, json_response, storage_code
 from aod.config import PRIORITIES
@@ -18,50 +19,14 @@ from aod.ingest import spool
 from aod.lifecycle.status import Status
 from aod.storage import dead_letters, escalations, events, meta, projects, prs, sessions, trackers
 from aod.storage.health import free_bytes
-from aod.storage.keyset import BadCursor
-from aod.timefmt import normalize_iso
 
 routes = web.RouteTableDef()
-MAX_LIMIT = 500
 RECENT_EVENTS = 50
-
-
-def _limit(request: web.Request, default: int = 50) -> int:
-    text = request.query.get("limit", str(default))
-    # isascii: str.isdigit() also accepts "²", which int() refuses.
-    if not (text.isascii() and text.isdigit() and len(text) <= 3) or not 1 <= int(text) <= MAX_LIMIT:
-        raise ApiError(400, "invalid_parameter", f"limit: expected an integer from 1 to {MAX_LIMIT}, got {text!r}")
-    return int(text)
-
-
-def _time(request: web.Request, name: str) -> str | None:
-    text = request.query.get(name)
-    if not text:
-        return None
-    try:
-        return normalize_iso(text)
-    except ValueError:
-        raise ApiError(400, "invalid_parameter", f"{name}: expected an RFC 3339 timestamp, got {text!r}") from None
-
-
-def _list(request: web.Request, name: str) -> tuple[str, ...]:
-    return tuple(v for part in request.query.getall(name, []) for v in part.split(",") if v)
-
-
-async def _page(request: web.Request, fn: Any) -> web.Response:
-    try:
-        items, cursor = await context(request).db.read(fn)
-    except BadCursor as exc:
-        raise ApiError(400, "invalid_parameter", str(exc)) from None
-    for item in items:
-        if "payload" in item:  # stored as JSON text already: embed it without re-parsing
-            item["payload"] = orjson.Fragment(item["payload"])
-    return json_response({"items": items, "next_cursor": cursor})
 
 
 @routes.get("/v1/sessions")
 async def list_sessions(request: web.Request) -> web.Response:
-    statuses = _list(request, "status")
+    statuses = params.listed(request, "status")
     unknown = sorted(set(statuses) - set(Status))
     if unknown:
         raise ApiError(400, "invalid_parameter", f"status: unknown {', '.join(unknown)}; one of {', '.join(Status)}")
@@ -71,8 +36,8 @@ async def list_sessions(request: web.Request) -> web.Response:
         agent=request.query.get("agent") or None,
         active=request.query.get("active", "") in ("1", "true", "yes"),
     )
-    limit, cursor = _limit(request), request.query.get("cursor") or None
-    return await _page(request, lambda c: sessions.listing(c, flt, limit, cursor))
+    limit, cursor = params.limit(request), request.query.get("cursor") or None
+    return await params.page(request, lambda c: sessions.listing(c, flt, limit, cursor))
 
 
 def _session_detail(conn: Any, session_id: str) -> dict[str, Any] | None:
@@ -98,19 +63,19 @@ async def get_session(request: web.Request) -> web.Response:
 def _event_filter(request: web.Request, session: str | None) -> events.EventFilter:
     return events.EventFilter(
         session=session,
-        kinds=_list(request, "kind"),
+        kinds=params.listed(request, "kind"),
         tool=request.query.get("tool") or None,
-        since=_time(request, "since"),
-        until=_time(request, "until"),
+        since=params.timestamp(request, "since"),
+        until=params.timestamp(request, "until"),
     )
 
 
 async def _events_page(request: web.Request, session: str | None) -> web.Response:
     flt = _event_filter(request, session)
-    limit, cursor = _limit(request), request.query.get("cursor") or None
+    limit, cursor = params.limit(request), request.query.get("cursor") or None
     ascending = request.query.get("order", "desc") == "asc"
     with_payload = request.query.get("payload", "") in ("1", "true")
-    return await _page(request, lambda c: events.listing(c, flt, limit, cursor, ascending=ascending, payload=with_payload))
+    return await params.page(request, lambda c: events.listing(c, flt, limit, cursor, ascending=ascending, payload=with_payload))
 
 
 @routes.get("/v1/sessions/{id}/events")

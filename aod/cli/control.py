@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from aod.cli.output import dump_json, emit
+
 __all__ = ["COMMANDS", "add_parsers", "run"]
 
 COMMANDS = ("spawn", "send", "kill")
@@ -100,7 +102,7 @@ def _spawn(client: Any, args: argparse.Namespace) -> int:
         "name": args.name,
     }
     _, session = client.post_json("/v1/sessions", {k: v for k, v in body.items() if v is not None})
-    _print(_dump(session) if args.json else str(session["id"]))
+    emit(dump_json(session) if args.json else str(session["id"]))
     return EXIT_OK
 
 
@@ -110,7 +112,7 @@ def _send(client: Any, args: argparse.Namespace) -> int:
     text = _stdin_message() if args.message == ["-"] else " ".join(args.message)
     _, reply = client.post_json(f"/v1/sessions/{quote(args.id, safe='')}/send", {"message": text, "force": args.force})
     if args.json:
-        _print(_dump(reply))
+        emit(dump_json(reply))
     return EXIT_OK
 
 
@@ -126,16 +128,5 @@ def _kill(client: Any, args: argparse.Namespace) -> int:
     from urllib.parse import quote
 
     _, session = client.post_json(f"/v1/sessions/{quote(args.id, safe='')}/kill", {})
-    _print(_dump(session) if args.json else f"{session['id']} {session['status']}")
+    emit(dump_json(session) if args.json else f"{session['id']} {session['status']}")
     return EXIT_OK
-
-
-def _dump(body: Any) -> str:
-    import json
-
-    return json.dumps(body, indent=2)
-
-
-def _print(text: str) -> None:
-    print(text)
-    sys.stdout.flush()

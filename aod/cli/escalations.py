@@ -19,14 +19,14 @@ DEFAULT_LIMIT = 50
 
 
 def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
-    from aod.cli.queries import _positive_int
+    from aod.cli.output import positive_int
 
     cmd = subparsers.add_parser("escalations", parents=list(parents),
                                 help="list escalations (pages for the human), newest first")
     cmd.add_argument("--open", action="store_true", help="only those not acknowledged yet")
     cmd.add_argument("--session", metavar="ID", help="only this session's escalations")
     cmd.add_argument("--priority", metavar="P", help="only this priority (urgent, action or info)")
-    cmd.add_argument("--limit", type=_positive_int, default=DEFAULT_LIMIT,
+    cmd.add_argument("--limit", type=positive_int, default=DEFAULT_LIMIT,
                      help=f"at most N escalations (page size with --all; default {DEFAULT_LIMIT})")
     cmd.add_argument("--all", action="store_true", help="every matching escalation, page after page")
     cmd.add_argument("--json", action="store_true", help="print the API JSON")
@@ -35,13 +35,13 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     from aod.cli.client import DaemonClient, DaemonError, DaemonUnavailable
     from aod.cli.context import socket_from_args
-    from aod.cli.queries import _dump, _emit, _list, _table_width
+    from aod.cli.output import dump_json, emit, fetch_list, table_width
 
     socket_path = socket_from_args(args)
     params = {"open": 1 if args.open else None, "session": args.session, "priority": args.priority,
               "limit": args.limit}
     try:
-        body, more = _list(DaemonClient(socket_path), "/v1/escalations", params, every_page=args.all)
+        body, more = fetch_list(DaemonClient(socket_path), "/v1/escalations", params, every_page=args.all)
     except DaemonUnavailable:
         print(f"aod: no daemon is answering on {socket_path} (start it with `aod serve`)", file=sys.stderr)
         return EXIT_UNAVAILABLE
@@ -52,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"aod: the daemon answered {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
         return EXIT_DAEMON_ERROR
     if args.json:
-        _emit(_dump(body))
+        emit(dump_json(body))
         return EXIT_OK
-    _emit(escalations_table(body.get("items") or [], open_only=args.open, width=_table_width()))
+    emit(escalations_table(body.get("items") or [], open_only=args.open, width=table_width()))
     if more:
         # stderr, so the hint never ends up in a pipe that expects rows.
         print(f"aod: more than {args.limit} escalations; see them all with --all", file=sys.stderr)

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from aod.cli.output import dump_json, emit, fetch_list, positive_int, table_width
+
 if TYPE_CHECKING:
     from aod.cli.client import DaemonClient
 
@@ -25,20 +27,6 @@ EXIT_NOT_FOUND = 4
 DEFAULT_LIMIT = 50
 # Reconnect backoff for --follow: doubling up to the server's `retry:` advice (2 s).
 FOLLOW_FIRST_DELAY = 0.1
-# A dead-end for `--all`: a daemon bug that hands back the same cursor must not loop forever.
-MAX_PAGES = 10_000
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def add_parsers(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     """Register the query commands on main.py's subparsers (`parents` carry the global options)."""
     parents = list(parents)
@@ -51,7 +39,7 @@ def add_parsers(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> 
     sessions.add_argument("--project", help="only this project id")
     sessions.add_argument("--agent", help="only this agent (e.g. claude-code)")
     sessions.add_argument("--active", action="store_true", help="only sessions that have not terminated")
-    sessions.add_argument("--limit", type=_positive_int, default=DEFAULT_LIMIT,
+    sessions.add_argument("--limit", type=positive_int, default=DEFAULT_LIMIT,
                           help=f"at most N sessions (page size with --all; default {DEFAULT_LIMIT})")
     sessions.add_argument("--all", action="store_true", help="every matching session, page after page")
     sessions.add_argument("--json", action="store_true", help="print the API JSON")
@@ -64,7 +52,7 @@ def add_parsers(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> 
     events.add_argument("--session", metavar="ID", help="only this session's events")
     events.add_argument("--kind", help="only this hook event name (e.g. PreToolUse, Stop)")
     events.add_argument("--tool", help="only this tool name (e.g. Bash)")
-    events.add_argument("--limit", type=_positive_int, default=DEFAULT_LIMIT,
+    events.add_argument("--limit", type=positive_int, default=DEFAULT_LIMIT,
                         help=f"at most N events (default {DEFAULT_LIMIT})")
     events.add_argument("--json", action="store_true", help="print the API JSON (with --follow: one change per line)")
     events.add_argument("--follow", "-f", action="store_true",
@@ -110,7 +98,7 @@ def _status(client: DaemonClient, args: argparse.Namespace) -> int:
     from aod.cli import render
 
     _, body = client.get_json("/v1/status")
-    _emit(_dump(body) if args.json else render.status_report(body))
+    emit(dump_json(body) if args.json else render.status_report(body))
     return EXIT_OK
 
 
@@ -124,11 +112,11 @@ def _sessions(client: DaemonClient, args: argparse.Namespace) -> int:
         "active": 1 if args.active else None,
         "limit": args.limit,
     }
-    body, more = _list(client, "/v1/sessions", params, every_page=args.all)
+    body, more = fetch_list(client, "/v1/sessions", params, every_page=args.all)
     if args.json:
-        _emit(_dump(body))
+        emit(dump_json(body))
     else:
-        _emit(render.sessions_table(body.get("items") or [], width=_table_width()))
+        emit(render.sessions_table(body.get("items") or [], width=table_width()))
         if more:
             # stderr, so the hint never ends up in a pipe that expects rows.
             print(f"aod: more than {args.limit} sessions; see them all with --all", file=sys.stderr)
@@ -142,7 +130,7 @@ def _show(client: DaemonClient, args: argparse.Namespace) -> int:
 
     # Quoted whole: an id with a slash must stay one path segment, not reach another route.
     _, body = client.get_json(f"/v1/sessions/{quote(args.id, safe='')}")
-    _emit(_dump(body) if args.json else render.session_detail(body, width=_table_width()))
+    emit(dump_json(body) if args.json else render.session_detail(body, width=table_width()))
     return EXIT_OK
 
 
@@ -155,8 +143,8 @@ def _events(client: DaemonClient, args: argparse.Namespace) -> int:
     # filter on /v1/events would answer an empty list and hide a mistyped id.
     path = f"/v1/sessions/{quote(args.session, safe='')}/events" if args.session else "/v1/events"
     params = {"kind": args.kind, "tool": args.tool, "limit": args.limit}
-    body, _ = _list(client, path, params, every_page=False)
-    _emit(_dump(body) if args.json else render.events_table(body.get("items") or [], width=_table_width()))
+    body, _ = fetch_list(client, path, params, every_page=False)
+    emit(dump_json(body) if args.json else render.events_table(body.get("items") or [], width=table_width()))
     return EXIT_OK
 
 
@@ -239,11 +227,11 @@ class _Follower:
                     print(f"aod: the stream restarted at {body.get('head')} (missed changes were pruned "
                           "or the database was replaced)", file=sys.stderr)
                     if self.args.json:
-                        _emit(json.dumps({"reset": body}))
+                        emit(json.dumps({"reset": body}))
                     continue
                 if not self._wanted(body):
                     continue
-                _emit(json.dumps(body) if self.args.json else render.change_line(body))
+                emit(json.dumps(body) if self.args.json else render.change_line(body))
         except (OSError, http.client.HTTPException):
             pass  # the connection dropped; the caller reconnects from self.last_id
         finally:
@@ -257,57 +245,3 @@ class _Follower:
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def _list(
-    client: DaemonClient, path: str, params: dict[str, Any], *, every_page: bool
-) -> tuple[dict[str, Any], bool]:
-    """The first page as the API sent it, or every page merged into one with no next cursor.
-
-    The flag says whether more items exist than were fetched.
-    """
-    _, body = client.get_json(path, params)
-    if not every_page:
-        return body, bool(body.get("next_cursor"))
-    items = list(body.get("items") or [])
-    cursor, seen = body.get("next_cursor"), set()
-    while cursor and cursor not in seen and len(seen) < MAX_PAGES:
-        seen.add(cursor)
-        _, page = client.get_json(path, {**params, "cursor": cursor})
-        items.extend(page.get("items") or [])
-        cursor = page.get("next_cursor")
-    return {"items": items, "next_cursor": None}, False
-
-
-def _dump(body: Any) -> str:
-    import json
-
-    return json.dumps(body, indent=2)
-
-
-def _table_width() -> int | None:
-    """The terminal's width; unlimited when piped, so `aod sessions | grep` sees whole titles.
-
-    An explicit COLUMNS still wins: shutil.get_terminal_size (used when this is None) honours it.
-    """
-    import os
-
-    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
-        return None
-    return 1 << 20
-
-
-def _emit(text: str) -> None:
-    try:
-        print(text)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # `aod events | head` closes the pipe early; that is the reader's choice, not an error.
-        # Point stdout at devnull so the interpreter's final flush does not complain again.
-        import os
-
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except UnicodeEncodeError:
-        # A non-UTF-8 terminal cannot show every title (or the ellipsis); show what it can.
-        sys.stdout.write(text.encode(sys.stdout.encoding or "ascii", "replace").decode(sys.stdout.encoding or "ascii") + "\n")
