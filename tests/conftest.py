@@ -101,3 +101,27 @@ def tmux() -> Iterator[TmuxServer]:
     server = TmuxServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def aod(data_dir: Path, aod_env: dict[str, str], tmux: TmuxServer) -> Iterator[Any]:
+    """A real `aod serve` whose agents run in the test's private tmux server."""
+    from tests.helpers.tmux import start_daemon
+
+    d = start_daemon(data_dir, aod_env, tmux)
+    yield d
+    if d.proc is not None and d.proc.poll() is None:
+        d.kill()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository with one commit on `main` (a project to spawn agents in)."""
+    path = tmp_path / "shop"
+    path.mkdir()
+    git = ["git", "-C", str(path), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    (path / "README").write_text("shop\n")
+    subprocess.run([*git, "add", "README"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "init"], check=True)
+    return path

@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import FIXTURES, aod_command
+from tests.conftest import FIXTURES
 from tests.helpers.daemon import Daemon
-from tests.helpers.tmux import TmuxServer, clean_environ, start_daemon
+from tests.helpers.tmux import run_cli
 from tests.helpers.waiting import wait_for
 
 
-@pytest.fixture
-def aod(data_dir: Path, aod_env: dict[str, str], tmux: TmuxServer) -> Iterator[Daemon]:
-    d = start_daemon(data_dir, aod_env, tmux)
-    yield d
-    if d.proc is not None and d.proc.poll() is None:
-        d.kill()
-
-
-def cli(daemon: Daemon, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**clean_environ(), **daemon.env}
-    return subprocess.run([*aod_command(), *args], input=stdin, capture_output=True, text=True, env=env, timeout=60)
-
-
 def spawn(daemon: Daemon, project: Path, *command: str) -> str:
-    result = cli(daemon, "spawn", "--project", str(project), "--", *command)
+    result = run_cli(daemon, "spawn", "--project", str(project), "--", *command)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -41,10 +24,10 @@ def test_a_message_from_stdin_loses_its_final_newline_only(aod: Daemon, tmp_path
     # cat on the pane's terminal writes each line as it is entered: an extra newline would be
     # an extra (empty) line, which an agent would take as submitting an empty prompt.
     sid = spawn(aod, project, "sh", "-c", f"exec cat > {typed}")
-    assert cli(aod, "send", sid, "-", stdin="first\n").returncode == 0
-    assert cli(aod, "send", sid, "-", stdin="second\n\n").returncode == 0  # one blank line is the user's
-    assert cli(aod, "send", sid, "-", stdin="third").returncode == 0
-    assert cli(aod, "send", sid, "end").returncode == 0
+    assert run_cli(aod, "send", sid, "-", stdin="first\n").returncode == 0
+    assert run_cli(aod, "send", sid, "-", stdin="second\n\n").returncode == 0  # one blank line is the user's
+    assert run_cli(aod, "send", sid, "-", stdin="third").returncode == 0
+    assert run_cli(aod, "send", sid, "end").returncode == 0
     wait_for(lambda: typed.exists() and typed.read_text().endswith("end\n"), message="the messages typed")
     assert typed.read_text() == "first\nsecond\n\nthird\nend\n"
 
@@ -53,7 +36,7 @@ def test_a_refusal_while_the_agent_waits_names_the_force_flag(daemon: Daemon) ->
     prompt = json.loads((FIXTURES / "PermissionRequest.json").read_text())
     assert daemon.post("/v1/events", {"agent": "claude-code", "session": "s-1", "payload": prompt}).status == 202
 
-    result = cli(daemon, "send", "s-1", "yes")
+    result = run_cli(daemon, "send", "s-1", "yes")
 
     assert result.returncode == 5
     assert "waiting for input" in result.stderr and "(waiting_input)" in result.stderr

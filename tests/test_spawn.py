@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,35 +11,10 @@ import pytest
 
 from tests.conftest import FIXTURES, aod_command
 from tests.helpers.daemon import Daemon, request
-from tests.helpers.tmux import TmuxServer, clean_environ, start_daemon
+from tests.helpers.tmux import TmuxServer, clean_environ, run_cli
 from tests.helpers.waiting import wait_for
 
 AOD = aod_command()
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "shop"
-    path.mkdir()
-    git = ["git", "-C", str(path), "-c", "user.email=t@example.com", "-c", "user.name=t"]
-    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
-    (path / "README").write_text("shop\n")
-    subprocess.run([*git, "add", "README"], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "init"], check=True)
-    return path
-
-
-@pytest.fixture
-def aod(data_dir: Path, aod_env: dict[str, str], tmux: TmuxServer) -> Iterator[Daemon]:
-    d = start_daemon(data_dir, aod_env, tmux)
-    yield d
-    if d.proc is not None and d.proc.poll() is None:
-        d.kill()
-
-
-def cli(daemon: Daemon, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**clean_environ(), **daemon.env}
-    return subprocess.run([*AOD, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60)
 
 
 def session(daemon: Daemon, session_id: str) -> dict[str, Any]:
@@ -50,7 +24,7 @@ def session(daemon: Daemon, session_id: str) -> dict[str, Any]:
 
 
 def spawn(daemon: Daemon, project: Path, *command: str, extra: tuple[str, ...] = ()) -> str:
-    result = cli(daemon, "spawn", "--project", str(project), *extra, "--", *command)
+    result = run_cli(daemon, "spawn", "--project", str(project), *extra, "--", *command)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -65,7 +39,7 @@ def test_spawn_starts_the_agent_in_tmux(aod: Daemon, tmux: TmuxServer, repo: Pat
     assert "aod-shop-1:" in tmux.tmux("list-sessions").stdout
     assert s["workspace_path"] == str(repo) and s["branch"] is None
     # --json prints the session object; ids keep counting per project.
-    result = cli(aod, "spawn", "--project", str(repo), "--name", "second", "--json", "--", "sleep", "600")
+    result = run_cli(aod, "spawn", "--project", str(repo), "--name", "second", "--json", "--", "sleep", "600")
     body = json.loads(result.stdout)
     assert (body["id"], body["title"], body["runtime"]) == ("shop-2", "second", "tmux")
 
@@ -88,11 +62,11 @@ def test_the_spawned_agent_and_its_hooks_know_their_session(aod: Daemon, tmux: T
 def test_send_types_into_the_pane(aod: Daemon, tmux: TmuxServer, repo: Path) -> None:
     sid = spawn(aod, repo, "cat")
     pane = session(aod, sid)["runtime_handle"]
-    result = cli(aod, "send", sid, "hello", "agent")
+    result = run_cli(aod, "send", sid, "hello", "agent")
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
     wait_for(lambda: "hello agent" in tmux.capture(pane), message="the message in the pane")
     long_text = "line one\n" + "y" * 2000 + "\nline three"
-    assert cli(aod, "send", sid, "-", stdin=long_text).returncode == 0
+    assert run_cli(aod, "send", sid, "-", stdin=long_text).returncode == 0
     wait_for(lambda: "line three" in tmux.capture(pane), message="the long message")
     assert "y" * 2000 in tmux.capture(pane).replace("\n", "")
 
@@ -105,27 +79,27 @@ def test_send_refuses_a_session_waiting_for_input_unless_forced(aod: Daemon, tmu
     assert session(aod, sid)["status"] == "needs_input"
     refused = aod.post(f"/v1/sessions/{sid}/send", {"message": "yes"})
     assert refused.status == 409 and refused.body["error"]["code"] == "waiting_input"
-    result = cli(aod, "send", sid, "typed anyway?")
+    result = run_cli(aod, "send", sid, "typed anyway?")
     assert result.returncode == 5 and "waiting for input" in result.stderr
     assert "typed anyway?" not in tmux.capture(pane)
-    assert cli(aod, "send", "--force", sid, "forced through").returncode == 0
+    assert run_cli(aod, "send", "--force", sid, "forced through").returncode == 0
     wait_for(lambda: "forced through" in tmux.capture(pane), message="the forced message")
 
 
 def test_kill_ends_the_runtime_and_marks_the_session(aod: Daemon, tmux: TmuxServer, repo: Path) -> None:
     sid = spawn(aod, repo, "sleep", "600")
     pane = session(aod, sid)["runtime_handle"]
-    result = cli(aod, "kill", sid)
+    result = run_cli(aod, "kill", sid)
     assert (result.returncode, result.stdout.strip()) == (0, f"{sid} killed")
     assert pane not in tmux.panes()
     s = session(aod, sid)
     assert (s["status"], s["termination_reason"], s["is_alive"]) == ("killed", "killed", False)
     assert s["ended_at"] is not None
-    again = cli(aod, "kill", sid, "--json")  # idempotent
+    again = run_cli(aod, "kill", sid, "--json")  # idempotent
     assert again.returncode == 0 and json.loads(again.stdout)["runtime_ended"] is False
     refused = aod.post(f"/v1/sessions/{sid}/send", {"message": "hello?"})
     assert refused.status == 409 and refused.body["error"]["code"] == "session_ended"
-    assert cli(aod, "kill", "nope-1").returncode == 4
+    assert run_cli(aod, "kill", "nope-1").returncode == 4
 
 
 def test_worktree_on_a_new_branch(aod: Daemon, tmux: TmuxServer, repo: Path) -> None:
@@ -139,7 +113,7 @@ def test_worktree_on_a_new_branch(aod: Daemon, tmux: TmuxServer, repo: Path) -> 
     cwd = tmux.tmux("display-message", "-p", "-t", s["runtime_handle"], "#{pane_current_path}").stdout.strip()
     assert Path(cwd).resolve() == workspace.resolve()
     # The same branch again is a clear conflict, and leaves no session behind.
-    result = cli(aod, "spawn", "--project", str(repo), "--worktree", "--name", "Fix the login", "--", "sleep", "1")
+    result = run_cli(aod, "spawn", "--project", str(repo), "--worktree", "--name", "Fix the login", "--", "sleep", "1")
     assert result.returncode == 5 and "already exists" in result.stderr
     assert [x["id"] for x in aod.get("/v1/sessions").body["items"]] == [sid]
 
@@ -189,7 +163,7 @@ def test_control_errors_are_json(aod: Daemon, repo: Path) -> None:
     aod.post("/v1/events", {"agent": "claude-code", "payload": ended})
     refused = aod.post(f"/v1/sessions/{sid}/kill", {})
     assert refused.status == 409 and refused.body["error"]["code"] == "session_ended"
-    usage = cli(aod, "spawn", "--project", str(repo))
+    usage = run_cli(aod, "spawn", "--project", str(repo))
     assert usage.returncode == 2 and "nothing to run" in usage.stderr
 
 

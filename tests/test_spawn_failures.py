@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,35 +15,10 @@ import pytest
 from aod.runtime.spawn import STARTUP_CHECK, program_to_find
 from tests.conftest import aod_command
 from tests.helpers.daemon import Daemon
-from tests.helpers.tmux import TmuxServer, clean_environ, start_daemon
+from tests.helpers.tmux import TmuxServer, run_cli, start_daemon
 from tests.helpers.waiting import wait_for
 
 AOD = aod_command()
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "shop"
-    path.mkdir()
-    git = ["git", "-C", str(path), "-c", "user.email=t@example.com", "-c", "user.name=t"]
-    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
-    (path / "README").write_text("shop\n")
-    subprocess.run([*git, "add", "README"], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "init"], check=True)
-    return path
-
-
-@pytest.fixture
-def aod(data_dir: Path, aod_env: dict[str, str], tmux: TmuxServer) -> Iterator[Daemon]:
-    d = start_daemon(data_dir, aod_env, tmux)
-    yield d
-    if d.proc is not None and d.proc.poll() is None:
-        d.kill()
-
-
-def cli(daemon: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**clean_environ(), **daemon.env}
-    return subprocess.run([*AOD, *args], capture_output=True, text=True, env=env, timeout=60)
 
 
 def spawn_body(project: Path, *command: str, **extra: Any) -> dict[str, Any]:
@@ -81,7 +55,7 @@ def test_which_program_is_looked_up(command: list[str], program: str | None) -> 
 def test_a_program_tmux_would_not_find_is_refused_before_anything_starts(
     aod: Daemon, tmux: TmuxServer, repo: Path
 ) -> None:
-    result = cli(aod, "spawn", "--project", str(repo), "--", "nonexistent-command")
+    result = run_cli(aod, "spawn", "--project", str(repo), "--", "nonexistent-command")
     assert result.returncode == 1 and result.stdout == ""
     assert "nonexistent-command is not on the daemon's PATH" in result.stderr and "(command_not_found)" in result.stderr
     # One argument goes through the shell: its first word is the program.
@@ -106,7 +80,7 @@ def test_a_program_tmux_would_not_find_is_refused_before_anything_starts(
 def test_an_agent_gone_at_once_ends_its_session_with_the_reason(aod: Daemon, tmux: TmuxServer, repo: Path) -> None:
     script = 'echo "starting"; echo "error: unknown option --nope" >&2; exit 3'
     started = time.monotonic()
-    result = cli(aod, "spawn", "--project", str(repo), "--", "sh", "-c", script)
+    result = run_cli(aod, "spawn", "--project", str(repo), "--", "sh", "-c", script)
     assert time.monotonic() - started >= STARTUP_CHECK
     assert result.returncode == 1 and result.stdout == ""
     assert "(spawn_failed)" in result.stderr and "status 3" in result.stderr
@@ -120,7 +94,7 @@ def test_an_agent_gone_at_once_ends_its_session_with_the_reason(aod: Daemon, tmu
     assert s["error"].endswith("error: unknown option --nope")
     assert s["error_at"] is not None and s["ended_at"] is not None
     assert aod_tmux_sessions(tmux) == []  # the dead pane was read, then removed
-    show = cli(aod, "show", s["id"]).stdout
+    show = run_cli(aod, "show", s["id"]).stdout
     assert "spawn failed: the command exited" in next(line for line in show.splitlines() if line.startswith("error"))
 
 

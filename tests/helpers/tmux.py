@@ -61,3 +61,9 @@ def start_daemon(data_dir: Path, aod_env: dict[str, str], server: TmuxServer, co
     return d.start()
 
 
+def run_cli(daemon: Daemon, *args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`aod ARGS` as a user runs it, in `daemon`'s environment (its socket, data dir, tmux server)."""
+    from tests.conftest import aod_command  # conftest imports this module: not at its top
+
+    env = {**clean_environ(), **daemon.env}
+    return subprocess.run([*aod_command(), *args], input=stdin, capture_output=True, text=True, env=env, timeout=timeout)
