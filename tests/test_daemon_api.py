@@ -427,7 +427,8 @@ def test_stale_socket_of_a_killed_daemon_is_replaced(daemon: Daemon) -> None:
 def test_run_without_config_uses_defaults(aod_env: dict[str, str], tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AOD_", "XDG_"))} | aod_env
     env["AOD_CONFIG"] = ""
-    proc = subprocess.Popen([*daemon_cmd_plain(), "serve"], env=env | {"AOD_DATA_DIR": str(tmp_path / "dd")},
+    # Defaults for everything but the port: 8765 may belong to an aod the developer runs.
+    proc = subprocess.Popen([*daemon_cmd_plain(), "serve", "--tcp", "127.0.0.1:0"], env=env | {"AOD_DATA_DIR": str(tmp_path / "dd")},
                             stderr=subprocess.PIPE, text=True)
     try:
         sock = Path(aod_env["XDG_RUNTIME_DIR"]) / "aod" / "aod.sock"
