@@ -15,6 +15,9 @@ import pytest
 from aod.storage.migrate import migrate
 
 if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+    from tests.helpers.browser import RecordedPage
     from tests.helpers.tmux import TmuxServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -125,3 +128,21 @@ def repo(tmp_path: Path) -> Path:
     subprocess.run([*git, "add", "README"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "init"], check=True)
     return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Debian chromium per test module (a launch costs about a second)."""
+    from tests.helpers.browser import launched_browser
+
+    with launched_browser() as b:
+        yield b
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[RecordedPage]:
+    """A fresh page (its own cookies, 1280x800) that records console and page errors."""
+    from tests.helpers.browser import new_page
+
+    with new_page(browser) as p:
+        yield p
