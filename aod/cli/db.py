@@ -1,7 +1,9 @@
-"""`aod db migrate|check|prune`.
+"""`aod db migrate|check|prune|backup|restore`.
 
 Without a daemon each opens the file under the data dir lock; while a daemon holds that lock,
 `check` and `prune` ask it to do the work and `migrate` reports what the daemon applied.
+`backup` copies the file itself even then (aod/storage/backup.py says why that is safe);
+`restore` refuses while anything holds the lock.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.db_command == "prune":
         return _prune(config, dry_run=args.dry_run, as_json=args.json)
+    if args.db_command in ("backup", "restore"):
+        from aod.cli import db_backup
+
+        return db_backup.run(config, args)
     lock = DataDirLock(config.data_dir)
     try:
         lock.acquire()

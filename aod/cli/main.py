@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     prune = db_commands.add_parser("prune", parents=[common], help="delete events and changes older than retention")
     prune.add_argument("--dry-run", action="store_true", help="only report what would be deleted")
     prune.add_argument("--json", action="store_true", help="machine-readable output")
+    backup = db_commands.add_parser("backup", parents=[common], help="copy the database to PATH (also while the daemon runs)")
+    backup.add_argument("path", metavar="PATH", help="the backup file to write (replaced atomically)")
+    restore = db_commands.add_parser("restore", parents=[common], help="replace the database with a backup (daemon stopped)")
+    restore.add_argument("path", metavar="PATH", help="a file written by aod db backup")
     return parser
 
 
