@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from aod.ingest.ingestor import Ingestor
 from aod.ingest.service import IngestSettings
 from aod.ingest.spool import SpoolIngester
 from aod.lifecycle.reaper import Reaper, ReaperSettings
+from aod.listen_fds import InheritedError, take_inherited_sockets
 from aod.maintenance.janitor import Janitor
 from aod.notify.routing import warn_if_unrouted
 from aod.notify.worker import DeliveryWorker
@@ -56,7 +58,7 @@ def serve(config: Config) -> int:
         # Before the lock: the lock file would be the first thing aod writes into a foreign dir.
         prepare_data_dir(config.data_dir)
         return asyncio.run(_serve(config))
-    except (StartError, DataDirBusy, Refused) as exc:
+    except (StartError, DataDirBusy, Refused, InheritedError) as exc:
         log.error(str(exc))
         return EXIT_START_FAILED
 
@@ -67,6 +69,8 @@ async def _serve(config: Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    # First: the variables must be gone before any child process starts.
+    inherited = take_inherited_sockets()
     fd_limit = connections.raise_fd_limit()
     storage = await open_storage(config.data_dir, config.storage)
     runner: web.AppRunner | None = None
@@ -77,7 +81,8 @@ async def _serve(config: Config) -> int:
     tasks: list[asyncio.Task[None]] = []
     try:
         # After the lock (a busy data dir is the clearer message), before any job starts.
-        await asyncio.to_thread(check_socket_path, config.socket_path)
+        if inherited.unix is None:  # an inherited socket answers at its path: that is not another daemon
+            await asyncio.to_thread(check_socket_path, config.socket_path)
         token = await asyncio.to_thread(ensure_token, config.data_dir)
         ingestor = Ingestor(storage.db, _ingest_settings(config))
         ctx = AppContext(config=config, db=storage.db, ingestor=ingestor, token=token,
@@ -88,10 +93,10 @@ async def _serve(config: Config) -> int:
                                access_log=logging.getLogger("aiohttp.access"),
                                keepalive_timeout=connections.HEADER_TIMEOUT)
         await runner.setup()
-        bound = await _listen_unix(runner, config.socket_path)
-        if config.server.tcp:
+        bound = await _listen_unix(runner, config.socket_path, inherited.unix)
+        if config.server.tcp or inherited.tcp is not None:
             limit = connections.tcp_connection_limit(fd_limit, config.storage.readers)
-            ctx.tcp_address = await _listen_tcp(runner, config.server.tcp, limit)
+            ctx.tcp_address = await _listen_tcp(runner, config.server.tcp, limit, inherited.tcp)
 
         spool = SpoolIngester(ctx.spool_dir, ingestor)
         drained = await spool.drain_safely()
@@ -188,7 +193,15 @@ async def _reconcile(reaper: Reaper) -> None:
     log.info("reconciled sessions", extra={"probed": len(report.probed), "lost": report.ended})
 
 
-async def _listen_unix(runner: web.AppRunner, path: Path) -> BoundSocket:
+async def _listen_unix(runner: web.AppRunner, path: Path, inherited: socket.socket | None) -> BoundSocket | None:
+    if inherited is not None:
+        # The service manager's socket (socket activation) outlives this process: not ours to unlink.
+        if inherited.getsockname() != str(path):
+            log.warning("the inherited Unix socket is not at the configured socket path; clients look there",
+                        extra={"inherited": inherited.getsockname(), "socket": str(path)})
+        await web.SockSite(runner, inherited).start()
+        log.info("serving on an inherited Unix socket", extra={"socket": inherited.getsockname()})
+        return None
     # aod binds the socket itself: asyncio's create_unix_server would delete any socket in its way.
     sock, bound = await asyncio.to_thread(bind_unix_socket, path)
     try:
@@ -200,10 +213,13 @@ async def _listen_unix(runner: web.AppRunner, path: Path) -> BoundSocket:
     return bound
 
 
-async def _listen_tcp(runner: web.AppRunner, address: str, limit: int) -> str:
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-    site = connections.GatedTCPSite(runner, host, int(port), connections.TcpGate(limit))
+async def _listen_tcp(runner: web.AppRunner, address: str, limit: int, inherited: socket.socket | None) -> str:
+    if inherited is not None:  # socket activation: the unit's address wins over server.tcp
+        site = connections.GatedTCPSite(runner, "", 0, connections.TcpGate(limit), sock=inherited)
+    else:
+        host, _, port = address.rpartition(":")
+        host = host.strip("[]") or "127.0.0.1"
+        site = connections.GatedTCPSite(runner, host, int(port), connections.TcpGate(limit))
     try:
         await site.start()
     except OSError as exc:

@@ -138,13 +138,18 @@ class GatedTCPSite(web.BaseSite):
     the first could be refused. Here one past the limit is closed before the next is accepted.
     """
 
-    __slots__ = ("_connecting", "_gate", "_host", "_port", "_sock")
+    __slots__ = ("_connecting", "_gate", "_given", "_host", "_port", "_sock")
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, gate: TcpGate) -> None:
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, gate: TcpGate,
+                 sock: socket.socket | None = None) -> None:
+        """`sock`: a listening socket to serve on instead of binding host:port (socket activation)."""
         super().__init__(runner)
+        if sock is not None:
+            host, port = sock.getsockname()[:2]
         self._host = host
         self._port = port
         self._gate = gate
+        self._given = sock
         self._sock: socket.socket | None = None
         self._connecting: set[asyncio.Task[None]] = set()
 
@@ -161,9 +166,13 @@ class GatedTCPSite(web.BaseSite):
     async def start(self) -> None:
         await super().start()
         loop = asyncio.get_running_loop()
-        family, _, _, _, address = (await loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM,
-                                                           flags=socket.AI_PASSIVE))[0]
-        self._sock = socket.create_server(address, family=family, backlog=self._backlog)
+        if self._given is not None:
+            self._sock, self._given = self._given, None
+            self._sock.listen(self._backlog)
+        else:
+            family, _, _, _, address = (await loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM,
+                                                               flags=socket.AI_PASSIVE))[0]
+            self._sock = socket.create_server(address, family=family, backlog=self._backlog)
         self._sock.setblocking(False)
         loop.add_reader(self._sock.fileno(), self._accept)
 
