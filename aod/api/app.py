@@ -6,6 +6,7 @@ from aiohttp import web
 
 from aod.api import (
     check_routes,
+    dashboard_routes,
     escalation_routes,
     ingest_routes,
     openapi,
@@ -36,4 +37,5 @@ def build_app(ctx: AppContext) -> web.Application:
     app.add_routes(scm_routes.routes)
     app.add_routes(escalation_routes.routes)
     app.add_routes(openapi.routes)
+    app.add_routes(dashboard_routes.routes)
     return app

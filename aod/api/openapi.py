@@ -39,6 +39,7 @@ TAGS = (
     ("escalations", "Pages for the human that the reactions recorded."),
     ("stream", "The live change stream."),
     ("operations", "Health, status, maintenance and this document."),
+    ("dashboard", "The browser dashboard's page and files (aod/dashboard/), served as they are."),
 )
 # An error a route can answer: (HTTP status, `error.code`, when it happens).
 Err = tuple[int, str, str]
@@ -518,6 +519,21 @@ def _paths() -> dict[str, dict[str, Op]]:
                       (NOT_READY, (503, "storage_full", "the disk is full (ingest answers 507)"),
                        (503, "storage_readonly", "the database is read-only (ingest answers 507)"))),
         },
+        "/metrics": {
+            "get": Op("scrape", "operations", "Prometheus metrics (text format 0.0.4), every series prefixed `aod_`",
+                      {"200": {"description": "the exposition text (`Content-Type: text/plain; version=0.0.4`)",
+                               "content": {"text/plain": {"schema": {"type": "string"}}}}}, (),
+                      description="Ingest `aod_ingest_events_total{result=\"accepted\"|\"duplicate\"|"
+                      "\"rejected\"}` and `aod_ingest_rejected_by_reason_total{reason}` (the field at fault); "
+                      "`aod_writer_batch_size` and `aod_writer_commit_seconds` histograms, "
+                      "`aod_writer_queue_depth`; `aod_stream_clients`, `aod_stream_cuts_total`, "
+                      "`aod_stream_poller_lag_rows`; `aod_reaper_probes_total{verdict}`, "
+                      "`aod_reaper_tick_seconds`; `aod_nudges{state}`, `aod_deliveries{state}`, "
+                      "`aod_escalations_open{priority}`, `aod_sessions_live`; `aod_spool_backlog_files`, "
+                      "`aod_spool_rejected_files`; `aod_config_errors`; `aod_storage_state{state}`. "
+                      "Counters count since the daemon started; the database counts are read at each scrape."),
+        },
+        **_dashboard_paths(),
         "/login": {
             "get": Op(
                 "login", "operations", "Browser login over TCP: sets the `aod_session` cookie",
@@ -528,6 +544,25 @@ def _paths() -> dict[str, dict[str, Op]]:
                 params=[_query("token", "the token of `<data_dir>/token`")], public=True),
         },
     }
+
+
+def _dashboard_paths() -> dict[str, dict[str, Op]]:
+    page = {"200": {"description": "index.html (the app's router reads the path); `ETag`, `Cache-Control: "
+                    "no-cache`, a strict `Content-Security-Policy`; 304 when `If-None-Match` has the ETag",
+                    "content": {"text/html": {"schema": {"type": "string"}}}}}
+    pages: dict[str, dict[str, Op]] = {
+        "/": {"get": Op("dashboard", "dashboard", "The dashboard's home: the attention board", page, ())},
+        "/sessions/{id}": {"get": Op("dashboard_session", "dashboard", "The dashboard's session page (a deep link)",
+                                     page, (), params=[_path_id("session")])},
+        "/feed": {"get": Op("dashboard_feed", "dashboard", "The dashboard's live feed", page, ())},
+        "/stats": {"get": Op("dashboard_stats", "dashboard", "The dashboard's stats page", page, ())},
+    }
+    asset = {"200": {"description": "the file (JavaScript module, CSS, SVG), with the same headers as the page",
+                     "content": {"*/*": {"schema": {"type": "string"}}}}}
+    pages["/assets/{name}"] = {"get": Op(
+        "dashboard_asset", "dashboard", "One of the dashboard's files", asset, (_not_found("dashboard asset"),),
+        params=[_param("name", "path", "a file name in aod/dashboard/")])}
+    return pages
 
 
 @cache

@@ -1,0 +1,56 @@
+// The one EventSource. The browser resumes a dropped stream by itself with Last-Event-ID; when
+// it gives up (an error status while the daemon starts, say) we open a new one from our last id.
+import { enqueue, clearAll } from "./store.js";
+import { hhmm } from "./dom.js";
+
+const ENTITIES = ["session", "pr", "check", "event", "escalation"];
+const OFFLINE_AFTER_MS = 5000;
+let source = null;
+let lastId = "";
+let droppedAt = null;
+let offlineTimer = 0;
+let indicator = null;
+
+function show(state, text) {
+  if (!indicator) return;
+  indicator.dataset.state = state;
+  indicator.textContent = text;
+}
+
+function dropped() {
+  if (droppedAt) return;
+  droppedAt = new Date();
+  show("reconnecting", "reconnecting…");
+  offlineTimer = setTimeout(() => show("offline", `offline since ${hhmm(droppedAt)}`), OFFLINE_AFTER_MS);
+}
+
+export function connect(el) {
+  indicator = el;
+  open();
+}
+
+function open() {
+  source = new EventSource("/v1/stream" + (lastId ? "?after=" + encodeURIComponent(lastId) : ""));
+  source.onopen = () => {
+    droppedAt = null;
+    clearTimeout(offlineTimer);
+    show("live", "live");
+  };
+  source.onerror = () => {
+    dropped();
+    if (source.readyState === EventSource.CLOSED) {
+      source = null;
+      setTimeout(open, 2000);
+    }
+  };
+  for (const entity of ENTITIES) {
+    source.addEventListener(entity, (msg) => {
+      lastId = msg.lastEventId;
+      enqueue(JSON.parse(msg.data), lastId.split(":")[0]);
+    });
+  }
+  source.addEventListener("reset", (msg) => {
+    lastId = msg.lastEventId;
+    clearAll(JSON.parse(msg.data).head);
+  });
+}
