@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from aod.cli import ack, control, escalations, hooks, queries
+from aod.cli import ack, control, doctor, escalations, hooks, queries, service
 
 EXIT_USAGE = 2
 
@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     hooks.add_parser(commands, [common])
     ack.add_parser(commands, [common])
     escalations.add_parser(commands, [common])
+    service.add_parser(commands, [common])
+    doctor.add_parser(commands, [common])
     commands.add_parser("hook", parents=[common], help="forward a hook payload on stdin to aod (always exits 0)")
 
     db = commands.add_parser("db", parents=[common], help="database maintenance")
@@ -86,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ack.run(args)
     if args.command == "escalations":
         return escalations.run(args)
+    if args.command == "service":
+        return service.run(args)
+    if args.command == "doctor":
+        return doctor.run(args)
     if args.command == "hook":  # reached only with global options first: `aod --data-dir D hook`
         from aod.hook import main as hook_main
 
