@@ -32,6 +32,11 @@ def test_rules_name_what_is_wrong_and_the_fix() -> None:
     mismatch = doctor.version(_facts(status={"version": "0.9"}))
     assert mismatch.status == "fail" and "0.9" in mismatch.detail and "restart" in (mismatch.fix or "")
 
+    bad_file = doctor.config(_facts(config_path="/c.toml", config_error="reaper.interval: not a duration"))
+    assert bad_file.status == "fail" and "not a duration" in bad_file.detail and "/c.toml" in (bad_file.fix or "")
+    kept = doctor.config(_facts(config_path="/c.toml", status={"config": {"errors": ["routing.urgent: no notifier 'x'"]}}))
+    assert kept.status == "fail" and "last good config" in kept.detail
+
     readable = doctor.token(_facts(stats={"/d/token": _stat(stat.S_IFREG | 0o644)}))
     assert readable.status == "fail" and "0644" in readable.detail and "chmod 600 /d/token" in (readable.fix or "")
     foreign = doctor.token(_facts(stats={"/d/token": _stat(stat.S_IFREG | 0o600, uid=UID + 1)}))
@@ -124,3 +129,9 @@ def test_doctor_healthy_then_broken_modes_missing_hooks_and_a_stopped_daemon(
     assert checks["daemon"]["status"] == "fail" and "aod serve" in checks["daemon"]["fix"]
     # Without a daemon the CLI checks the file itself, under the data dir lock.
     assert checks["database"]["status"] == "ok", checks["database"]
+
+    # A config file that does not load: named, and the rest still checked on the same paths.
+    daemon.config.write_text("[server\n")
+    unparsable = _by_name(_doctor(daemon, home, "doctor", "--json"))
+    assert unparsable["config"]["status"] == "fail" and str(daemon.config) in unparsable["config"]["fix"]
+    assert unparsable["database"]["status"] == "ok" and unparsable["token"]["status"] == "fail"
