@@ -103,6 +103,13 @@ def test_restore_refuses_while_running_then_swaps_the_file_with_a_new_epoch(shor
     into_dir = run_aod("db", "backup", str(short_dir), env=daemon.env)
     assert into_dir.returncode == 1 and "is a directory" in into_dir.stderr
 
+    offline = run_aod("db", "backup", str(short_dir / "offline.db"), env=daemon.env)
+    assert offline.returncode == 0 and "no daemon running" in offline.stdout
+    assert _uids(short_dir / "offline.db") == {f"{age}-{i}" for age in ("old", "new") for i in range(5)}
+    nothing = run_aod("db", "backup", str(short_dir / "x.db"), "--data-dir", str(short_dir / "none"), env=daemon.env)
+    assert nothing.returncode == 1 and "no database at" in nothing.stderr
+    assert not (short_dir / "none").exists()
+
     restored = run_aod("db", "restore", str(backup), env=daemon.env)
     assert restored.returncode == 0, restored.stderr
     aside = [p for p in data.iterdir() if p.name.startswith("aod.db.before-restore-")]

@@ -34,6 +34,8 @@ def run(config: Config, args: argparse.Namespace) -> int:
 
 
 def _backup(config: Config, target: Path) -> int:
+    if not config.db_path.exists():  # before the lock, which would create the data dir
+        raise backup.BackupError(f"no database at {config.db_path}")
     lock = DataDirLock(config.data_dir)
     try:
         lock.acquire()

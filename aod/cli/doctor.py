@@ -160,6 +160,7 @@ def _hook_scope(scope: str) -> rules.HookScope:
 def _entry(handler: dict[str, Any]) -> rules.HookEntry:
     """The interpreter and hook client an aod handler runs: `<python> -S <dir>/aod/hook.py ...`."""
     import shlex
+    import shutil
 
     from aod import doctor as rules
 
@@ -167,7 +168,8 @@ def _entry(handler: dict[str, Any]) -> rules.HookEntry:
     extra = handler.get("args")
     argv = [command, *extra] if isinstance(extra, list) else shlex.split(str(command))
     interpreter, client = str(argv[0]), str(argv[2]) if len(argv) > 2 else ""
-    return rules.HookEntry(interpreter, client, os.access(interpreter, os.X_OK), os.path.isfile(client))
+    # which(): an absolute path must be an executable file; a bare name is looked up as the shell would.
+    return rules.HookEntry(interpreter, client, shutil.which(interpreter) is not None, os.path.isfile(client))
 
 
 def service_facts() -> rules.Service:
