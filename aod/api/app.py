@@ -14,6 +14,7 @@ from aod.api import (
     retention_routes,
     scm_routes,
     session_routes,
+    stats_routes,
     stream_routes,
 )
 from aod.api.context import CONTEXT, AppContext
@@ -36,6 +37,7 @@ def build_app(ctx: AppContext) -> web.Application:
     app.add_routes(check_routes.routes)
     app.add_routes(scm_routes.routes)
     app.add_routes(escalation_routes.routes)
+    app.add_routes(stats_routes.routes)
     app.add_routes(openapi.routes)
     app.add_routes(dashboard_routes.routes)
     return app

@@ -175,6 +175,14 @@ def _schemas() -> Json:
         "Status": _status(),
         "CheckReport": _object("ok:b db_path:s full:b", "The database self-check.",
                                checks=_array(_object("name:s ok:b detail:s"))),
+        "Stats": _object(
+            "", "Counts over a window of `occurred_at`; sessions that lived in it (created before its end, not "
+            "ended before its start) by the status they have now.",
+            sessions_by_status={"type": "object", "additionalProperties": {"type": "integer"}},
+            events_per_minute=_array(_object("minute:s count:i", "`minute` is its start, `2026-11-29T07:05:00Z`")),
+            tools=_array(_object("tool_name:s count:i failures:i p50_ms:i? p95_ms:i?",
+                                 "`failures`: events with `ok` false; p50/p95: nearest rank over the known "
+                                 "`duration_ms` (null when none is known)"))),
         "Change": _object("seq:i entity:s op:s id:s session_id:s? project_id:s? at:s",
                           "The `data` of a stream frame: one change_log row.", data={"type": "object"}),
     }
@@ -504,6 +512,22 @@ def _paths() -> dict[str, dict[str, Op]]:
                       "rolled-back savepoint of the writer (not run while the disk is full or read-only).",
                       params=[_query("full", "`1` adds `PRAGMA integrity_check` (slow on a large file)",
                                     YES_NO)]),
+        },
+        "/v1/stats": {
+            "get": Op("get_stats", "events", "Sessions by status, events per minute, and per tool count, failures, p50/p95",
+                      _json(200, "the stats of the window", _ref("Stats")),
+                      ((*BAD_PARAM[:2], "`since`/`until` are no RFC 3339 instant, `since` is not before `until`, or "
+                        "the window is longer than 7 days"), _not_found("session or project")),
+                      description="The window is `since` (inclusive) to `until` (exclusive): `until` defaults to "
+                      "now, `since` to an hour before `until`. `events_per_minute` has one entry for every minute "
+                      "from the one holding `since` to the one holding the window's last instant, zeros "
+                      "included, oldest first; `tools` is most used first.",
+                      params=[_query("since", "window start, RFC 3339 (default: an hour before `until`)",
+                                     {"type": "string", "format": "date-time"}),
+                              _query("until", "window end, RFC 3339, exclusive (default: now)",
+                                     {"type": "string", "format": "date-time"}),
+                              _query("project", "only this project id's sessions and their events"),
+                              _query("session", "only this session and its events")]),
         },
         "/v1/openapi.json": {
             "get": Op("openapi_json", "operations", "This document",
