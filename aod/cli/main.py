@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from aod.cli import ack, control, doctor, escalations, hooks, queries, service
+from aod.cli import ack, control, dashboard, doctor, escalations, hooks, queries, service
 
 EXIT_USAGE = 2
 
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     escalations.add_parser(commands, [common])
     service.add_parser(commands, [common])
     doctor.add_parser(commands, [common])
+    dashboard.add_parser(commands, [common])
     commands.add_parser("hook", parents=[common], help="forward a hook payload on stdin to aod (always exits 0)")
 
     db = commands.add_parser("db", parents=[common], help="database maintenance")
@@ -92,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return service.run(args)
     if args.command == "doctor":
         return doctor.run(args)
+    if args.command == "dashboard":
+        return dashboard.run(args)
     if args.command == "hook":  # reached only with global options first: `aod --data-dir D hook`
         from aod.hook import main as hook_main
 
