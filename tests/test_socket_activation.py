@@ -20,13 +20,23 @@ from pathlib import Path
 
 import pytest
 
+from aod.api.connections import HEADER_TIMEOUT, tcp_connection_limit
+from aod.config import StorageConfig
 from aod.listen_fds import InheritedError, take_inherited_sockets
 from tests.conftest import FIXTURES, aod_command
 from tests.helpers.daemon import Daemon
+from tests.helpers.rawhttp import peer_closed
+from tests.helpers.waiting import wait_for
+
+NOFILE = 256
+PAST_LIMIT = 5
 
 # What systemd does between fork and exec: the fds at 3, 4, …, and LISTEN_PID = the pid that execs aod.
 WRAPPER = """
-import fcntl, os, sys
+import fcntl, os, resource, sys
+if "TEST_NOFILE" in os.environ:  # a hard open-file limit, as a unit's LimitNOFILE= gives it
+    nofile = int(os.environ.pop("TEST_NOFILE"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 given = [int(fd) for fd in os.environ.pop("TEST_FDS").split(",")]
 copies = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in given]  # above 3, 4, …: no copy lands in place
 for fd in given:
@@ -54,8 +64,15 @@ def listeners(short_dir: Path) -> Iterator[tuple[socket.socket, socket.socket]]:
     tcp.close()
 
 
-def _start(d: Daemon, fds: list[int]) -> None:
-    env = {**d.env, "TEST_FDS": ",".join(map(str, fds))}
+def _activated(data_dir: Path, aod_env: dict[str, str], unix: socket.socket) -> Daemon:
+    d = Daemon(data_dir, aod_env)
+    d.socket = Path(unix.getsockname())
+    d.env["AOD_SOCKET"] = str(d.socket)
+    return d
+
+
+def _start(d: Daemon, fds: list[int], **env_extra: str) -> None:
+    env = {**d.env, "TEST_FDS": ",".join(map(str, fds)), **env_extra}
     d._log_file = open(d.log, "ab")  # noqa: SIM115 - Daemon.stop closes it
     command = aod_command()
     if not os.path.isabs(command[0]):
@@ -86,9 +103,7 @@ def test_inherited_sockets_serve_and_hold_requests_across_a_restart(
     unix, tcp = listeners
     path = Path(unix.getsockname())
     port = tcp.getsockname()[1]
-    d = Daemon(data_dir, aod_env)
-    d.socket = path
-    d.env["AOD_SOCKET"] = str(path)
+    d = _activated(data_dir, aod_env, unix)
     _start(d, [unix.fileno(), tcp.fileno()])
     try:
         d.wait_ready()
@@ -129,6 +144,28 @@ def test_inherited_sockets_serve_and_hold_requests_across_a_restart(
         if d.proc is not None and d.proc.poll() is None:
             d.stop(signal.SIGKILL)
     assert stat.S_ISSOCK(path.lstat().st_mode)
+
+
+def test_an_inherited_tcp_socket_has_the_same_connection_cap(
+    data_dir: Path, aod_env: dict[str, str], listeners: tuple[socket.socket, socket.socket]
+) -> None:
+    unix, tcp = listeners
+    d = _activated(data_dir, aod_env, unix)
+    _start(d, [unix.fileno(), tcp.fileno()], TEST_NOFILE=str(NOFILE))
+    socks: list[socket.socket] = []
+    try:
+        d.wait_ready()
+        limit = tcp_connection_limit(NOFILE, StorageConfig().readers)
+        socks = [socket.create_connection(tcp.getsockname(), timeout=5) for _ in range(limit + PAST_LIMIT)]
+        # Well within the header timeout, which would close the others too.
+        wait_for(lambda: sum(peer_closed(s) for s in socks) >= PAST_LIMIT, timeout=HEADER_TIMEOUT / 2)
+        assert sum(peer_closed(s) for s in socks) == PAST_LIMIT
+        assert d.get("/healthz").status == 200
+    finally:
+        for s in socks:
+            s.close()
+        if d.proc is not None and d.proc.poll() is None:
+            d.stop(signal.SIGKILL)
 
 
 def test_variables_are_removed_and_an_offer_for_another_pid_is_ignored(

@@ -219,13 +219,13 @@ def _foreign_daemon(kind: str, socket_path: Path) -> str | None:
     from aod.unix_socket import probe
 
     answer = probe(str(socket_path))
-    if not answer.answers or _state(kind, _manager_name(kind))[1] in ("active", "running"):
+    if not answer.answers:
+        return None
+    # An active aod.socket answers too (and the probe starts aod.service): that one is the manager's.
+    names = [LAUNCHD_LABEL] if kind == "launchd" else list(SYSTEMD_UNITS)
+    if any(_state(kind, name)[1] in ("active", "activating", "reloading", "running") for name in names):
         return None
     return "a daemon the service manager did not start" + (f" (pid {answer.pid})" if answer.pid else "")
-
-
-def _manager_name(kind: str) -> str:
-    return LAUNCHD_LABEL if kind == "launchd" else "aod.service"
 
 
 # --- the service managers -------------------------------------------------------------------------
