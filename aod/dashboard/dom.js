@@ -12,6 +12,13 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// replaceChildren with h()'s rules: arrays flattened, null and false left out.
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
 function append(el, children) {
   for (const child of children) {
     if (child === null || child === undefined || child === false) continue;

@@ -1,6 +1,6 @@
 // One session: header, timeline (keyset "older"), PRs and checks, trackers, escalations, send, kill.
 import { ApiError, get, post, query } from "./api.js";
-import { h, ago, flag } from "./dom.js";
+import { h, ago, flag, fill } from "./dom.js";
 import { store, upsertSession, addPr, prsOf, checksOf } from "./store.js";
 import { ack } from "./board.js";
 
@@ -90,7 +90,7 @@ function render() {
       field("started", s.created_at), field("ended", s.ended_at ? `${s.ended_at} (${s.termination_reason})` : null),
       field("status timeline", log.length ? log.map((l) => `${l.status} ${ago(l.at)} ago`).join(" → ") : `${s.status} for ${ago(s._since)}`)));
   const escs = [...store.escalations.values()].filter((e) => e.session_id === s.id).sort((a, b) => b.id - a.id);
-  state.escs.replaceChildren(h("h2", {}, "Escalations and trackers"),
+  fill(state.escs, h("h2", {}, "Escalations and trackers"),
     escs.length ? h("ul", {}, escs.map((e) => h("li", { class: `esc p-${e.priority}`, "data-escalation": e.id },
       `${e.priority} · ${e.reaction}: ${e.message} · ${ago(e.created_at)} ago `,
       e.acked_at ? h("span", { class: "acked" }, "acked") :
@@ -99,7 +99,7 @@ function render() {
     state.trackers.length ? h("ul", {}, state.trackers.map((t) => h("li", {},
       `${t.reaction}: ${t.attempts} attempts since ${ago(t.first_at)} ago${t.resolved_at ? ", resolved" : ""}${t.escalated_at ? ", escalated" : ""}`))) : null);
   const prs = prsOf(s.id);
-  state.prs.replaceChildren(h("h2", {}, "Pull requests"), prs.length ? prs.map((p) => h("div", { class: "pr" },
+  fill(state.prs, h("h2", {}, "Pull requests"), prs.length ? prs.map((p) => h("div", { class: "pr" },
     h("a", { href: p.url, rel: "noreferrer", target: "_blank" }, `#${p.number ?? "?"} ${p.title || p.url}`),
     ` · ${p.state || "?"}${p.draft ? " (draft)" : ""} · review ${p.review_decision || "—"} · CI ${p.ci_state || "—"} · ${p.mergeability || ""}`,
     h("ul", { class: "checks" }, checksOf(p.url).map((c) => h("li", { class: `check c-${c.status}` }, `${c.name}: ${c.status}`))),

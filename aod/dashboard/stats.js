@@ -22,8 +22,10 @@ export function update(batch) {
 
 async function load() {
   const mine = state;
-  const since = new Date(Date.now() - HOUR);
+  // Sixty whole minutes, the current one last.
+  const since = new Date();
   since.setSeconds(0, 0);
+  since.setTime(since.getTime() - HOUR + 60000);
   let stats;
   try {
     stats = await get("/v1/stats" + query({ since: since.toISOString() }));
