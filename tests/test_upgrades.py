@@ -25,6 +25,7 @@ COMMITTED = {
     "0002_dedup_window_in_memory": "8de0e52bccf8da0412fabdd8eb923d2ee8189c730946402601bafa0a359b7983",
     "0004_nudges": "b395e011b3aac022bf7fcfabc59cc9f0fa2b912a9d8e76bab1bb6de620dd7978",
     "0005_session_error_at": "91bed30d85ae01fa3d3469d03f35bada2e7529fc4aaaa2bba355e58d263c698b",
+    "0006_events_for_stats": "c6afd9446d02d3dba28e8e357c0216d5694e4bc994babd294252467e92509a52",
 }
 
 
