@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from aod import __version__, logs
+from aod import __version__, logs, sd_notify
 from aod.api import connections
 from aod.api.app import build_app
 from aod.api.context import AppContext
@@ -72,7 +72,9 @@ async def _serve(config: Config) -> int:
     # First: the variables must be gone before any child process starts.
     inherited = take_inherited_sockets()
     fd_limit = connections.raise_fd_limit()
-    storage = await open_storage(config.data_dir, config.storage)
+    notifier, watchdog_interval = sd_notify.Notifier.from_environment()
+    storage = await sd_notify.while_migrating(
+        notifier, lambda on_pending: open_storage(config.data_dir, config.storage, on_pending))
     runner: web.AppRunner | None = None
     bound: BoundSocket | None = None
     ctx: AppContext | None = None
@@ -87,6 +89,7 @@ async def _serve(config: Config) -> int:
         ingestor = Ingestor(storage.db, _ingest_settings(config))
         ctx = AppContext(config=config, db=storage.db, ingestor=ingestor, token=token,
                          spool_dir=config.data_dir / "spool")
+        storage.db.writer.observer, ingestor.observer = ctx.metrics.committed, ctx.metrics.ingested
         holder = _config_holder(ctx)
         stream_jobs += await _start_stream(ctx, storage.db, holder)
         runner = web.AppRunner(build_app(ctx), handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
@@ -101,16 +104,20 @@ async def _serve(config: Config) -> int:
         spool = SpoolIngester(ctx.spool_dir, ingestor)
         drained = await spool.drain_safely()
         reaper = Reaper(storage.db, lambda: _reaper_settings(ctx.config))
+        reaper.observer = ctx.metrics.reaped
         await _reconcile(reaper)
         ctx.ready = True
+        notifier.send("READY=1")  # only now: what /readyz answers 200 to
         jobs = {"config-watch": holder.watch(), "reaper": reaper.run(stop), "spool-watch": spool.watch(stop),
-                "storage-probe": probe.run(storage.db), **_reactions(storage.db, holder)}
+                "storage-probe": probe.run(storage.db), **_reactions(storage.db, holder),
+                **sd_notify.jobs(notifier, storage.db, lambda: ctx.metrics.accepted, watchdog_interval)}
         tasks += [asyncio.create_task(job, name=name) for name, job in jobs.items()]
         log.info("aod is serving", extra={"version": __version__, "pid": os.getpid(), "socket": str(config.socket_path),
                                           "tcp": ctx.tcp_address, "data_dir": str(config.data_dir),
                                           "spooled_events_ingested": drained})
         warn_if_unrouted(config)
         await stop.wait()
+        notifier.send("STOPPING=1")
         log.info("stopping")
     finally:
         if ctx is not None:
@@ -164,6 +171,7 @@ async def _start_stream(ctx: AppContext, db: Database, holder: ConfigHolder) -> 
     holder.subscribe(lambda new: broadcaster.configure(new.stream.queue_size, new.stream.ping_interval))
     poller = Poller(db, broadcaster)
     await poller.start()
+    ctx.metrics.poller_position = lambda: poller.last
     broadcaster.start()
     ctx.broadcaster = broadcaster
     jobs = {"cdc-poller": poller.run(), "retention": Janitor(db, lambda: ctx.config.retention).run()}

@@ -9,6 +9,7 @@ from aod.api import (
     dashboard_routes,
     escalation_routes,
     ingest_routes,
+    metrics_routes,
     openapi,
     query_routes,
     retention_routes,
@@ -39,5 +40,6 @@ def build_app(ctx: AppContext) -> web.Application:
     app.add_routes(escalation_routes.routes)
     app.add_routes(stats_routes.routes)
     app.add_routes(openapi.routes)
+    app.add_routes(metrics_routes.routes)
     app.add_routes(dashboard_routes.routes)
     return app

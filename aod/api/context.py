@@ -11,6 +11,7 @@ from aiohttp import web
 from aod.cdc.broadcaster import Broadcaster
 from aod.config import Config
 from aod.ingest.ingestor import Ingestor
+from aod.metrics import Metrics
 from aod.storage.database import Database
 
 
@@ -26,6 +27,7 @@ class AppContext:
     tcp_address: str | None = None
     config_errors: list[str] = field(default_factory=list)
     broadcaster: Broadcaster | None = None  # the live stream's fan-out (issue 4)
+    metrics: Metrics = field(default_factory=Metrics)  # GET /metrics; a registry of this daemon's own
 
 
 CONTEXT = web.AppKey("aod_context", AppContext)

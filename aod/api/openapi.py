@@ -543,6 +543,20 @@ def _paths() -> dict[str, dict[str, Op]]:
                       (NOT_READY, (503, "storage_full", "the disk is full (ingest answers 507)"),
                        (503, "storage_readonly", "the database is read-only (ingest answers 507)"))),
         },
+        "/metrics": {
+            "get": Op("scrape", "operations", "Prometheus metrics (text format 0.0.4), every series prefixed `aod_`",
+                      {"200": {"description": "the exposition text (`Content-Type: text/plain; version=0.0.4`)",
+                               "content": {"text/plain": {"schema": {"type": "string"}}}}}, (),
+                      description="Ingest `aod_ingest_events_total{result=\"accepted\"|\"duplicate\"|"
+                      "\"rejected\"}` and `aod_ingest_rejected_by_reason_total{reason}` (the field at fault); "
+                      "`aod_writer_batch_size` and `aod_writer_commit_seconds` histograms, "
+                      "`aod_writer_queue_depth`; `aod_stream_clients`, `aod_stream_cuts_total`, "
+                      "`aod_stream_poller_lag_rows`; `aod_reaper_probes_total{verdict}`, "
+                      "`aod_reaper_tick_seconds`; `aod_nudges{state}`, `aod_deliveries{state}`, "
+                      "`aod_escalations_open{priority}`, `aod_sessions_live`; `aod_spool_backlog_files`, "
+                      "`aod_spool_rejected_files`; `aod_config_errors`; `aod_storage_state{state}`. "
+                      "Counters count since the daemon started; the database counts are read at each scrape."),
+        },
         **_dashboard_paths(),
         "/login": {
             "get": Op(

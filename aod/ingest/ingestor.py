@@ -58,6 +58,7 @@ class Ingestor:
         self._writes: set[asyncio.Task[None]] = set()
         # The dedup window; only ever touched inside write functions, i.e. on the writer thread.
         self._recent = RecentKeys(settings.dedup_window)
+        self.observer: Callable[[Summary], None] | None = None  # the metrics: what each request came to
 
     def configure(self, settings: IngestSettings) -> None:
         """A reloaded config: the next write uses it (a write in flight keeps the one it took)."""
@@ -82,7 +83,10 @@ class Ingestor:
                 # meanwhile: else a large request keeps the writer idle while it is prepared.
                 await asyncio.sleep(0)
         results = await self._store(Request(items, source))
-        return _summarize(results)
+        summary = _summarize(results)
+        if self.observer is not None:
+            self.observer(summary)
+        return summary
 
     async def _store(self, request: Request) -> list[ItemResult]:
         future: asyncio.Future[list[ItemResult]] = asyncio.get_running_loop().create_future()

@@ -50,6 +50,7 @@ class Reaper:
         self._settings = settings
         self.ticks = 0
         self._failing: set[str] = set()  # sessions whose probe failed last time: warn once per streak
+        self.observer: Callable[[TickReport, float], None] | None = None  # the metrics: verdicts, seconds
 
     @property
     def settings(self) -> ReaperSettings:
@@ -68,6 +69,7 @@ class Reaper:
                 log.exception("reaper tick failed")
 
     async def tick(self) -> TickReport:
+        started = time.monotonic()
         settings = self.settings
         before = iso_from_seconds(time.time() - settings.stuck_after)
         rows, silent = await self.db.read(lambda c: (sessions.probe_targets(c), sessions.silent_working(c, before)))
@@ -87,6 +89,8 @@ class Reaper:
         for session_id in report.ended:
             log.info("session runtime lost", extra={"session": session_id})
         self.ticks += 1
+        if self.observer is not None:
+            self.observer(report, time.monotonic() - started)
         return report
 
     def _report_failures(self, observations: list[Observation]) -> None:

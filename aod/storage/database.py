@@ -91,6 +91,11 @@ class Database:
     def writer_stats(self) -> WriterStats:
         return self._writer.stats
 
+    @property
+    def writer(self) -> Writer:
+        """For instrumentation only (its observer, its queue depth); writes go through `write`."""
+        return self._writer
+
     async def close(self) -> None:
         """Commit everything already queued, then close all connections."""
         await asyncio.to_thread(self._close_sync)
@@ -127,14 +132,18 @@ class Storage:
             self.lock.release()
 
 
-async def open_storage(data_dir: Path, options: StorageConfig = DEFAULTS) -> Storage:
-    """Lock the data dir, migrate with yoyo (stdlib sqlite3, closed again), then open apsw."""
+async def open_storage(
+    data_dir: Path, options: StorageConfig = DEFAULTS, on_pending: Callable[[], None] | None = None,
+) -> Storage:
+    """Lock the data dir, migrate with yoyo (stdlib sqlite3, closed again), then open apsw.
+
+    `on_pending` runs on the migration thread before any migration is applied."""
 
     def prepare() -> DataDirLock:
         lock = DataDirLock(data_dir)
         lock.acquire()
         try:
-            result = migrate(db_path(data_dir))
+            result = migrate(db_path(data_dir), on_pending)
             # The data dir is 0700 already; the file itself need not be readable by others either.
             os.chmod(db_path(data_dir), 0o600)
             if result.applied:

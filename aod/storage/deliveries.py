@@ -87,3 +87,8 @@ def for_escalations(conn: apsw.Connection, escalation_ids: list[int]) -> dict[in
     for row in rows:
         found.setdefault(row["escalation_id"], []).append(row)
     return found
+
+
+def counts_by_status(conn: apsw.Connection) -> dict[str, int]:
+    """Deliveries per status (pending, sent, failed; only statuses that have some)."""
+    return dict(conn.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall())

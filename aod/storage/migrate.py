@@ -7,6 +7,7 @@ never hold the same file open at once (their POSIX locks would clobber each othe
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +28,11 @@ def migration_ids() -> list[str]:
     return sorted(p.stem for p in migrations_dir().glob("*.sql") if not p.name.endswith(".rollback.sql"))
 
 
-def migrate(db_path: Path) -> MigrationResult:
-    """Apply every pending migration to `db_path` (created if missing) and close it again."""
+def migrate(db_path: Path, on_pending: Callable[[], None] | None = None) -> MigrationResult:
+    """Apply every pending migration to `db_path` (created if missing) and close it again.
+
+    `on_pending` is called before applying, only when there is something to apply (a long
+    migration must not look like a hung start to a service manager)."""
     from yoyo import get_backend, read_migrations
 
     db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -37,6 +41,8 @@ def migrate(db_path: Path) -> MigrationResult:
         migrations = read_migrations(MIGRATIONS_SOURCE)
         with backend.lock():
             pending = backend.to_apply(migrations)
+            if pending and on_pending is not None:
+                on_pending()
             backend.apply_migrations(pending)
         applied = tuple(m.id for m in pending)
     finally:

@@ -80,3 +80,8 @@ def exists(conn: apsw.Connection, session_id: str, reaction: str, signature: str
     return conn.execute(
         "SELECT 1 FROM nudges WHERE session_id = ? AND reaction = ? AND signature = ?", (session_id, reaction, signature)
     ).fetchone() is not None
+
+
+def counts_by_status(conn: apsw.Connection) -> dict[str, int]:
+    """Nudges per status (pending, sent, failed, cancelled; only statuses that have some)."""
+    return dict(conn.execute("SELECT status, count(*) FROM nudges GROUP BY status").fetchall())

@@ -101,6 +101,11 @@ def count(conn: apsw.Connection) -> int:
     return conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
 
 
+def count_live(conn: apsw.Connection) -> int:
+    """Sessions that have not ended (what `aod sessions --active` lists)."""
+    return conn.execute("SELECT count(*) FROM sessions WHERE termination_reason IS NULL").fetchone()[0]
+
+
 # --- lifecycle: the reaper, and --resume's throwaway start ---------------------------------------
 
 _SAME_RUNTIME = "(CASE WHEN ?1 IS NOT NULL THEN s.pid = ?1 ELSE s.runtime = 'tmux' AND s.runtime_handle = ?2 END)"

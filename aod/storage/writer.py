@@ -25,6 +25,8 @@ import apsw
 from aod.storage.health import StorageHealth, note_errno
 
 WriteFn = Callable[[apsw.Connection], Any]
+# Called on the writer thread after each transaction with its size and seconds (the metrics).
+CommitObserver = Callable[[int, float], None]
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Writer:
         self._closed = False
         self._last_batch_size = 1
         self.stats = WriterStats()
+        self.observer: CommitObserver | None = None
         self._thread = threading.Thread(target=self._run, name="aod-writer", daemon=True)
         self._thread.start()
 
@@ -82,6 +85,11 @@ class Writer:
         future = loop.create_future()
         self._queue.put(_Request(fn, future, loop))
         return future
+
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting for the writer thread (approximate, as any queue size read by another thread)."""
+        return self._queue.qsize()
 
     @property
     def connection(self) -> apsw.Connection:
@@ -143,6 +151,7 @@ class Writer:
         conn = self._conn
         outcomes: list[tuple[bool, Any]] = []
         changes_before = conn.total_changes()
+        started = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -165,6 +174,8 @@ class Writer:
                 raise
         except Exception as exc:  # the transaction as a whole failed: nothing of it landed
             outcomes = [(False, exc)] * len(batch)
+        if self.observer is not None:
+            self.observer(len(batch), time.perf_counter() - started)
         self._report(outcomes, changes_before)
         stats = self.stats
         stats.transactions += 1

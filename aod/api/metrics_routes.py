@@ -1,0 +1,26 @@
+"""`GET /metrics`: Prometheus text (aod/metrics.py), behind the same guard as every route."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from aod import metrics
+from aod.api.context import context
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/metrics")
+async def scrape(request: web.Request) -> web.Response:
+    ctx = context(request)
+    facts = await ctx.db.read(metrics.read_facts)
+    facts.spool_backlog, facts.spool_rejected = await asyncio.to_thread(metrics.spool_files, ctx.spool_dir)
+    hub = ctx.broadcaster
+    if hub is not None:
+        facts.stream_clients, facts.stream_cuts = hub.subscribers, hub.cut_count
+    facts.writer_queue = ctx.db.writer.queue_depth
+    facts.storage_state = ctx.db.health.state
+    facts.config_errors = len(ctx.config_errors)
+    return web.Response(body=ctx.metrics.render(facts), headers={"Content-Type": metrics.CONTENT_TYPE})
