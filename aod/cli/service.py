@@ -293,7 +293,8 @@ def _state(kind: str, name: str) -> tuple[str, str]:
             return "not loaded", "inactive"
         found = re.search(r"^\s*state = (\S+)", result.stdout, flags=re.M)
         return "loaded", found[1] if found else "unknown"
-    enabled = _systemctl("is-enabled", name, check=False).stdout.strip() or "unknown"
+    # With no unit file, is-enabled prints nothing (only an error on stderr).
+    enabled = _systemctl("is-enabled", name, check=False).stdout.strip() or "not enabled"
     active = _systemctl("is-active", name, check=False).stdout.strip() or "unknown"
     return enabled, active
 
