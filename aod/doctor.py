@@ -208,11 +208,12 @@ def service(f: Facts) -> Check:
     if not s.active:
         return Check("service", "fail" if f.status is None else "warn",
                      f"{s.unit} installed, {'enabled' if s.enabled else 'not enabled'}, not running",
-                     "`systemctl --user enable --now aod`" if s.manager == "systemd"
+                     "`systemctl --user enable --now aod.socket aod.service`" if s.manager == "systemd"
                      else f"`launchctl bootstrap gui/{f.uid} {s.unit}`")
     if not s.enabled:
         return Check("service", "warn", f"{s.unit} running but not enabled: it will not start at login",
-                     "`systemctl --user enable aod`")
+                     "`systemctl --user enable aod.socket aod.service`" if s.manager == "systemd"
+                     else f"`launchctl bootstrap gui/{f.uid} {s.unit}`")
     return Check("service", "ok", f"{s.unit} enabled and running")
 
 

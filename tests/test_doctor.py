@@ -110,6 +110,8 @@ def test_doctor_healthy_then_broken_modes_missing_hooks_and_a_stopped_daemon(
         ascii_text = _doctor(daemon, home, "doctor", encoding="ascii")
         assert ascii_text.returncode == 0 and ascii_text.stdout.startswith("ok daemon")
 
+        assert checks["service"]["status"] == "warn" and "aod service install" in checks["service"]["fix"]
+        assert _doctor(daemon, home, "service", "install", "--no-start").returncode == 0
         (data / "token").chmod(0o644)
         assert _doctor(daemon, home, "hooks", "uninstall").returncode == 0
         broken = _doctor(daemon, home, "doctor", "--json")
@@ -117,6 +119,9 @@ def test_doctor_healthy_then_broken_modes_missing_hooks_and_a_stopped_daemon(
         assert broken.returncode == 1
         assert checks["token"]["status"] == "fail" and f"chmod 600 {data / 'token'}" in checks["token"]["fix"]
         assert checks["hooks"]["status"] == "fail" and "aod hooks install" in checks["hooks"]["fix"]
+        # Installed, not started (and here perhaps no user systemd to ask): a warning naming the unit.
+        unit = Path(daemon.env["XDG_CONFIG_HOME"]) / "systemd" / "user" / "aod.service"
+        assert checks["service"]["status"] == "warn" and str(unit) in checks["service"]["detail"]
         failing_text = _doctor(daemon, home, "doctor", encoding="ascii")
         assert failing_text.returncode == 1
         assert "XX token" in failing_text.stdout and f"fix: chmod 600 {data / 'token'}" in failing_text.stdout

@@ -173,44 +173,26 @@ def _entry(handler: dict[str, Any]) -> rules.HookEntry:
 
 
 def service_facts() -> rules.Service:
-    """What the service manager says about aod's unit (until `aod service status` can say it)."""
+    """What `aod service status` knows: aod's unit files, and what the service manager says of them."""
     import shutil
-    from pathlib import Path
 
     from aod import doctor as rules
+    from aod.cli.service import service_status
+    from aod.service_units import LAUNCHD_LABEL, Stamp, unit_dir
 
-    if sys.platform == "darwin":
-        agents = Path.home() / "Library" / "LaunchAgents"
-        plists = sorted(agents.glob("*aod*.plist")) if agents.is_dir() else []
-        if not plists:
-            return rules.Service("launchd", None)
-        label = plists[0].stem
-        listed = _run(["launchctl", "print", f"gui/{os.getuid()}/{label}"])
-        return rules.Service("launchd", str(plists[0]), enabled=True,
-                             active=listed is not None and listed[0] == 0 and "state = running" in listed[1])
-    if not shutil.which("systemctl"):
+    kind = "launchd" if sys.platform == "darwin" else "systemd"
+    if not shutil.which("launchctl" if kind == "launchd" else "systemctl"):
         return rules.Service(None, None)
-    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    unit = Path(config_home) / "systemd" / "user" / "aod.service"
-    if not unit.exists():
-        return rules.Service("systemd", None)
-    enabled = _run(["systemctl", "--user", "is-enabled", "aod"])
-    active = _run(["systemctl", "--user", "is-active", "aod"])
-    if enabled is None or active is None or not (enabled[1].strip() and active[1].strip()):
-        why = (enabled or active or (0, "", "no answer"))[2].strip() or "no answer"
-        return rules.Service("systemd", str(unit), detail=why)
-    return rules.Service("systemd", str(unit), enabled=enabled[1].strip() == "enabled",
-                         active=active[1].strip() == "active")
-
-
-def _run(argv: list[str]) -> tuple[int, str, str] | None:
-    import subprocess
-
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.returncode, done.stdout, done.stderr
+    unit = unit_dir(kind, os.environ) / (f"{LAUNCHD_LABEL}.plist" if kind == "launchd" else "aod.service")
+    if not unit.exists():  # not installed: no need to ask the manager
+        return rules.Service(kind, None)
+    states = [s for s in service_status(kind) if s.stamp is not Stamp.MISSING]
+    errors = [s.error for s in states if s.error]
+    if errors:
+        return rules.Service(kind, str(unit), detail=errors[0])
+    # With socket activation aod.socket alone may be running: the kernel queues hooks, the daemon starts on demand.
+    return rules.Service(kind, str(unit), enabled=any(s.enabled in ("enabled", "loaded") for s in states),
+                         active=any(s.running for s in states))
 
 
 def _spool(facts: rules.Facts) -> None:
