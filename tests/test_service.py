@@ -110,6 +110,12 @@ def test_install_and_uninstall_touch_only_what_install_wrote(env: dict[str, str]
     assert not list(units.iterdir())
     assert "could not stop the service" in forced.stderr  # no manager answers here: said, and the files went anyway
 
+    assert run_aod("service", "install", "--no-start", env=env).returncode == 0
+    broken = {**env, "AOD_CONFIG": str(Path(env["HOME"]) / "missing.toml")}
+    assert run_aod("service", "install", "--no-start", env=broken).returncode == 2  # rendering needs the config
+    assert run_aod("service", "uninstall", env=broken).returncode == 0  # removing does not
+    assert not list(units.iterdir())
+
     service.write_text("[Service]\nExecStart=/bin/true\n")  # not aod's at all
     assert run_aod("service", "install", "--no-start", env=env).returncode == 1
     assert run_aod("service", "uninstall", env=env).returncode == 1

@@ -82,16 +82,17 @@ def run(args: argparse.Namespace) -> int:
     command = args.service_command
     if command == "status":
         return _print_status(kind)
-    files = _render(kind, args)
-    if command == "print":
-        for name, text in files.items():
-            if len(files) > 1:
-                print(f"# ==> {_unit_dir(kind, os.environ) / name} <==")
-            sys.stdout.write(text)
-        return 0
+    if command == "uninstall":  # needs no config: a broken one must not keep the service in place
+        return _uninstall(kind, _names(kind), args.force)
+    inst = _installation(args)
+    files = render_launchd(inst) if kind == "launchd" else render_systemd(inst)
     if command == "install":
-        return _install(kind, files, args.no_start, args.force, _installation(args).socket_path)
-    return _uninstall(kind, list(files), args.force)
+        return _install(kind, files, args.no_start, args.force, inst.socket_path)
+    for name, text in files.items():
+        if len(files) > 1:
+            print(f"# ==> {_unit_dir(kind, os.environ) / name} <==")
+        sys.stdout.write(text)
+    return 0
 
 
 # --- what gets written ---------------------------------------------------------------------------
@@ -115,14 +116,13 @@ def _installation(args: argparse.Namespace) -> Installation:
     )
 
 
-def _render(kind: str, args: argparse.Namespace) -> dict[str, str]:
-    inst = _installation(args)
-    return render_launchd(inst) if kind == "launchd" else render_systemd(inst)
+def _names(kind: str) -> list[str]:
+    return [f"{LAUNCHD_LABEL}.plist"] if kind == "launchd" else list(SYSTEMD_UNITS)
 
 
 def _read(path: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8", errors="replace")  # a binary file is simply not aod's
     except FileNotFoundError:
         return None
 
@@ -319,10 +319,9 @@ class UnitState:
 def service_status(kind: str | None = None) -> list[UnitState]:
     """Each of aod's service files: whether it is there and aod's, and what the manager says of it."""
     kind = kind or ("launchd" if sys.platform == "darwin" else "systemd")
-    names = [f"{LAUNCHD_LABEL}.plist"] if kind == "launchd" else list(SYSTEMD_UNITS)
     directory = _unit_dir(kind, os.environ)
     states = []
-    for name in names:
+    for name in _names(kind):
         path = directory / name
         try:
             enabled, active = _state(kind, LAUNCHD_LABEL if kind == "launchd" else name)
