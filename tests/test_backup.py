@@ -9,6 +9,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_aod
 from tests.helpers.daemon import Daemon, request
 from tests.helpers.sse import SseClient, tool_event
@@ -134,3 +136,48 @@ def test_restore_refuses_while_running_then_swaps_the_file_with_a_new_epoch(shor
         assert {e["uid"] for e in listed["items"]} >= {f"old-{i}" for i in range(5)}
     finally:
         daemon.stop()
+
+
+def test_a_backup_copied_page_by_page_is_one_snapshot_while_another_connection_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In steps of one page, with commits landing between steps: the copy finishes, holds one
+    consistent state (rows committed together are copied together), and the writer never waits."""
+    from aod.storage import backup
+    from aod.storage.connection import open_connection
+    from aod.storage.migrate import migrate
+
+    db = tmp_path / "aod.db"
+    migrate(db)
+    writer = open_connection(db)
+    with writer:
+        for _ in range(500):  # some hundreds of pages to copy
+            writer.execute("INSERT INTO dead_letters (source, received_at, error, body) VALUES ('seed', 'now', 'e', ?)",
+                           ("x" * 2000,))
+    commits = 0
+    stopping = threading.Event()
+
+    def commit_pairs() -> None:
+        nonlocal commits
+        while not stopping.is_set():
+            with writer:
+                for side in ("a", "b"):
+                    writer.execute("INSERT INTO dead_letters (source, received_at, error) VALUES (?, 'now', 'e')", (side,))
+            commits += 1
+
+    monkeypatch.setattr(backup, "STEP_PAGES", 1)
+    thread = threading.Thread(target=commit_pairs)
+    thread.start()
+    try:
+        while commits < 10:
+            time.sleep(0.001)
+        before = commits
+        backup.backup(db, tmp_path / "copy.db")
+        during = commits - before
+    finally:
+        stopping.set()
+        thread.join(10)
+        writer.close()
+    assert during > 0
+    rows = dict(_read(tmp_path / "copy.db", "SELECT source, count(*) FROM dead_letters GROUP BY source"))
+    assert rows["seed"] == 500 and rows["a"] == rows["b"] >= before
