@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import apsw
 
-from aod.storage import meta
+from aod.storage import events, meta
 from aod.storage.connection import open_connection
 
 # Pages copied per step: small enough that a huge file is not one long C call, large enough
@@ -89,7 +88,7 @@ def restore(backup_file: Path, db_path: Path, stamp: str) -> tuple[Copied, list[
     try:
         def copy_with_new_epoch(dest: apsw.Connection) -> None:
             _copy(source, dest)
-            dest.execute("UPDATE meta SET value = ? WHERE key = 'db_epoch'", (secrets.token_hex(8),))
+            meta.new_db_epoch(dest)
 
         # Written next to the database first, so the swap below is one rename.
         staged = db_path.with_name(f".{db_path.name}.restore-{stamp}")
@@ -158,8 +157,7 @@ def _describe(conn: apsw.Connection, path: Path) -> Copied:
     epoch = meta.get(conn, "db_epoch")
     if not epoch:
         raise BackupError(f"{path} has no meta.db_epoch: not an aod database")
-    events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
-    return Copied(path, 0, epoch, meta.get(conn, "schema_version"), events)
+    return Copied(path, 0, epoch, meta.get(conn, "schema_version"), events.count(conn))
 
 
 def _move_aside(db_path: Path, stamp: str) -> list[Path]:

@@ -17,6 +17,15 @@ def db_epoch(conn: apsw.Connection) -> str:
     return epoch
 
 
+def new_db_epoch(conn: apsw.Connection) -> str:
+    """Give the file a new epoch (a restored backup): every SSE cursor of its past becomes foreign."""
+    import secrets
+
+    epoch = secrets.token_hex(8)  # the shape 0001_schema gives it: 16 hex digits
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'db_epoch'", (epoch,))
+    return epoch
+
+
 def retention_floor(conn: apsw.Connection) -> int:
     return int(get(conn, "retention_floor") or 0)
 
