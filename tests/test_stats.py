@@ -96,12 +96,18 @@ def test_sessions_count_when_they_lived_in_the_window(conn: apsw.Connection) -> 
     assert stats.sessions_by_status(conn, _flt(11, 20)) == {"idle": 1}  # proj-2 ended before it
 
 
-def test_the_window_is_read_from_the_covering_index(conn: apsw.Connection) -> None:
-    where, args = stats.event_scope(_flt(0, 60, project="proj"))
-    for sql in (f"SELECT substr(occurred_at, 1, 16), count(*) FROM events WHERE {where} GROUP BY 1",
-                f"SELECT tool_name, ok FROM events WHERE {where} AND tool_name IS NOT NULL"):
-        plan = " ".join(str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
-        assert "COVERING INDEX events_for_stats" in plan, plan
+def test_every_event_query_reads_the_window_from_the_covering_index(conn: apsw.Connection) -> None:
+    seed_session(conn)
+    ran: list[tuple[str, Any]] = []
+    conn.exec_trace = lambda _cursor, sql, bindings: ran.append((sql, bindings)) or True
+    for flt in (_flt(0, 60), _flt(0, 60, project="proj"), _flt(0, 60, session="proj-1")):
+        stats.stats(conn, flt)
+    conn.exec_trace = None
+    on_events = [(sql, b) for sql, b in ran if "FROM events" in sql]
+    assert len(on_events) == 9
+    for sql, bindings in on_events:
+        plan = " ".join(str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, bindings))
+        assert "COVERING INDEX events_for_stats" in plan and "SCAN events" not in plan, plan
 
 
 # --- the route, on a real daemon -------------------------------------------------------------------

@@ -4,7 +4,7 @@ over a window of `events.occurred_at`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import apsw
@@ -22,19 +22,23 @@ class StatsFilter:
     session: str | None = None
 
 
-def event_scope(flt: StatsFilter) -> tuple[str, tuple[Any, ...]]:
-    """The WHERE clause every event query shares, and its bindings. The unary `+` keeps SQLite on
-    the window's range of events_for_stats: through events_by_session it would read every event
-    a project's sessions ever had, from the table (bench/stats.py: 200 ms for one project), while
-    the window's range costs at most what the unfiltered question costs."""
-    where, args = "occurred_at >= ? AND occurred_at < ?", [flt.since, flt.until]
+def _narrowed(flt: StatsFilter) -> str:
+    """The session / project terms of every event query. The unary `+` keeps SQLite on the window's
+    range of events_for_stats: through events_by_session it would read every event a project's
+    sessions ever had, from the table (bench/stats.py: 200 ms for one project), while the window's
+    range costs at most what the unfiltered question costs."""
+    where = ""
     if flt.session is not None:
-        where += " AND +session_id = ?"
-        args.append(flt.session)
+        where += " AND +session_id = :session"
     if flt.project is not None:
-        where += " AND +session_id IN (SELECT id FROM sessions WHERE project_id = ?)"
-        args.append(flt.project)
-    return where, tuple(args)
+        where += " AND +session_id IN (SELECT id FROM sessions WHERE project_id = :project)"
+    return where
+
+
+def event_scope(flt: StatsFilter) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause of the window's events, and its bindings."""
+    args = {"since": flt.since, "until": flt.until, "session": flt.session, "project": flt.project}
+    return "occurred_at >= :since AND occurred_at < :until" + _narrowed(flt), args
 
 
 def sessions_by_status(conn: apsw.Connection, flt: StatsFilter) -> dict[str, int]:
@@ -58,19 +62,23 @@ def minute_of(stored: str) -> str:
 def events_per_minute(conn: apsw.Connection, flt: StatsFilter) -> list[dict[str, Any]]:
     """One entry per minute from the one holding `since` to the one holding the window's last
     instant, zeros included, so a chart has no gaps."""
-    where, args = event_scope(flt)
-    counts = dict(conn.execute(
-        f"SELECT substr(occurred_at, 1, 16), count(*) FROM events WHERE {where} GROUP BY 1", args
-    ))
     first = parse_iso(minute_of(flt.since) + ":00Z")
-    minutes = (parse_iso(flt.until) - timedelta(microseconds=1) - first) // timedelta(minutes=1) + 1
     # Counted, not stepped past the last: a minute after 9999-12-31T23:59 is no datetime.
-    keys = (_minute_text(first + timedelta(minutes=i)) for i in range(minutes))
-    return [{"minute": key + ":00Z", "count": counts.get(key, 0)} for key in keys]
-
-
-def _minute_text(dt: datetime) -> str:
-    return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}"
+    minutes = (parse_iso(flt.until) - timedelta(microseconds=1) - first) // timedelta(minutes=1) + 1
+    _, args = event_scope(flt)
+    # One index range count per minute: 4x faster than GROUP BY substr(occurred_at, 1, 16), which
+    # computes a substring for every event (bench/stats.py: 24 h, 70,000 events, 14 -> 3.5 ms).
+    # "YYYY-MM-DDTHH:MM" sorts before every stored instant of that minute; strftime has no minute
+    # after 9999-12-31T23:59 (NULL), where `until` is the end.
+    rows = conn.execute(
+        "WITH RECURSIVE m(i, t) AS (SELECT 0, :first UNION ALL"
+        "  SELECT i + 1, strftime('%Y-%m-%dT%H:%M', t, '+1 minute') FROM m WHERE i + 1 < :minutes)"
+        " SELECT t, (SELECT count(*) FROM events WHERE occurred_at >= max(t, :since)"
+        "  AND occurred_at < min(coalesce(strftime('%Y-%m-%dT%H:%M', t, '+1 minute'), :until), :until)"
+        f"  {_narrowed(flt)}) FROM m ORDER BY i",
+        {**args, "first": minute_of(flt.since), "minutes": minutes},
+    )
+    return [{"minute": t + ":00Z", "count": n} for t, n in rows]
 
 
 def tools(conn: apsw.Connection, flt: StatsFilter) -> list[dict[str, Any]]:
