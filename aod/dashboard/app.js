@@ -70,4 +70,6 @@ on("change", render);
 on("reset", reload);
 connect(document.getElementById("conn"));
 window.aod = { store };  // for a look from the console
-reload();
+// The stream's first frame is a reset that loads everything; without a stream, show what we can.
+const fallback = setTimeout(reload, 2000);
+on("reset", () => clearTimeout(fallback));

@@ -1,6 +1,6 @@
 // The attention board: sessions grouped by what needs the human, live.
 import { get, post, query } from "./api.js";
-import { h, ago } from "./dom.js";
+import { h, ago, fill } from "./dom.js";
 import { store, ATTENTION, ENDED, prsOf, checksOf, openEscalation, upsertSession, addPr } from "./store.js";
 
 export const NAME = "board";
@@ -46,7 +46,10 @@ function matches(s) {
 }
 
 export function mount(root, _params, navigate) {
-  state = { root, navigate, cursors: {}, shown: {}, focus: null, details: new Set(), body: h("div", { class: "groups" }) };
+  state = { root, navigate, cursors: {}, shown: {}, focus: null, details: new Set(), cardCache: new Map(),
+    body: h("div", { class: "groups" }) };
+  // "for 3m" and "2m ago" age while nothing changes.
+  state.clock = setInterval(render, 30000);
   const projectSel = h("select", { "aria-label": "filter by project", onchange: (e) => { filters.project = e.target.value; load(); } },
     h("option", { value: "" }, "all projects"));
   const agentSel = h("select", { "aria-label": "filter by agent", onchange: (e) => { filters.agent = e.target.value; load(); } },
@@ -64,6 +67,7 @@ export function mount(root, _params, navigate) {
 }
 
 export function unmount() {
+  clearInterval(state.clock);
   document.removeEventListener("keydown", keys);
   state = null;
 }
@@ -120,8 +124,13 @@ function render() {
     const g = groupOf(s);
     if (g && matches(s)) byGroup.get(g.key).push(s);
   }
-  const sections = [];
+  if (!state.sections) {
+    state.sections = new Map(GROUPS.map((g) => [g.key, { el: h("section", { "aria-label": g.title, "data-group": g.key }),
+      count: h("span", { class: "count", "data-count": g.key }), kids: [] }]));
+    state.body.replaceChildren(...[...state.sections.values()].map((x) => x.el));
+  }
   const cards = [];
+  const hadFocus = document.activeElement?.classList.contains("card");
   for (const g of GROUPS) {
     const list = byGroup.get(g.key);
     const attention = ATTENTION.includes(g.key);
@@ -129,27 +138,42 @@ function render() {
     const counted = g.key === "ended" ? list.length
       : (filters.project || filters.agent || filters.text) ? list.length
       : g.statuses.reduce((n, st) => n + (store.counts[st] || 0), 0);
-    const shown = list.slice(0, state.shown[g.key] || SHOW);
+    const shown = list.slice(0, state.shown[g.key] || SHOW).map(card);
+    cards.push(...shown);
     const hasMore = list.length > shown.length || Boolean(state.cursors[g.key]);
-    const section = h("section", { class: `group g-${g.key}${attention && list.length ? " hot" : ""}`, "aria-label": g.title, "data-group": g.key },
-      h("h2", {}, g.title, " ", h("span", { class: "count", "data-count": g.key }, String(Math.max(counted, list.length)))),
-      shown.map((s) => { const c = card(s); cards.push(c); return c; }),
+    const section = state.sections.get(g.key);
+    section.el.className = `group g-${g.key}${attention && list.length ? " hot" : ""}`;
+    section.count.textContent = String(Math.max(counted, list.length));
+    const kids = [...shown, hasMore ? "more" : shown.length ? null : "none"];
+    // Touch the DOM only where the group's cards changed: an unchanged group costs no layout.
+    if (kids.length === section.kids.length && kids.every((k, n) => k === section.kids[n])) continue;
+    section.kids = kids;
+    fill(section.el, h("h2", {}, g.title, " ", section.count), shown,
       hasMore ? h("button", { class: "more", "aria-label": `show more ${g.title}`, onclick: () => more(g) }, "more") : null,
-      !shown.length ? h("p", { class: "empty" }, "none") : null);
-    sections.push(section);
+      shown.length ? null : h("p", { class: "empty" }, "none"));
   }
-  const hadFocus = document.activeElement?.classList.contains("card");
-  state.body.replaceChildren(...sections);
   state.cards = cards;
   const focused = cards.find((c) => c.dataset.id === state.focus);
-  if (focused && hadFocus) focused.focus();
+  if (focused && hadFocus && document.activeElement !== focused) focused.focus();
   fetchDetails(byGroup);
 }
 
+// A card is rebuilt only when what it shows changed: under a stream of changes most cards are
+// reused as they are, so a render costs little more than the grouping.
 function card(s) {
   const ev = store.lastEvent.get(s.id);
   const esc = openEscalation(s.id);
   const prs = prsOf(s.id);
+  const key = [s.updated_at, s.status, ago(s._since), s.is_alive, s.error, ev?.id, ev && ago(ev.occurred_at), esc?.id,
+    ...prs.map((p) => p.updated_at + checksOf(p.url).map((c) => c.status).join())].join("|");
+  const cached = state.cardCache.get(s.id);
+  if (cached && cached.key === key) return cached.el;
+  const el = buildCard(s, ev, esc, prs);
+  state.cardCache.set(s.id, { key, el });
+  return el;
+}
+
+function buildCard(s, ev, esc, prs) {
   const label = `session ${s.id}`;
   return h("article", { class: "card", tabindex: 0, "data-id": s.id, "aria-label": label,
     onfocus: () => { state.focus = s.id; } },

@@ -87,7 +87,8 @@ function apply(change) {
   else if (change.entity === "escalation") store.escalations.set(d.id, { ...store.escalations.get(d.id), ...d });
   store.feed.push(change);
   store.feedTotal += 1;
-  if (store.feed.length > FEED_MAX) store.feed.splice(0, store.feed.length - FEED_MAX);
+  // Trimmed in steps, not per change: a splice per change would copy 5,000 entries each time.
+  if (store.feed.length > FEED_MAX * 1.2) store.feed.splice(0, store.feed.length - FEED_MAX);
   if (change.entity === "session") scheduleCounts();
 }
 
@@ -145,7 +146,8 @@ export async function loadSnapshot() {
     get("/v1/events" + query({ limit: 500 })),
     loadCounts(),
   ]);
-  for (const e of escalations.items) store.escalations.set(e.id, e);
+  // A streamed ack may have landed while the snapshot was read: an ack is never taken back.
+  for (const e of escalations.items) store.escalations.set(e.id, { ...e, acked_at: store.escalations.get(e.id)?.acked_at || e.acked_at });
   for (const ev of events.items) noteEvent(ev);
 }
 

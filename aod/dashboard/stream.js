@@ -6,7 +6,10 @@ import { hhmm } from "./dom.js";
 const ENTITIES = ["session", "pr", "check", "event", "escalation"];
 const OFFLINE_AFTER_MS = 5000;
 let source = null;
-let lastId = "";
+// The first connection names a cursor no database has: the daemon subscribes us, then answers
+// `reset` with its head, and the app reads its snapshot only then. Whatever changes after that
+// head arrives on the stream, so nothing falls between the snapshot and the live changes.
+let lastId = "boot:9223372036854775807";
 let droppedAt = null;
 let offlineTimer = 0;
 let indicator = null;
@@ -30,7 +33,7 @@ export function connect(el) {
 }
 
 function open() {
-  source = new EventSource("/v1/stream" + (lastId ? "?after=" + encodeURIComponent(lastId) : ""));
+  source = new EventSource("/v1/stream?after=" + encodeURIComponent(lastId));
   source.onopen = () => {
     droppedAt = null;
     clearTimeout(offlineTimer);
