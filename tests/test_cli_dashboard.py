@@ -60,3 +60,10 @@ def test_a_daemon_without_tcp_is_explained(data_dir: Path, aod_env: dict[str, st
         assert 'server.tcp = ""' in done.stderr and done.stdout == ""
     finally:
         d.stop()
+
+
+def test_an_ipv6_listener_gets_brackets_in_the_url() -> None:
+    from aod.cli.dashboard import login_url
+
+    assert login_url("::1:8765", "t0k") == "http://[::1]:8765/login?token=t0k"
+    assert login_url("127.0.0.1:41234", "t0k") == "http://127.0.0.1:41234/login?token=t0k"
