@@ -158,6 +158,11 @@ class Metrics:
             for item in summary.rejected:
                 self._rejected_by.labels(reason_class(str(item["error"]))).inc()
 
+    def refused(self, reason: str) -> None:
+        """A whole request body refused before its items were read (bad JSON, too large, not JSON)."""
+        self._rejected.inc()
+        self._rejected_by.labels(reason).inc()
+
     def committed(self, size: int, seconds: float) -> None:
         """On the writer thread, once per transaction."""
         self._batch.observe(size)

@@ -42,6 +42,9 @@ def test_metrics_count_what_was_posted_over_both_transports(daemon: Daemon) -> N
     assert (answer.body["accepted"], answer.body["duplicates"], len(answer.body["rejected"])) == (2, 1, 2)
     assert daemon.post("/v1/events", event("u-3", "m2")).status == 202
     assert daemon.post("/v1/events", event("u-3", "m2")).body["duplicates"] == 1
+    # Whole bodies refused before any item is read count as rejected too (each is a dead letter).
+    assert daemon.post("/v1/events", b"{not json").status == 400
+    assert daemon.post("/v1/events", {"events": "nope"}).status == 400
 
     reply = daemon.get("/metrics")
     assert reply.status == 200
@@ -49,7 +52,9 @@ def test_metrics_count_what_was_posted_over_both_transports(daemon: Daemon) -> N
     found = samples(reply.body)
     assert found[("aod_ingest_events_total", (("result", "accepted"),))] == 3
     assert found[("aod_ingest_events_total", (("result", "duplicate"),))] == 2
-    assert found[("aod_ingest_events_total", (("result", "rejected"),))] == 2
+    assert found[("aod_ingest_events_total", (("result", "rejected"),))] == 4
+    assert found[("aod_ingest_rejected_by_reason_total", (("reason", "invalid_json"),))] == 1
+    assert found[("aod_ingest_rejected_by_reason_total", (("reason", "events"),))] == 1
     assert found[("aod_ingest_rejected_by_reason_total", (("reason", "not_an_object"),))] == 1
     assert found[("aod_ingest_rejected_by_reason_total", (("reason", "occurred_at"),))] == 1
     # Each of those requests committed at least one transaction; the start-up reconcile ticked once.

@@ -20,13 +20,16 @@ async def _json_body(request: web.Request, source: str) -> object:
     try:
         return await read_json(request)
     except RefusedBody as exc:
-        await _dead_letter(request, source, exc.refusal, exc.refused)
+        await _dead_letter(request, source, exc.refusal, exc.refused, reason=exc.code)
         raise
 
 
-async def _dead_letter(request: web.Request, source: str, error: str, body: str | None) -> None:
+async def _dead_letter(request: web.Request, source: str, error: str, body: str | None, *, reason: str) -> None:
+    """Keep a whole body the route refused (its items never reach the ingestor, which counts its own)."""
     now = now_iso()
-    await context(request).db.write(lambda conn: dead_letters.add(conn, source, error, body, now))
+    ctx = context(request)
+    await ctx.db.write(lambda conn: dead_letters.add(conn, source, error, body, now))
+    ctx.metrics.refused(reason)
 
 
 @routes.post("/v1/events")
@@ -36,12 +39,12 @@ async def post_events(request: web.Request) -> web.Response:
     if batch:
         items = body["events"]
         if not isinstance(items, list):
-            await _dead_letter(request, "api", "events: expected an array", dead_letter_text(body))
+            await _dead_letter(request, "api", "events: expected an array", dead_letter_text(body), reason="events")
             raise ApiError(400, "invalid_envelope", "events: expected an array of envelopes")
     elif isinstance(body, dict):
         items = [body]
     else:
-        await _dead_letter(request, "api", "expected an envelope object", dead_letter_text(body))
+        await _dead_letter(request, "api", "expected an envelope object", dead_letter_text(body), reason="not_an_object")
         raise ApiError(400, "invalid_envelope", "expected an envelope object or {\"events\": [...]}")
     summary = await context(request).ingestor.ingest(items, source="api")
     if not batch and summary.rejected:
