@@ -63,12 +63,23 @@ function render() {
   for (let i = upto - 1; i >= 0 && rows.length < SHOWN; i--) {
     const c = store.feed[i];
     if (!matches(c)) continue;
-    rows.push(h("li", { class: `change e-${c.entity}`, "data-seq": c.seq, "data-entity": c.entity, "data-id": c.id },
-      h("time", { datetime: c.at }, c.at.slice(11, 19)), " ",
-      h("span", { class: "kind" }, kindOf(c)), " ",
-      c.session_id ? h("a", { href: `/sessions/${encodeURIComponent(c.session_id)}` }, c.session_id) : "", " ",
-      h("span", {}, describe(c))));
+    rows.push(row(c));
   }
   state.list.replaceChildren(...rows);
   if (!state.paused) state.info.textContent = `${store.feedTotal} changes since the page opened`;
+}
+
+// A change never changes: its row is built once and reused by every later render.
+const built = new WeakMap();
+function row(c) {
+  let el = built.get(c);
+  if (!el) {
+    el = h("li", { class: `change e-${c.entity}`, "data-seq": c.seq, "data-entity": c.entity, "data-id": c.id },
+      h("time", { datetime: c.at }, c.at.slice(11, 19)), " ",
+      h("span", { class: "kind" }, kindOf(c)), " ",
+      c.session_id ? h("a", { href: `/sessions/${encodeURIComponent(c.session_id)}` }, c.session_id) : "", " ",
+      h("span", {}, describe(c)));
+    built.set(c, el);
+  }
+  return el;
 }

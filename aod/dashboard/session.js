@@ -64,10 +64,14 @@ async function older() {
 
 export function update(batch) {
   if (!state) return;
+  let mine = batch.length === 0;  // an empty batch: counts were re-read, the header may age
   for (const c of batch) {
-    if (c.entity === "event" && c.session_id === state.id) state.events.set(c.data.id, c.data);
+    if (c.session_id !== state.id) continue;
+    mine = true;
+    if (c.entity === "event") state.events.set(c.data.id, c.data);
   }
-  render();
+  // Other sessions' changes do not touch this page: under a busy stream it renders only for its own.
+  if (mine) render();
 }
 
 function field(name, value) {
