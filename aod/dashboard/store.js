@@ -80,7 +80,7 @@ export function addPr(pr) {
 
 function apply(change) {
   const d = change.data || {};
-  if (change.entity === "session") noteStatus(upsertSession(d, change.at));
+  if (change.entity === "session") noteStatus(upsertSession(countStatus(d, change.op), change.at));
   else if (change.entity === "event") noteEvent(d);
   else if (change.entity === "pr") addPr(d);
   else if (change.entity === "check") store.checks.set(change.id, d);
@@ -90,6 +90,16 @@ function apply(change) {
   // Trimmed in steps, not per change: a splice per change would copy 5,000 entries each time.
   if (store.feed.length > FEED_MAX * 1.2) store.feed.splice(0, store.feed.length - FEED_MAX);
   if (change.entity === "session") scheduleCounts();
+}
+
+// The counts move at once when we know where a session came from (the title must not wait for
+// the re-read); the re-read scheduled below settles the rest, such as sessions never loaded here.
+function countStatus(row, op) {
+  const known = store.sessions.get(row.id);
+  const from = known && known.updated_at <= row.updated_at ? known.status : null;
+  if (from !== null && from !== row.status) store.counts[from] = Math.max(0, (store.counts[from] || 0) - 1);
+  if ((from !== null && from !== row.status) || (!known && op === "insert")) store.counts[row.status] = (store.counts[row.status] || 0) + 1;
+  return row;
 }
 
 export function prsOf(sessionId) {
