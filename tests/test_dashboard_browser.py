@@ -135,17 +135,26 @@ def test_session_page_timeline_send_waiting_input_and_kill(aod: Daemon, tmux: Tm
     assert spawned.status == 201, spawned.body
     sid, pane = spawned.body["id"], spawned.body["runtime_handle"]
     hook(aod, "PreToolUse", "a-typist", repo, session=sid)
+    older = [{"agent": "claude-code", "session": sid,
+              "payload": payload("PostToolUse", "a-typist", repo, tool_use_id=f"toolu_old_{n}")} for n in range(55)]
+    assert aod.post("/v1/events", {"events": older}).body["accepted"] == 55
 
     base = login(page, aod)
     page.goto(f"{base}/sessions/{sid}")  # a deep link, as after a reload
+    # The newest 50 first; "older" pages back with the API's cursor.
+    page.locator("ol.timeline li").first.wait_for()
+    assert page.locator("ol.timeline li").count() == 50
+    page.get_by_label("load older events").click()
     page.locator('li[data-kind="PreToolUse"]').wait_for()
+    assert page.locator("ol.timeline li").count() == 56
+    assert page.get_by_label("load older events").is_hidden()
     head = page.locator("section.head").inner_text()
     assert "shop" in head and str(repo) in head and "tmux " + pane in head and "alive\nyes" in head
     page.locator('li[data-kind="PreToolUse"] summary').click()
     wait_for(lambda: '"npm test"' in page.locator('li[data-kind="PreToolUse"] pre').inner_text(), message="the payload")
 
-    hook(aod, "PostToolUse", "a-typist", repo, session=sid)
-    page.locator('li[data-kind="PostToolUse"]').wait_for(timeout=LIVE_MS)
+    hook(aod, "Stop", "a-typist", repo, session=sid)
+    page.locator('li[data-kind="Stop"]').wait_for(timeout=LIVE_MS)
 
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
@@ -278,3 +287,22 @@ def test_stats_view_and_dark_narrow_layout(daemon: Daemon, browser: Any, tmp_pat
         assert tools.locator("text").first.text_content() == "Bash"
         page.screenshot("dashboard-stats")
         page.assert_no_errors()
+
+
+def test_board_pages_a_big_group_with_the_api_cursor(daemon: Daemon, page: RecordedPage, tmp_path: Path) -> None:
+    starts = [{"agent": "claude-code", "payload": payload("SessionStart", f"a-{n}", tmp_path / "many")}
+              for n in range(130)]
+    assert daemon.post("/v1/events", {"events": starts}).body["accepted"] == 130
+    login(page, daemon)
+    waiting = page.locator('section[data-group="waiting"]')
+    waiting.locator("article").first.wait_for()
+    assert waiting.locator("article").count() == 30 and waiting.locator(".count").inner_text() == "130"
+    more = page.get_by_label("show more Idle / PR waiting")
+    more.click()  # 60 more drawn, and the API's next page (past the first 100) read with its cursor
+    wait_for(lambda: waiting.locator("article").count() == 90, message="the second helping")
+    more.click()
+    wait_for(lambda: waiting.locator("article").count() == 130, message="the second page")
+    assert more.count() == 0
+    ids = [a.get_attribute("data-id") for a in waiting.locator("article").all()]
+    assert sorted(ids) == sorted(f"many-{n}" for n in range(1, 131))
+    page.assert_no_errors()
