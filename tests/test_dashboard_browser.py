@@ -115,9 +115,8 @@ def test_board_groups_live_title_ack_keys_and_filters(daemon: Daemon, page: Reco
     wait_for(lambda: page.locator("article.card").count() == 1, message="the text filter")
     page.fill("#filter", "")
     page.get_by_label("filter by project").select_option("red")
-    wait_for(lambda: page.locator("article.card").all_inner_texts() and
-             [c.get_attribute("data-id") for c in page.locator("article.card").all()] == ["red-1"],
-             message="the project filter")
+    # Read in one evaluation: the board may redraw between two locator calls.
+    until(page, "[...document.querySelectorAll('article.card')].map(c => c.dataset.id).join() === 'red-1'")
     page.get_by_label("filter by project").select_option("")
 
     # Enter opens the focused card's session page.
@@ -303,6 +302,6 @@ def test_board_pages_a_big_group_with_the_api_cursor(daemon: Daemon, page: Recor
     more.click()
     wait_for(lambda: waiting.locator("article").count() == 130, message="the second page")
     assert more.count() == 0
-    ids = [a.get_attribute("data-id") for a in waiting.locator("article").all()]
+    ids = page.evaluate("[...document.querySelectorAll('section[data-group=waiting] article')].map(a => a.dataset.id)")
     assert sorted(ids) == sorted(f"many-{n}" for n in range(1, 131))
     page.assert_no_errors()

@@ -75,7 +75,7 @@ function row(c) {
   let el = built.get(c);
   if (!el) {
     el = h("li", { class: `change e-${c.entity}`, "data-seq": c.seq, "data-entity": c.entity, "data-id": c.id },
-      h("time", { datetime: c.at }, c.at.slice(11, 19)), " ",
+      h("time", { datetime: c.at }, new Date(c.at).toLocaleTimeString([], { hour12: false })), " ",
       h("span", { class: "kind" }, kindOf(c)), " ",
       c.session_id ? h("a", { href: `/sessions/${encodeURIComponent(c.session_id)}` }, c.session_id) : "", " ",
       h("span", {}, describe(c)));
