@@ -60,7 +60,7 @@ export function mount(root, _params, navigate) {
   state.agentSel = agentSel;
   state.text = text;
   root.append(h("section", { class: "board", "aria-label": "attention board" },
-    h("div", { class: "filters" }, projectSel, agentSel, text), state.body));
+    h("div", { class: "filters" }, projectSel, agentSel, text, h("span", { class: "notice note", role: "status" })), state.body));
   document.addEventListener("keydown", keys);
   loadProjects();
   load();
@@ -220,9 +220,19 @@ async function fetchDetails(byGroup) {
 }
 
 export async function ack(id) {
-  const e = await post(`/v1/escalations/${id}/ack`);
-  store.escalations.set(e.id, e);
+  try {
+    const e = await post(`/v1/escalations/${id}/ack`);
+    store.escalations.set(e.id, e);
+  } catch (err) {
+    notice(`could not acknowledge escalation ${id}: ${err.message}`);
+  }
   if (state) render();
+}
+
+function notice(text) {
+  // The board's own line when it is shown; the session page has its note.
+  const el = document.querySelector(".board .notice") || document.querySelector(".session .note");
+  if (el) el.textContent = text;
 }
 
 function keys(e) {

@@ -131,13 +131,13 @@ export function needingHuman() {
 let countsTimer = 0;
 function scheduleCounts() {
   // Counts come from the daemon (sessions not loaded here count too), re-read after session
-  // changes at most every 200 ms.
+  // changes at most once a second (a status read counts every table); countStatus moves them at once.
   if (countsTimer) return;
   countsTimer = setTimeout(async () => {
     countsTimer = 0;
     await loadCounts();
     for (const fn of listeners.change) fn([]);
-  }, 200);
+  }, 1000);
 }
 
 export async function loadCounts() {
