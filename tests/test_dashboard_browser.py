@@ -260,6 +260,14 @@ def test_feed_resumes_after_a_restart_exactly_once_and_a_reset_rereads(
         assert page.url == f"{base}/"
         # While the daemon was down Chromium logged each refused connection; nothing else went wrong.
         assert [e for e in page.errors if "ERR_CONNECTION_REFUSED" not in e] == []
+
+        # A new token under the same address: the page's cookie is refused, and the page says so.
+        d.stop()
+        (data_dir / "token").write_text("another-token-" + "x" * 30 + "\n")
+        d.start(args=args)
+        until(page, "document.querySelector('#conn').dataset.state === 'unauthorized'")
+        assert "aod dashboard" in page.locator("#conn").inner_text()
+        assert any("401 (Unauthorized)" in e for e in page.errors)
     finally:
         if d.proc is not None and d.proc.poll() is None:
             d.kill()

@@ -17,6 +17,9 @@ async function call(method, path, body) {
   const text = await response.text();
   let parsed = null;
   try { parsed = text ? JSON.parse(text) : null; } catch { parsed = null; }
+  // The cookie no longer matches the daemon's token (a new data dir, a rotated token): say so once
+  // for the whole page instead of every view failing on its own.
+  if (response.status === 401) document.dispatchEvent(new CustomEvent("aod:unauthorized"));
   if (!response.ok) {
     const err = parsed && parsed.error ? parsed.error : { code: "http_" + response.status, message: text };
     throw new ApiError(response.status, err.code, err.message);

@@ -2,6 +2,7 @@
 // it gives up (an error status while the daemon starts, say) we open a new one from our last id.
 import { enqueue, clearAll } from "./store.js";
 import { hhmm } from "./dom.js";
+import { get } from "./api.js";
 
 const ENTITIES = ["session", "pr", "check", "event", "escalation"];
 const OFFLINE_AFTER_MS = 5000;
@@ -29,6 +30,10 @@ function dropped() {
 
 export function connect(el) {
   indicator = el;
+  document.addEventListener("aod:unauthorized", () => {
+    clearTimeout(offlineTimer);
+    show("unauthorized", "logged out: run `aod dashboard` to log in again");
+  });
   open();
 }
 
@@ -42,7 +47,9 @@ function open() {
   source.onerror = () => {
     dropped();
     if (source.readyState === EventSource.CLOSED) {
+      // EventSource does not say why it gave up; a status read does (a 401 raises aod:unauthorized).
       source = null;
+      get("/v1/status").catch(() => {});
       setTimeout(open, 2000);
     }
   };
