@@ -13,6 +13,12 @@ from collections.abc import Sequence
 from aod.cli import ack, control, dashboard, doctor, escalations, hooks, queries, service
 
 EXIT_USAGE = 2
+# The module that runs each command (queries and control answer several).
+_RUNNERS = {
+    **dict.fromkeys(queries.COMMANDS, queries), **dict.fromkeys(control.COMMANDS, control),
+    "hooks": hooks, "ack": ack, "escalations": escalations, "service": service, "doctor": doctor,
+    "dashboard": dashboard,
+}
 
 
 def _global_options() -> argparse.ArgumentParser:
@@ -79,22 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "serve":
         return _serve(args)
-    if args.command in queries.COMMANDS:
-        return queries.run(args)
-    if args.command in control.COMMANDS:
-        return control.run(args)
-    if args.command == "hooks":
-        return hooks.run(args)
-    if args.command == "ack":
-        return ack.run(args)
-    if args.command == "escalations":
-        return escalations.run(args)
-    if args.command == "service":
-        return service.run(args)
-    if args.command == "doctor":
-        return doctor.run(args)
-    if args.command == "dashboard":
-        return dashboard.run(args)
+    runner = _RUNNERS.get(args.command)
+    if runner is not None:
+        return runner.run(args)
     if args.command == "hook":  # reached only with global options first: `aod --data-dir D hook`
         from aod.hook import main as hook_main
 
