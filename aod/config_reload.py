@@ -29,6 +29,8 @@ RESTART_ONLY = ("server", "storage", "ingest.max_body_bytes")
 DEBOUNCE_MS = 200
 # How often the watcher also checks by itself (a few stat calls): what inotify cannot see.
 POLL_MS = 2000
+# watchfiles' thread wakes this often (taking the GIL): its default, 50 ms, is most of an idle daemon's CPU.
+WATCH_STEP_MS = 500
 
 Listener = Callable[[Config], None]
 
@@ -140,6 +142,7 @@ async def _changes(spot: Path, path: Path) -> AsyncIterator[bool]:
             spot,
             watch_filter=lambda _change, changed: changed in relevant,
             debounce=DEBOUNCE_MS,
+            step=WATCH_STEP_MS,
             recursive=False,
             rust_timeout=POLL_MS,
             yield_on_timeout=True,

@@ -3,7 +3,7 @@
 The database calls `wake` on the event loop after every commit of this process's writer (the
 writer resolves its futures with `call_soon_threadsafe`, and the commit listeners run in that
 same callback). Writes by another process (a `sqlite3` shell, a restore) wake nobody, so a
-tick about once a second compares `PRAGMA data_version`, which changes on a connection when
+tick about once a second (every 30 s while no client is subscribed) compares `PRAGMA data_version`, which changes on a connection when
 any other connection committed, and reads only when it moved. Frames are built on the reader
 thread, so the loop only fans them out.
 """
@@ -27,6 +27,8 @@ log = logging.getLogger("aod.stream")
 
 PAGE = 500
 TICK = 1.0
+# The tick while no client is subscribed: an idle daemon should not read the database every second.
+IDLE_TICK = 30.0
 # Reads at most this often: under a stream of small commits one read then serves a handful of
 # them (measured: at ~3,000 single-event requests/s, per-commit reads cost ~30 µs of reader
 # CPU per event, and each read's thread hand-offs fight ingest for the GIL). Adds at most this
@@ -70,7 +72,8 @@ class Poller:
                 log.exception("change_log poll failed")
             await asyncio.sleep(MIN_GAP)
             try:
-                async with asyncio.timeout(self._tick):
+                # No one to tell: only own commits (which wake it) matter; the skip to the head can wait.
+                async with asyncio.timeout(self._tick if self._broadcaster.subscribers else IDLE_TICK):
                     await self._wake.wait()
                 woken = True
             except TimeoutError:

@@ -27,7 +27,10 @@ BATCH_FILES = 500
 # Files the daemon refused (each has its dead letter): kept for a person to look at, never retried.
 REJECTED_DIR = "rejected"
 # watchfiles can miss events (e.g. inotify queue overflow): rescan now and then regardless.
-RESCAN_SECONDS = 5.0
+RESCAN_SECONDS = 60.0
+# How often watchfiles' thread wakes to look for events: each wake takes the GIL, so this is
+# idle CPU (20 ms cost ~60 ms per minute); a spooled file is a fallback, a second is soon enough.
+WATCH_STEP_MS = 500
 
 
 def pending_files(spool_dir: Path) -> list[Path]:
@@ -114,7 +117,7 @@ class SpoolIngester:
             self.spool_dir,
             watch_filter=_is_envelope_file,
             debounce=50,
-            step=20,
+            step=WATCH_STEP_MS,
             stop_event=stop,
             rust_timeout=int(RESCAN_SECONDS * 1000),
             yield_on_timeout=True,

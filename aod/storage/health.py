@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -104,6 +105,8 @@ class StorageHealth:
         self.last_error: str | None = None
         self._began = 0.0
         self._lock = threading.Lock()
+        # Called (from whichever thread noticed) when the state leaves "ok": the probe waits for it.
+        self.on_degraded: Callable[[], None] | None = None
 
     @property
     def degraded(self) -> bool:
@@ -121,6 +124,8 @@ class StorageHealth:
             previous, self.state, self.since = self.state, kind, now_iso()
             if previous == "ok":
                 self._began = time.monotonic()
+        if previous == "ok" and self.on_degraded is not None:
+            self.on_degraded()
         # Once per change of state, never per failing request.
         log.warning(
             "the database cannot be written: ingest answers 507 and /readyz 503 until it can",

@@ -19,10 +19,22 @@ _KEY = "storage_probe"
 
 
 async def run(db: Database, interval: float = PROBE_INTERVAL) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        if db.health.degraded:
-            await probe(db)
+    # Asleep while the database takes writes (an idle daemon must not wake every second): the
+    # health state wakes it, from the thread that met the error, when writes start failing.
+    loop = asyncio.get_running_loop()
+    degraded = asyncio.Event()
+    db.health.on_degraded = lambda: loop.call_soon_threadsafe(degraded.set)
+    try:
+        while True:
+            if not db.health.degraded:
+                degraded.clear()
+                if not db.health.degraded:  # it may have failed between the look and the clear
+                    await degraded.wait()
+            await asyncio.sleep(interval)
+            if db.health.degraded:
+                await probe(db)
+    finally:
+        db.health.on_degraded = None
 
 
 async def probe(db: Database) -> bool:
