@@ -43,8 +43,9 @@ __all__ = ["DEFAULT_AGENT", "DEFAULT_TIMEOUT", "build_envelope", "is_json_object
 
 DEFAULT_AGENT = "claude-code"
 DEFAULT_TIMEOUT = 0.3
-# `aod hooks install` gives the hook 5 s before the agent kills it; a longer wait for the daemon
-# would leave no time to spool, and the event would be lost.
+# Claude Code kills an async hook still running when `claude -p` ends (and a synchronous one,
+# as older installs wrote, after its timeout): a longer wait for the daemon would leave no time
+# to spool, and the event would be lost.
 MAX_TIMEOUT = 3.0
 # A newer `aod hooks install` may pass options an older client does not know: they are ignored,
 # never an error. The global options mean what they mean for every aod command.

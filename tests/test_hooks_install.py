@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
-import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from aod.cli.hooks import (
+    ALL_EVENTS,
     DEFAULT_EVENTS,
     TOOL_EVENTS,
-    hook_command,
+    command_handler,
+    hook_argv,
     install_entries,
     is_aod_handler,
     uninstall_entries,
@@ -27,11 +28,13 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "claude-code"
 AOD_SCRIPT = Path(sys.executable).parent / "aod"
 
 
-def same_command(actual: str, expected: str) -> bool:
-    """Equal commands, where the interpreter may be named python or python3 (the console
+HOOK_PY = str(Path(__file__).resolve().parent.parent / "aod" / "hook.py")
+
+
+def same_argv(actual: list[str], expected: list[str]) -> bool:
+    """Equal argvs, where the interpreter may be named python or python3 (the console
     script's shebang) as long as it is the same file, i.e. the same virtualenv."""
-    a, e = shlex.split(actual), shlex.split(expected)
-    return a[1:] == e[1:] and os.path.samefile(a[0], e[0])
+    return actual[1:] == expected[1:] and os.path.samefile(actual[0], expected[0])
 
 USER_HOOK = {"matcher": "Bash", "hooks": [{"type": "command", "command": "~/bin/guard.sh", "timeout": 10}]}
 ORIGINAL: dict[str, Any] = {
@@ -82,9 +85,10 @@ def aod_groups(doc: dict[str, Any], event: str) -> list[dict[str, Any]]:
     return [g for g in doc["hooks"].get(event, []) if any(is_aod_handler(h) for h in g["hooks"])]
 
 
-def aod_command_of(doc: dict[str, Any], event: str = "PreToolUse") -> str:
+def aod_argv_of(doc: dict[str, Any], event: str = "PreToolUse") -> list[str]:
     (group,) = aod_groups(doc, event)
-    return group["hooks"][0]["command"]
+    handler = group["hooks"][0]
+    return [handler["command"], *handler["args"]]
 
 
 # --- install, reinstall, uninstall ---------------------------------------------------------------
@@ -109,12 +113,10 @@ def test_install_adds_one_entry_per_event_and_keeps_everything_else(cli: list[st
         (group,) = aod_groups(doc, event)
         assert group.get("matcher") == ("*" if event in TOOL_EVENTS else None), event
         (handler,) = group["hooks"]
-        assert handler.keys() == {"type", "command", "timeout"} and (handler["type"], handler["timeout"]) == ("command", 5)
-        assert same_command(handler["command"], hook_command())
-    argv = shlex.split(aod_command_of(doc))
-    assert same_command(aod_command_of(doc), shlex.join(
-        [os.path.abspath(sys.executable), "-S", str(Path(__file__).resolve().parent.parent / "aod" / "hook.py")]))
-    assert argv[1:] == ["-S", str(Path(__file__).resolve().parent.parent / "aod" / "hook.py")]
+        # Exec form (no shell), and async: the agent does not wait for a hook that only observes.
+        assert handler.keys() == {"type", "command", "args", "async"}, event
+        assert (handler["type"], handler["async"]) == ("command", True)
+        assert same_argv([handler["command"], *handler["args"]], [sys.executable, "-S", HOOK_PY])
     assert (config_dir / "settings.json.bak").read_text(encoding="utf-8") == ORIGINAL_TEXT
     assert stat.S_IMODE(settings.stat().st_mode) == 0o644
     assert sorted(p.name for p in config_dir.iterdir()) == ["settings.json", "settings.json.bak"]
@@ -241,7 +243,8 @@ def test_a_file_it_cannot_edit_is_refused_untouched(cli: list[str], home: Path, 
 def test_project_scope_writes_the_project_settings(cli: list[str], home: Path, tmp_path: Path) -> None:
     project = tmp_path / "project"
     project.mkdir()
-    env = env_for(home)
+    # An `aod` on PATH, as scripts/run puts one in ~/.local/bin.
+    env = env_for(home, PATH=f"{AOD_SCRIPT.parent}{os.pathsep}{os.environ.get('PATH', '')}")
 
     by_flag = run_cli(cli, "install", "--scope", "project", "--project-dir", str(project), env=env)
     other = tmp_path / "other"
@@ -252,7 +255,26 @@ def test_project_scope_writes_the_project_settings(cli: list[str], home: Path, t
     assert [by_flag.returncode, by_cwd.returncode, local.returncode] == [0, 0, 0]
     for settings in (project / ".claude/settings.json", other / ".claude/settings.json", other / ".claude/settings.local.json"):
         assert set(json.loads(settings.read_text())["hooks"]) == set(DEFAULT_EVENTS), settings
+    # The committed file names the `aod` that PATH finds, never this machine's virtualenv.
+    for settings in (project / ".claude/settings.json", other / ".claude/settings.json"):
+        text = settings.read_text()
+        assert sys.prefix not in text and "hook.py" not in text
+        assert aod_argv_of(json.loads(text)) == ["aod", "hook"]
+    assert same_argv(aod_argv_of(json.loads((other / ".claude/settings.local.json").read_text())),
+                     [sys.executable, "-S", HOOK_PY])
     assert not (home / ".claude").exists()
+
+
+def test_project_scope_without_aod_on_path_is_refused(cli: list[str], home: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    env = env_for(home, PATH="/nonexistent")
+
+    done = run_cli(cli, "install", "--scope", "project", "--project-dir", str(project), env=env)
+
+    assert done.returncode == 1
+    assert "no `aod` on PATH" in done.stderr and "--scope local" in done.stderr
+    assert not (project / ".claude").exists()
 
 
 # --- the installed command works -----------------------------------------------------------------
@@ -262,14 +284,13 @@ def test_the_installed_command_delivers_to_the_spool(cli: list[str], home: Path,
     data_dir = tmp_path / "hook-data"
     assert run_cli(cli, "--data-dir", str(data_dir), "install", "--agent", "codex", env=env_for(home)).returncode == 0
     doc = json.loads((home / ".claude" / "settings.json").read_text())
-    command = aod_command_of(doc, "PostToolUse")
-    assert command.endswith(f"--agent codex --data-dir {shlex.quote(str(data_dir))}")
+    argv = aod_argv_of(doc, "PostToolUse")
+    assert argv[-4:] == ["--agent", "codex", "--data-dir", str(data_dir)]
     fixture = (FIXTURES / "PostToolUse.json").read_bytes()
-    # Claude Code runs the command through a shell, from the project's directory.
-    shell = shutil.which("bash") or "/bin/sh"
+    # Claude Code spawns the exec form directly (no shell), from the project's directory.
     env = env_for(home, AOD_SOCKET=str(tmp_path / "no-daemon.sock"))
 
-    done = subprocess.run([shell, "-c", command], input=fixture, capture_output=True, env=env, cwd=tmp_path, timeout=30)
+    done = subprocess.run(argv, input=fixture, capture_output=True, env=env, cwd=tmp_path, timeout=30)
 
     assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
     (spooled,) = (data_dir / "spool").iterdir()
@@ -278,13 +299,13 @@ def test_the_installed_command_delivers_to_the_spool(cli: list[str], home: Path,
     assert envelope["agent"] == "codex"
 
 
-def test_paths_with_spaces_are_quoted(tmp_path: Path) -> None:
-    data_dir = tmp_path / "Application Support" / "it's aod"
+def test_paths_with_spaces_need_no_quoting(tmp_path: Path) -> None:
+    data_dir = tmp_path / "Application Support" / "it's $aod"
 
-    command = hook_command("claude-code", ["--data-dir", str(data_dir)])
+    handler = command_handler(hook_argv("claude-code", ["--data-dir", str(data_dir)]))
 
-    assert shlex.split(command)[-2:] == ["--data-dir", str(data_dir)]
-    assert is_aod_handler({"type": "command", "command": command})
+    assert handler["args"][-2:] == ["--data-dir", str(data_dir)]
+    assert is_aod_handler(handler)
 
 
 # --- what counts as aod's ------------------------------------------------------------------------
@@ -294,7 +315,7 @@ def test_a_stale_entry_of_another_install_is_replaced(cli: list[str], home: Path
     settings = home / ".claude" / "settings.json"
     stale = "/old/venv/bin/python3 -S '/old/site packages/aod/hook.py' --agent claude-code"
     doc = {"hooks": {"Stop": [{"hooks": [{"type": "command", "command": stale, "timeout": 5}]}],
-                     "Setup": [{"hooks": [{"type": "command", "command": stale}]}]}}
+                     "WorktreeCreate": [{"hooks": [{"type": "command", "command": stale}]}]}}
     settings.parent.mkdir()
     settings.write_text(json.dumps(doc))
 
@@ -304,15 +325,15 @@ def test_a_stale_entry_of_another_install_is_replaced(cli: list[str], home: Path
     assert "updated 1 aod hook entry" in done.stdout
     assert "removed 1 aod hook entry" in done.stdout
     after = json.loads(settings.read_text())
-    assert "Setup" not in after["hooks"]
-    assert same_command(aod_command_of(after, "Stop"), hook_command())
+    assert "WorktreeCreate" not in after["hooks"]
+    assert same_argv(aod_argv_of(after, "Stop"), hook_argv())
     assert stale not in settings.read_text()
 
 
 def test_uninstall_keeps_the_users_handlers_in_a_shared_group(cli: list[str], home: Path) -> None:
     settings = home / ".claude" / "settings.json"
     theirs = {"type": "command", "command": "notify-send done"}
-    ours = {"type": "command", "command": hook_command()}
+    ours = command_handler(hook_argv())
     settings.parent.mkdir()
     settings.write_text(json.dumps({"hooks": {"Stop": [{"hooks": [theirs, ours]}]}}))
 
@@ -342,9 +363,28 @@ def test_commands_that_are_not_exactly_aods_are_left_alone(command: str) -> None
     assert uninstall_entries(doc)[0] == doc
 
 
+@pytest.mark.parametrize(
+    "handler",
+    [
+        {"type": "command", "command": "aod", "args": ["hook", "--verbose"]},
+        {"type": "command", "command": "/usr/bin/aod", "args": ["status"]},
+        {"type": "command", "command": "python3", "args": ["/x/aod/hook.py"]},
+        {"type": "command", "command": "python3", "args": "-S /x/aod/hook.py"},
+        {"type": "command", "command": "bash", "args": ["-c", "aod hook"]},
+        {"type": "http", "url": "http://example.com:8765/v1/hooks/claude-code"},
+        {"type": "http", "url": "http://127.0.0.1:8765/v1/events"},
+    ],
+)
+def test_handlers_that_are_not_exactly_aods_are_left_alone(handler: dict[str, Any]) -> None:
+    doc = {"hooks": {"Stop": [{"hooks": [handler]}]}}
+
+    assert not is_aod_handler(handler)
+    assert uninstall_entries(doc)[0] == doc
+
+
 def test_uninstall_by_agent_removes_only_that_agents_entries() -> None:
-    codex = {"type": "command", "command": hook_command("codex")}
-    default = {"type": "command", "command": hook_command()}
+    codex = command_handler(hook_argv("codex"))
+    default = command_handler(hook_argv())
     doc = {"hooks": {"Stop": [{"hooks": [codex]}, {"hooks": [default]}]}}
 
     after, changes = uninstall_entries(doc, agent="codex")
@@ -358,8 +398,9 @@ def test_install_entries_is_idempotent_and_uninstall_inverts_it() -> None:
     events = ("Stop", "PreToolUse")
     doc = {"a": 1, "hooks": {"Stop": [], "PreToolUse": [USER_HOOK]}, "z": 2}
 
-    once, first = install_entries(doc, "py -S /p/aod/hook.py", events)
-    twice, second = install_entries(once, "py -S /p/aod/hook.py", events)
+    handlers = {e: command_handler(["py", "-S", "/p/aod/hook.py"]) for e in events}
+    once, first = install_entries(doc, handlers)
+    twice, second = install_entries(once, handlers)
     back, removed = uninstall_entries(twice)
 
     assert (first.added, second.changed) == (2, False)
@@ -417,7 +458,115 @@ def test_add_parser_takes_global_options_before_or_after(tmp_path: Path) -> None
     after = parser.parse_args(["hooks", "uninstall", "--data-dir", "D", "--dry-run"])
 
     assert (before.command, before.hooks_command, before.data_dir, before.scope) == ("hooks", "install", "D", "project")
-    assert (before.agent, before.events, before.dry_run) == ("claude-code", DEFAULT_EVENTS, False)
+    assert (before.agent, before.events, before.dry_run, before.http) == ("claude-code", DEFAULT_EVENTS, False, False)
     assert (after.hooks_command, after.data_dir, after.dry_run, after.agent) == ("uninstall", "D", True, None)
     with pytest.raises(SystemExit):
         parser.parse_args(["hooks"])
+
+
+# --- every event, and the http form --------------------------------------------------------------
+
+
+def test_default_events_are_every_event_of_claude_code_but_three() -> None:
+    # The events issue 15 names as missing, among the 31 of the hooks reference.
+    assert {"PermissionDenied", "PostToolBatch", "TaskCompleted", "PostCompact", "Setup", "InstructionsLoaded",
+            "ConfigChange", "UserPromptExpansion", "DirectoryAdded", "ElicitationResult"} <= set(DEFAULT_EVENTS)
+    assert len(ALL_EVENTS) == len(set(ALL_EVENTS)) == 31
+    # A hook there replaces git's worktree creation; watches only named files; fires per text chunk.
+    assert set(ALL_EVENTS) - set(DEFAULT_EVENTS) == {"WorktreeCreate", "FileChanged", "MessageDisplay"}
+    assert "PermissionDenied" in TOOL_EVENTS
+
+
+def test_http_install_posts_to_the_daemons_port_and_uninstall_removes_it(
+    cli: list[str], home: Path, daemon: Any
+) -> None:
+    import urllib.request
+
+    settings = home / ".claude" / "settings.json"
+    write_original(settings)
+    env = env_for(home, AOD_SOCKET=str(daemon.socket), AOD_DATA_DIR=str(daemon.data_dir))
+
+    done = run_cli(cli, "install", "--http", env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert "AOD_TOKEN" in done.stdout
+    doc = json.loads(settings.read_text())
+    tcp = daemon.status()["tcp"]
+    (stop,) = aod_groups(doc, "Stop")[0]["hooks"]
+    assert stop == {"type": "http", "url": f"http://{tcp}/v1/hooks/claude-code",
+                    "headers": {"Authorization": "Bearer ${AOD_TOKEN}"}, "allowedEnvVars": ["AOD_TOKEN"], "timeout": 2}
+    # SessionStart and Setup take no http hook: they keep the command hook.
+    for event in ("SessionStart", "Setup"):
+        (handler,) = aod_groups(doc, event)[0]["hooks"]
+        assert (handler["type"], handler["async"]) == ("command", True)
+    assert all(aod_groups(doc, e)[0]["hooks"][0]["type"] == "http" for e in DEFAULT_EVENTS
+               if e not in ("SessionStart", "Setup"))
+    # What Claude Code sends: the payload as the body, the header with $AOD_TOKEN resolved.
+    token = (daemon.data_dir / "token").read_text().strip()
+    headers = {k: v.replace("${AOD_TOKEN}", token) for k, v in stop["headers"].items()}
+    body = (FIXTURES / "Stop.json").read_bytes()
+    post = urllib.request.Request(stop["url"], data=body, headers={**headers, "Content-Type": "application/json"})
+    with urllib.request.urlopen(post, timeout=10) as answer:
+        assert answer.status == 202 and json.load(answer)["accepted"] == 1
+    events = daemon.get("/v1/events").body["items"]
+    assert [e["kind"] for e in events] == ["Stop"]
+    assert "already installed" in run_cli(cli, "install", "--http", env=env).stdout
+
+    done = run_cli(cli, "uninstall", env=env)
+
+    assert done.returncode == 0
+    assert json.loads(settings.read_text()) == ORIGINAL
+
+
+def test_http_install_refuses_without_a_tcp_listener(home: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[server]\ntcp = ""\n')
+    env = env_for(home, AOD_SOCKET=str(tmp_path / "no-daemon.sock"))
+
+    done = run_cli([sys.executable, "-m", "aod.cli.hooks"], "--config", str(config), "install", "--http", env=env)
+
+    assert done.returncode == 1
+    assert 'server.tcp is ""' in done.stderr
+    assert not (home / ".claude").exists()
+
+
+# --- async hooks arrive out of order -------------------------------------------------------------
+
+
+def wait_reading_stdin(proc: subprocess.Popen[bytes]) -> None:
+    """Until `proc` blocks reading its stdin pipe (Linux: its wchan), or a generous while elsewhere."""
+    wchan = Path(f"/proc/{proc.pid}/wchan")
+    if not wchan.parent.exists():
+        time.sleep(0.5)
+        return
+    deadline = time.monotonic() + 20
+    while "pipe_read" not in wchan.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, "the hook client never read its stdin"
+        time.sleep(0.005)
+
+
+def test_late_arrival_of_an_earlier_event_does_not_move_the_session_back(home: Path, daemon: Any) -> None:
+    """Claude Code does not wait for async hooks, so a prompt's hook may deliver after the Stop
+    that followed it. The client stamps occurred_at when it starts; the session follows that."""
+    assert run_cli([sys.executable, "-m", "aod.cli.hooks"], "install", env=env_for(home)).returncode == 0
+    doc = json.loads((home / ".claude" / "settings.json").read_text())
+    env = env_for(home, AOD_SOCKET=str(daemon.socket), AOD_DATA_DIR=str(daemon.data_dir))
+    payloads = {e: json.loads((FIXTURES / f"{e}.json").read_bytes()) for e in ("SessionStart", "UserPromptSubmit", "Stop")}
+    payloads["Stop"]["background_tasks"] = []  # a turn that ended with nothing left running: idle
+    fired = []
+    for event in payloads:  # in this order, as the agent fires them
+        proc = subprocess.Popen(aod_argv_of(doc, event), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env)
+        fired.append((event, proc))
+        wait_reading_stdin(proc)  # it stamped its occurred_at at start, before the next one starts
+    for event, proc in [fired[0], fired[2], fired[1]]:  # the prompt arrives last
+        out, err = proc.communicate(json.dumps(payloads[event]).encode(), timeout=30)
+        assert (proc.returncode, out, err) == (0, b"", b""), event
+
+    events = daemon.get("/v1/events").body["items"]
+    by_time = sorted(events, key=lambda e: e["occurred_at"])
+    assert [e["kind"] for e in by_time] == ["SessionStart", "UserPromptSubmit", "Stop"]
+    assert [e["kind"] for e in sorted(events, key=lambda e: e["id"])] == ["SessionStart", "Stop", "UserPromptSubmit"]
+    (session,) = daemon.get("/v1/sessions").body["items"]
+    assert session["status"] == "idle"  # the Stop, not the prompt that arrived after it
+    assert session["last_event_at"] == by_time[-1]["occurred_at"]

@@ -158,15 +158,22 @@ def _hook_scope(scope: str) -> rules.HookScope:
 
 
 def _entry(handler: dict[str, Any]) -> rules.HookEntry:
-    """The interpreter and hook client an aod handler runs: `<python> -S <dir>/aod/hook.py ...`."""
+    """The interpreter and hook client an aod handler runs: `<python> -S <dir>/aod/hook.py ...`,
+    or `aod hook` (the aod on PATH), or an http hook (nothing on disk to go missing)."""
     import shlex
     import shutil
 
     from aod import doctor as rules
 
+    if handler.get("type") == "http":
+        url = str(handler.get("url"))
+        return rules.HookEntry(url, url, True, True)
     command = handler.get("command")
     extra = handler.get("args")
     argv = [command, *extra] if isinstance(extra, list) else shlex.split(str(command))
+    if os.path.basename(str(argv[0])) == "aod":
+        found = shutil.which(str(argv[0])) is not None
+        return rules.HookEntry(str(argv[0]), str(argv[0]), found, found)
     interpreter, client = str(argv[0]), str(argv[2]) if len(argv) > 2 else ""
     # which(): an absolute path must be an executable file; a bare name is looked up as the shell would.
     return rules.HookEntry(interpreter, client, shutil.which(interpreter) is not None, os.path.isfile(client))

@@ -1,13 +1,20 @@
 """`aod hooks install|uninstall`: aod's hook entries in Claude Code's settings.json.
 
-Which entries are aod's: a handler is aod's when its command is exactly
-`<python> -S <dir>/aod/hook.py` followed only by the client's own options (`--agent NAME`,
-`--data-dir DIR`, `--socket PATH`, `--config FILE`). The identity is the command itself, not a
-marker key: Claude Code drops unknown keys when it rewrites settings.json (and newer versions
-warn about them), and a trailing `# aod` comment is not safe in every shell. Matching any
-`<dir>` (not only this install's) lets install replace, and uninstall remove, entries written
-by an aod that has since moved to another venv; a user's own command, even one that wraps the
-client (`... hook.py | tee log`), never matches.
+What install writes: exec-form command hooks (`"command"` + `"args"`: no shell between Claude
+Code and the client, so no quoting) with `"async": true`, since every aod hook only observes and
+the agent must never wait for aod; with `--http`, Claude Code `http` hooks that post to the
+daemon's TCP port with the token from `$AOD_TOKEN` (no process per event; but an event fired
+while the daemon is down is lost, where the command hook spools it).
+
+Which entries are aod's: a command handler whose argv is `<python> -S <dir>/aod/hook.py` or
+`aod hook`, followed only by the client's own options (`--agent NAME`, `--data-dir DIR`,
+`--socket PATH`, `--config FILE`); the shell-form string `<python> -S <dir>/aod/hook.py …` that
+older versions wrote; and an http handler posting to a loopback `/v1/hooks/{agent}`. The
+identity is the entry itself, not a marker key: Claude Code drops unknown keys when it rewrites
+settings.json (and newer versions warn about them), and a trailing `# aod` comment is not safe in
+every shell. Matching any `<dir>` (not only this install's) lets install replace, and uninstall
+remove, entries written by an aod that has since moved to another venv; a user's own command,
+even one that wraps the client (`... hook.py | tee log`), never matches.
 
 Install puts one matcher group of its own per event, after the user's groups, so no group of
 the user's is ever edited; uninstall removes aod's handlers, and a group, event list or `hooks`
@@ -30,15 +37,20 @@ from aod.hook import DEFAULT_AGENT, write_atomically
 # Not typing.TYPE_CHECKING: every aod command imports this module, and typing costs ms.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
 __all__ = [
+    "ALL_EVENTS",
     "DEFAULT_EVENTS",
+    "NO_HTTP_EVENTS",
+    "TOKEN_ENV",
     "TOOL_EVENTS",
     "SettingsError",
     "add_parser",
-    "hook_command",
+    "command_handler",
+    "hook_argv",
+    "http_handler",
     "install_entries",
     "is_aod_handler",
     "main",
@@ -48,43 +60,42 @@ __all__ = [
 ]
 
 EXIT_FAILED = 1
-# Seconds Claude Code gives the hook before killing it; the client waits for the daemon far
-# less (hook.MAX_TIMEOUT) and keeps the rest for spooling.
-HOOK_TIMEOUT = 5
+# Seconds Claude Code waits for an http hook's answer. The daemon answers after its commit (ms);
+# a daemon that hangs must not hold the agent longer than this.
+HTTP_TIMEOUT = 2
+# The environment variable Claude Code reads the token from for http hooks (it resolves only
+# the names listed in a hook's `allowedEnvVars`).
+TOKEN_ENV = "AOD_TOKEN"
+# Every hook event of Claude Code's hooks reference (code.claude.com/docs/en/hooks), in its order.
+ALL_EVENTS = (
+    "SessionStart", "Setup", "UserPromptSubmit", "UserPromptExpansion", "PreToolUse",
+    "PermissionRequest", "PermissionDenied", "PostToolUse", "PostToolUseFailure", "PostToolBatch",
+    "Notification", "MessageDisplay", "SubagentStart", "SubagentStop", "TaskCreated", "TaskCompleted",
+    "Stop", "StopFailure", "TeammateIdle", "InstructionsLoaded", "ConfigChange", "CwdChanged",
+    "DirectoryAdded", "FileChanged", "WorktreeCreate", "WorktreeRemove", "PreCompact", "PostCompact",
+    "Elicitation", "ElicitationResult", "SessionEnd",
+)
+# Left out by default, each for a reason of its own (`--events` can still name them):
+# WorktreeCreate's hook replaces git's worktree creation (it must create one and print its path);
+# FileChanged watches only the file names its matcher lists, and aod watches none; MessageDisplay
+# fires for every chunk of streamed assistant text: a process per chunk, for display only.
+_NOT_BY_DEFAULT = ("WorktreeCreate", "FileChanged", "MessageDisplay")
+DEFAULT_EVENTS = tuple(e for e in ALL_EVENTS if e not in _NOT_BY_DEFAULT)
 # Events whose matcher is a tool name: "*" matches every tool. The others take no matcher, or
 # one on something else (a session source, an agent type), and match everything without it.
-TOOL_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionRequest")
-# What aod's lifecycle reads (DESIGN §4), plus a few events it stores for the record. Left out
-# on purpose: PostToolBatch (every batch would wait for one more process, for nothing the
-# tool events do not say), and events whose hooks change behaviour (WorktreeCreate replaces
-# git itself). A Claude Code older than an event rejects the whole settings file ("Invalid
-# key in record"); `--events` then installs the subset it knows.
-DEFAULT_EVENTS = (
-    "SessionStart",
-    "SessionEnd",
-    "UserPromptSubmit",
-    "PreToolUse",
-    "PostToolUse",
-    "PostToolUseFailure",
-    "PermissionRequest",
-    "Notification",
-    "Stop",
-    "StopFailure",
-    "SubagentStart",
-    "SubagentStop",
-    "PreCompact",
-    "TaskCreated",
-    "CwdChanged",
-    "Elicitation",
-)
+TOOL_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionRequest", "PermissionDenied")
+# Events that take no `http` hook (the reference: command and mcp_tool only): `--http` wires them
+# with the command hook.
+NO_HTTP_EVENTS = ("SessionStart", "Setup")
 _CLIENT_OPTIONS = ("--agent", "--data-dir", "--socket", "--config")
 # The daemon's rule for agent names (aod.ingest.envelope): a name it would reject is refused here.
 _AGENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _EVENT = re.compile(r"[A-Z][A-Za-z]{1,63}")
+_HTTP_HOOK_URL = re.compile(r"http://(?:127\.0\.0\.1|localhost|\[::1\]):\d{1,5}/v1/hooks/([A-Za-z0-9][A-Za-z0-9._:-]{0,127})")
 
 
 class SettingsError(Exception):
-    """A settings file aod will not edit; the message says which and why."""
+    """A settings file aod will not edit, or an entry aod will not write; the message says why."""
 
 
 # --- which file, which command ------------------------------------------------------------------
@@ -104,30 +115,49 @@ def settings_path(
     return Path(os.path.abspath(project / ".claude" / name))
 
 
-def hook_command(agent: str = DEFAULT_AGENT, options: Sequence[str] = ()) -> str:
-    """The shell command that runs this install's hook client: fast (-S: no site-packages scan)."""
+def hook_argv(agent: str = DEFAULT_AGENT, options: Sequence[str] = (), *, on_path: bool = False) -> list[str]:
+    """The argv that runs the hook client: this install's own (-S: no site-packages scan, the
+    fastest start), or with `on_path` the `aod` that PATH finds (for a file that is committed:
+    another machine has no such venv)."""
+    extra = ["--agent", agent] if agent != DEFAULT_AGENT else []
+    if on_path:
+        import shutil
+
+        if shutil.which("aod") is None:
+            raise SettingsError(
+                "no `aod` on PATH: project scope writes .claude/settings.json, which is committed, so "
+                "it must not name this machine's virtualenv; put aod on PATH (scripts/run installs it "
+                "in ~/.local/bin), or use --scope local (.claude/settings.local.json, not committed)"
+            )
+        return ["aod", "hook", *extra, *options]
     import aod.hook
 
     if not sys.executable:
         raise SettingsError("cannot tell which Python runs aod (sys.executable is empty)")
-    argv = [os.path.abspath(sys.executable), "-S", os.path.abspath(aod.hook.__file__)]
-    if agent != DEFAULT_AGENT:
-        argv += ["--agent", agent]
-    return shlex.join([*argv, *options])
+    return [os.path.abspath(sys.executable), "-S", os.path.abspath(aod.hook.__file__), *extra, *options]
 
 
-def _client_options(command: object) -> dict[str, str] | None:
-    """The client options of an aod hook command, or None when the command is not aod's."""
-    if not isinstance(command, str):
-        return None
-    try:
-        argv = shlex.split(command)
-    except ValueError:
-        return None
-    if len(argv) < 3 or argv[1] != "-S" or not argv[2].replace("\\", "/").endswith("/aod/hook.py"):
-        return None
+def command_handler(argv: Sequence[str]) -> dict[str, Any]:
+    """An exec-form command hook that Claude Code starts and does not wait for."""
+    return {"type": "command", "command": argv[0], "args": list(argv[1:]), "async": True}
+
+
+def http_handler(tcp: str, agent: str = DEFAULT_AGENT) -> dict[str, Any]:
+    """A Claude Code http hook posting the raw payload to the daemon's TCP listener `tcp` (host:port)."""
+    host, _, port = tcp.rpartition(":")
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return {
+        "type": "http",
+        "url": f"http://{host}:{port}/v1/hooks/{agent}",
+        "headers": {"Authorization": f"Bearer ${{{TOKEN_ENV}}}"},
+        "allowedEnvVars": [TOKEN_ENV],
+        "timeout": HTTP_TIMEOUT,
+    }
+
+
+def _options(rest: list[str]) -> dict[str, str] | None:
     options: dict[str, str] = {}
-    rest = argv[3:]
     while rest:
         name, eq, value = rest[0].partition("=")
         if name not in _CLIENT_OPTIONS or (not eq and len(rest) < 2):
@@ -139,11 +169,40 @@ def _client_options(command: object) -> dict[str, str] | None:
     return options
 
 
+def _is_client_script(argv: list[str]) -> bool:
+    return len(argv) >= 3 and argv[1] == "-S" and argv[2].replace("\\", "/").endswith("/aod/hook.py")
+
+
+def _client_options(handler: dict[str, Any]) -> dict[str, str] | None:
+    """The client options of an aod hook handler, or None when the handler is not aod's."""
+    kind, command, args = handler.get("type"), handler.get("command"), handler.get("args")
+    if kind == "http":
+        url = handler.get("url")
+        match = _HTTP_HOOK_URL.fullmatch(url) if isinstance(url, str) else None
+        return {"--agent": match.group(1)} if match else None
+    if kind != "command" or not isinstance(command, str):
+        return None
+    if args is None:  # the shell form older versions wrote
+        try:
+            argv = shlex.split(command)
+        except ValueError:
+            return None
+        return _options(argv[3:]) if _is_client_script(argv) else None
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        return None
+    argv = [command, *args]
+    if _is_client_script(argv):
+        return _options(argv[3:])
+    if os.path.basename(command) == "aod" and args[:1] == ["hook"]:
+        return _options(argv[2:])
+    return None
+
+
 def is_aod_handler(handler: object, agent: str | None = None) -> bool:
     """Whether `handler` (one item of a group's "hooks") is aod's; with `agent`, for that agent only."""
-    if not isinstance(handler, dict) or handler.get("type") != "command":
+    if not isinstance(handler, dict):
         return False
-    options = _client_options(handler.get("command"))
+    options = _client_options(handler)
     return options is not None and (agent is None or options.get("--agent", DEFAULT_AGENT) == agent)
 
 
@@ -168,8 +227,7 @@ class Changes:
         return ", ".join(f"{verb} {n} aod hook entr{'y' if n == 1 else 'ies'}" for verb, n in counts if n)
 
 
-def _group(event: str, command: str) -> dict[str, Any]:
-    handler = {"type": "command", "command": command, "timeout": HOOK_TIMEOUT}
+def _group(event: str, handler: dict[str, Any]) -> dict[str, Any]:
     return {"matcher": "*", "hooks": [handler]} if event in TOOL_EVENTS else {"hooks": [handler]}
 
 
@@ -200,24 +258,22 @@ def _hooks_table(doc: dict[str, Any]) -> dict[str, Any]:
     return hooks
 
 
-def install_entries(
-    doc: dict[str, Any], command: str, events: Sequence[str] = DEFAULT_EVENTS
-) -> tuple[dict[str, Any], Changes]:
-    """A copy of `doc` where each of `events` has exactly one aod group running `command`.
+def install_entries(doc: dict[str, Any], handlers: Mapping[str, dict[str, Any]]) -> tuple[dict[str, Any], Changes]:
+    """A copy of `doc` where each event of `handlers` has exactly one aod group, running its handler.
 
-    Any other aod entry (another venv, another agent, an event no longer installed) goes: one
-    settings file feeds one Claude Code, whose events must reach aod once, not once per entry.
+    Any other aod entry (another venv, another agent, the other form, an event no longer
+    installed) goes: one settings file feeds one Claude Code, whose events must reach aod once.
     """
     doc = json.loads(json.dumps(doc))  # a deep copy that keeps key order
     hooks = _hooks_table(doc)
     changes = Changes()
-    for event in [*hooks, *(e for e in events if e not in hooks)]:
+    for event in [*hooks, *(e for e in handlers if e not in hooks)]:
         groups = hooks.get(event, [])
         if not isinstance(groups, list):
-            if event in events:
+            if event in handlers:
                 raise SettingsError(f'"hooks.{event}" is {_kind(groups)}, not a list')
             continue
-        want = _group(event, command) if event in events else None
+        want = _group(event, handlers[event]) if event in handlers else None
         ours = [g for g in groups if isinstance(g, dict) and any(is_aod_handler(h) for h in _handlers(g))]
         if ours == ([want] if want else []):
             continue
@@ -385,6 +441,12 @@ def add_parser(
         metavar="LIST",
         help="comma-separated hook events (default: " + ",".join(DEFAULT_EVENTS) + ")",
     )
+    install.add_argument(
+        "--http",
+        action="store_true",
+        help="write Claude Code http hooks to the daemon's TCP port (token from $AOD_TOKEN) instead of "
+        "command hooks: no process per event, but events fired while the daemon is down are lost",
+    )
     uninstall.add_argument("--agent", type=_agent_name, default=None, help="only this agent's entries (default: all of aod's)")
     return hooks
 
@@ -401,13 +463,50 @@ def _passed_on(args: argparse.Namespace) -> list[str]:
     return options
 
 
+def _handlers_for(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The handler of each event to install, as the options ask."""
+    events: tuple[str, ...] = args.events
+    tcp = _daemon_tcp(args) if args.http else None
+    commands_needed = not tcp or any(e in NO_HTTP_EVENTS for e in events)
+    command = command_handler(hook_argv(args.agent, _passed_on(args), on_path=args.scope == "project")) \
+        if commands_needed else None
+    http = http_handler(tcp, args.agent) if tcp else None
+    return {e: (http if http and e not in NO_HTTP_EVENTS else command) for e in events}  # type: ignore[misc]
+
+
+def _daemon_tcp(args: argparse.Namespace) -> str:
+    """The TCP address http hooks post to: the running daemon's own (port 0 is resolved there),
+    else server.tcp of the config."""
+    from aod.cli.client import DaemonClient, DaemonError, DaemonUnavailable
+    from aod.cli.context import config_from_args_or_raise, socket_from_args
+    from aod.config import ConfigError
+
+    try:
+        _, status = DaemonClient(socket_from_args(args)).get_json("/v1/status")
+        tcp: str | None = status.get("tcp") or ""
+    except (DaemonUnavailable, DaemonError):
+        tcp = None
+    if tcp is None:
+        try:
+            tcp = config_from_args_or_raise(args).server.tcp
+        except ConfigError as exc:
+            raise SettingsError(f"invalid config: {exc}") from None
+        if tcp.endswith(":0"):
+            raise SettingsError(
+                f"server.tcp is {tcp!r} (any free port): start the daemon first, so the port it took can be written"
+            )
+    if not tcp:
+        raise SettingsError('--http needs the daemon\'s TCP listener, and server.tcp is "": set it and restart the daemon')
+    return tcp
+
+
 def run(args: argparse.Namespace) -> int:
     """`aod hooks install|uninstall`: 0 when done (or nothing to do), 1 when refused or failed."""
     path = settings_path(args.scope, args.project_dir)
     try:
         old_text, doc = read_settings(path)
         if args.hooks_command == "install":
-            new_doc, changes = install_entries(doc, hook_command(args.agent, _passed_on(args)), args.events)
+            new_doc, changes = install_entries(doc, _handlers_for(args))
         else:
             new_doc, changes = uninstall_entries(doc, args.agent)
     except SettingsError as exc:
@@ -443,9 +542,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"{changes.describe()} {where} {path}" + (f" (previous content in {backup})" if backup else ""))
     if install:
         print(
-            "if Claude Code reports 'Invalid key in record' for an event, it predates that event: "
-            "upgrade it, or reinstall with --events listing the events it knows"
+            "exec-form hooks need Claude Code 2.1.139 or newer; if it reports 'Invalid key in record' for an "
+            "event, it predates that event: upgrade it, or reinstall with --events listing the events it knows"
         )
+        if args.http:
+            print(f"http hooks send the token from ${TOKEN_ENV}: export {TOKEN_ENV}=\"$(cat <data_dir>/token)\" "
+                  "where Claude Code starts (the daemon must run when events fire: nothing is spooled)")
     return 0
 
 
