@@ -489,7 +489,7 @@ def test_http_install_posts_to_the_daemons_port_and_uninstall_removes_it(
     done = run_cli(cli, "install", "--http", env=env)
 
     assert done.returncode == 0, done.stderr
-    assert "AOD_TOKEN" in done.stdout
+    assert f'export AOD_TOKEN="$(cat {daemon.data_dir / "token"})"' in done.stdout
     doc = json.loads(settings.read_text())
     tcp = daemon.status()["tcp"]
     (stop,) = aod_groups(doc, "Stop")[0]["hooks"]
@@ -570,3 +570,24 @@ def test_late_arrival_of_an_earlier_event_does_not_move_the_session_back(home: P
     (session,) = daemon.get("/v1/sessions").body["items"]
     assert session["status"] == "idle"  # the Stop, not the prompt that arrived after it
     assert session["last_event_at"] == by_time[-1]["occurred_at"]
+
+
+def test_http_install_without_a_daemon_takes_server_tcp_and_needs_no_aod_on_path(home: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text('[server]\ntcp = "127.0.0.1:9911"\n')
+    env = env_for(home, PATH="/nonexistent", AOD_SOCKET=str(tmp_path / "no-daemon.sock"))
+    cli = [sys.executable, "-m", "aod.cli.hooks", "--config", str(config)]
+
+    only_http = run_cli(cli, "install", "--http", "--scope", "project", "--project-dir", str(project),
+                        "--events", "Stop,PreToolUse", env=env)
+    with_start = run_cli(cli, "install", "--http", "--scope", "project", "--project-dir", str(project), env=env)
+
+    assert only_http.returncode == 0, only_http.stderr
+    doc = json.loads((project / ".claude" / "settings.json").read_text())
+    assert [aod_groups(doc, e)[0]["hooks"][0]["url"] for e in ("Stop", "PreToolUse")] == \
+        ["http://127.0.0.1:9911/v1/hooks/claude-code"] * 2
+    # SessionStart takes no http hook, and a committed file cannot name this venv: refused.
+    assert with_start.returncode == 1 and "no `aod` on PATH" in with_start.stderr
+    assert json.loads((project / ".claude" / "settings.json").read_text()) == doc

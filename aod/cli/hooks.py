@@ -463,50 +463,51 @@ def _passed_on(args: argparse.Namespace) -> list[str]:
     return options
 
 
-def _handlers_for(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """The handler of each event to install, as the options ask."""
+def _handlers_for(args: argparse.Namespace, tcp: str | None) -> dict[str, dict[str, Any]]:
+    """The handler of each event to install: http hooks to `tcp` when given, else command hooks."""
     events: tuple[str, ...] = args.events
-    tcp = _daemon_tcp(args) if args.http else None
-    commands_needed = not tcp or any(e in NO_HTTP_EVENTS for e in events)
-    command = command_handler(hook_argv(args.agent, _passed_on(args), on_path=args.scope == "project")) \
-        if commands_needed else None
     http = http_handler(tcp, args.agent) if tcp else None
-    return {e: (http if http and e not in NO_HTTP_EVENTS else command) for e in events}  # type: ignore[misc]
+    if http is not None and not any(e in NO_HTTP_EVENTS for e in events):
+        return dict.fromkeys(events, http)
+    command = command_handler(hook_argv(args.agent, _passed_on(args), on_path=args.scope == "project"))
+    return {e: http if http is not None and e not in NO_HTTP_EVENTS else command for e in events}
 
 
-def _daemon_tcp(args: argparse.Namespace) -> str:
-    """The TCP address http hooks post to: the running daemon's own (port 0 is resolved there),
-    else server.tcp of the config."""
+def _daemon_tcp(args: argparse.Namespace) -> tuple[str, Path]:
+    """The TCP address http hooks post to and the token file they need: the running daemon's
+    own (a port 0 is resolved there), else server.tcp and the data dir of the config."""
     from aod.cli.client import DaemonClient, DaemonError, DaemonUnavailable
     from aod.cli.context import config_from_args_or_raise, socket_from_args
     from aod.config import ConfigError
 
     try:
         _, status = DaemonClient(socket_from_args(args)).get_json("/v1/status")
-        tcp: str | None = status.get("tcp") or ""
+        tcp, data_dir = status.get("tcp") or "", Path(status["data_dir"])
     except (DaemonUnavailable, DaemonError):
-        tcp = None
-    if tcp is None:
         try:
-            tcp = config_from_args_or_raise(args).server.tcp
+            config = config_from_args_or_raise(args)
         except ConfigError as exc:
             raise SettingsError(f"invalid config: {exc}") from None
+        tcp, data_dir = config.server.tcp, config.data_dir
         if tcp.endswith(":0"):
             raise SettingsError(
                 f"server.tcp is {tcp!r} (any free port): start the daemon first, so the port it took can be written"
-            )
+            ) from None
     if not tcp:
         raise SettingsError('--http needs the daemon\'s TCP listener, and server.tcp is "": set it and restart the daemon')
-    return tcp
+    return tcp, data_dir / "token"
 
 
 def run(args: argparse.Namespace) -> int:
     """`aod hooks install|uninstall`: 0 when done (or nothing to do), 1 when refused or failed."""
     path = settings_path(args.scope, args.project_dir)
+    tcp, token = None, None
     try:
         old_text, doc = read_settings(path)
         if args.hooks_command == "install":
-            new_doc, changes = install_entries(doc, _handlers_for(args))
+            if args.http:
+                tcp, token = _daemon_tcp(args)
+            new_doc, changes = install_entries(doc, _handlers_for(args, tcp))
         else:
             new_doc, changes = uninstall_entries(doc, args.agent)
     except SettingsError as exc:
@@ -545,9 +546,9 @@ def run(args: argparse.Namespace) -> int:
             "exec-form hooks need Claude Code 2.1.139 or newer; if it reports 'Invalid key in record' for an "
             "event, it predates that event: upgrade it, or reinstall with --events listing the events it knows"
         )
-        if args.http:
-            print(f"http hooks send the token from ${TOKEN_ENV}: export {TOKEN_ENV}=\"$(cat <data_dir>/token)\" "
-                  "where Claude Code starts (the daemon must run when events fire: nothing is spooled)")
+        if token is not None:
+            print(f"http hooks send the token from ${TOKEN_ENV}: export {TOKEN_ENV}=\"$(cat {shlex.quote(str(token))})\" where "
+                  "Claude Code starts (and keep the daemon running: an event it misses is lost, not spooled)")
     return 0
 
 
