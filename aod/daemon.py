@@ -17,6 +17,7 @@ from aod import __version__, logs, sd_notify
 from aod.api import connections
 from aod.api.app import build_app
 from aod.api.context import AppContext
+from aod.api.lean import LeanServer
 from aod.api.security import ensure_token
 from aod.cdc.broadcaster import Broadcaster
 from aod.cdc.poller import Poller
@@ -76,6 +77,7 @@ async def _serve(config: Config) -> int:
     storage = await sd_notify.while_migrating(
         notifier, lambda on_pending: open_storage(config.data_dir, config.storage, on_pending))
     runner: web.AppRunner | None = None
+    lean: LeanServer | None = None
     bound: BoundSocket | None = None
     ctx: AppContext | None = None
     # Jobs started before a start-up step fails must stop before storage closes under them.
@@ -96,10 +98,13 @@ async def _serve(config: Config) -> int:
                                access_log=logging.getLogger("aiohttp.access"),
                                keepalive_timeout=connections.HEADER_TIMEOUT)
         await runner.setup()
-        bound = await _listen_unix(runner, config.socket_path, inherited.unix)
+        assert runner.server is not None
+        lean = LeanServer(ctx)
+        protocol = lean.factory(runner.server)
+        bound = await _listen_unix(runner, protocol, config.socket_path, inherited.unix)
         if config.server.tcp or inherited.tcp is not None:
             limit = connections.tcp_connection_limit(fd_limit, config.storage.readers)
-            ctx.tcp_address = await _listen_tcp(runner, config.server.tcp, limit, inherited.tcp)
+            ctx.tcp_address = await _listen_tcp(runner, protocol, config.server.tcp, limit, inherited.tcp)
 
         spool = SpoolIngester(ctx.spool_dir, ingestor)
         drained = await spool.drain_safely()
@@ -127,7 +132,7 @@ async def _serve(config: Config) -> int:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await _shutdown(runner, storage, bound)
+        await _shutdown(runner, lean, storage, bound)
     log.info("stopped")
     return EXIT_OK
 
@@ -201,19 +206,20 @@ async def _reconcile(reaper: Reaper) -> None:
     log.info("reconciled sessions", extra={"probed": len(report.probed), "lost": report.ended})
 
 
-async def _listen_unix(runner: web.AppRunner, path: Path, inherited: socket.socket | None) -> BoundSocket | None:
+async def _listen_unix(runner: web.AppRunner, protocol: connections.ProtocolFactory, path: Path,
+                       inherited: socket.socket | None) -> BoundSocket | None:
     if inherited is not None:
         # The service manager's socket (socket activation) outlives this process: not ours to unlink.
         if inherited.getsockname() != str(path):
             log.warning("the inherited Unix socket is not at the configured socket path; clients look there",
                         extra={"inherited": inherited.getsockname(), "socket": str(path)})
-        await web.SockSite(runner, inherited).start()
+        await connections.ProtocolSockSite(runner, inherited, protocol).start()
         log.info("serving on an inherited Unix socket", extra={"socket": inherited.getsockname()})
         return None
     # aod binds the socket itself: asyncio's create_unix_server would delete any socket in its way.
     sock, bound = await asyncio.to_thread(bind_unix_socket, path)
     try:
-        await web.SockSite(runner, sock).start()
+        await connections.ProtocolSockSite(runner, sock, protocol).start()
     except BaseException:
         sock.close()
         bound.release()
@@ -221,13 +227,14 @@ async def _listen_unix(runner: web.AppRunner, path: Path, inherited: socket.sock
     return bound
 
 
-async def _listen_tcp(runner: web.AppRunner, address: str, limit: int, inherited: socket.socket | None) -> str:
+async def _listen_tcp(runner: web.AppRunner, protocol: connections.ProtocolFactory, address: str, limit: int,
+                      inherited: socket.socket | None) -> str:
     if inherited is not None:  # socket activation: the unit's address wins over server.tcp
-        site = connections.GatedTCPSite(runner, "", 0, connections.TcpGate(limit), sock=inherited)
+        site = connections.GatedTCPSite(runner, "", 0, connections.TcpGate(limit), protocol, sock=inherited)
     else:
         host, _, port = address.rpartition(":")
         host = host.strip("[]") or "127.0.0.1"
-        site = connections.GatedTCPSite(runner, host, int(port), connections.TcpGate(limit))
+        site = connections.GatedTCPSite(runner, host, int(port), connections.TcpGate(limit), protocol)
     try:
         await site.start()
     except OSError as exc:
@@ -241,11 +248,13 @@ async def _listen_tcp(runner: web.AppRunner, address: str, limit: int, inherited
     return f"{bound_host}:{bound_port}"
 
 
-async def _shutdown(runner: web.AppRunner | None, storage: Storage, bound: BoundSocket | None) -> None:
+async def _shutdown(runner: web.AppRunner | None, lean: LeanServer | None, storage: Storage,
+                    bound: BoundSocket | None) -> None:
     """Stop accepting, let running requests finish briefly, then flush writes and close."""
     try:
-        if runner is not None:
-            await runner.cleanup()
+        # Together: both wait up to HTTP_SHUTDOWN_TIMEOUT for their requests, within SIGTERM's 5 s.
+        await asyncio.gather(*([runner.cleanup()] if runner is not None else []),
+                             *([lean.shutdown(HTTP_SHUTDOWN_TIMEOUT)] if lean is not None else []))
         # Only the socket this process bound: a start refused at the socket path bound nothing.
         if bound is not None:
             bound.release()

@@ -23,15 +23,28 @@ class RefusedBody(ApiError):
 
 async def read_json(request: web.Request, *, empty: object = None) -> object:
     """The parsed body; `empty` stands for a missing body when given, else that is invalid JSON."""
-    if request.content_type != "application/json":
-        raise RefusedBody(415, "unsupported_media_type", "send the body as 'Content-Type: application/json'",
-                          refusal=f"unsupported content type {request.content_type!r}", refused=None)
+    check_content_type(request.content_type)
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        limit = context(request).config.ingest.max_body_bytes
-        raise RefusedBody(413, "body_too_large", f"the body is larger than ingest.max_body_bytes ({limit} bytes)",
-                          refusal=f"body over {limit} bytes ({request.content_length} declared)", refused=None) from None
+        raise too_large(context(request).config.ingest.max_body_bytes, request.content_length) from None
+    return parse_json(raw, empty)
+
+
+# The pieces of read_json on plain values: the lean ingest protocol (aod/api/lean.py) reads its
+# bodies itself and refuses them with the same errors and dead-letter texts.
+def check_content_type(mimetype: str) -> None:
+    if mimetype != "application/json":
+        raise RefusedBody(415, "unsupported_media_type", "send the body as 'Content-Type: application/json'",
+                          refusal=f"unsupported content type {mimetype!r}", refused=None)
+
+
+def too_large(limit: int, declared: int | None) -> RefusedBody:
+    return RefusedBody(413, "body_too_large", f"the body is larger than ingest.max_body_bytes ({limit} bytes)",
+                       refusal=f"body over {limit} bytes ({declared} declared)", refused=None)
+
+
+def parse_json(raw: bytes, empty: object = None) -> object:
     if not raw and empty is not None:
         return empty
     try:

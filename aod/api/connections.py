@@ -18,11 +18,13 @@ import logging
 import resource
 import socket
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 from yarl import URL
 
 log = logging.getLogger("aod.api.connections")
+ProtocolFactory = Callable[[], asyncio.Protocol]
 
 # Local clients send their headers in one write. Idle keep-alive ends at the same figure: a new
 # loopback connection costs well under a millisecond, and browsers and urllib3 notice a closed
@@ -130,6 +132,20 @@ class _Counted(asyncio.Protocol):
         self._inner.resume_writing()
 
 
+class ProtocolSockSite(web.SockSite):
+    """aiohttp's SockSite (a listening socket aod bound or inherited) serving `protocol` instead of
+    the runner's own factory: aod/api/lean.py's, which hands non-ingest requests to aiohttp's."""
+
+    def __init__(self, runner: web.BaseRunner, sock: socket.socket, protocol: ProtocolFactory) -> None:
+        super().__init__(runner, sock)
+        self._protocol = protocol
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site; SockSite.start would serve runner.server
+        self._server = await asyncio.get_running_loop().create_server(
+            self._protocol, sock=self._sock, backlog=self._backlog)
+
+
 class GatedTCPSite(web.BaseSite):
     """aiohttp's TCPSite, with every connection passing the gate as it is accepted.
 
@@ -138,12 +154,15 @@ class GatedTCPSite(web.BaseSite):
     the first could be refused. Here one past the limit is closed before the next is accepted.
     """
 
-    __slots__ = ("_connecting", "_gate", "_given", "_host", "_port", "_sock")
+    __slots__ = ("_connecting", "_gate", "_given", "_host", "_port", "_protocol", "_sock")
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, gate: TcpGate,
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, gate: TcpGate, protocol: ProtocolFactory,
                  sock: socket.socket | None = None) -> None:
-        """`sock`: a listening socket to serve on instead of binding host:port (socket activation)."""
+        """`protocol`: each connection's first protocol (aod/api/lean.py's, which hands non-ingest
+        requests to aiohttp's). `sock`: a listening socket to serve on instead of binding host:port
+        (socket activation)."""
         super().__init__(runner)
+        self._protocol = protocol
         if sock is not None:
             host, port = sock.getsockname()[:2]
         self._host = host
@@ -204,9 +223,7 @@ class GatedTCPSite(web.BaseSite):
             task.add_done_callback(self._connecting.discard)
 
     async def _connect(self, conn: socket.socket) -> None:
-        server = self._runner.server
-        assert server is not None  # the runner is cleaned up only after this site stopped
-        place = _Counted(self._gate, server())
+        place = _Counted(self._gate, self._protocol())
         try:
             await asyncio.get_running_loop().connect_accepted_socket(lambda: place, conn)
         except BaseException as exc:

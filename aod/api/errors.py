@@ -41,8 +41,12 @@ def json_response(body: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
+def error_body(code: str, message: str) -> bytes:
+    return orjson.dumps({"error": {"code": code, "message": message}})
+
+
 def error_response(status: int, code: str, message: str) -> web.Response:
-    return json_response({"error": {"code": code, "message": message}}, status)
+    return web.Response(body=error_body(code, message), status=status, content_type="application/json")
 
 
 def storage_code(kind: Kind) -> str:
@@ -64,9 +68,17 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             response.headers["Allow"] = exc.headers["Allow"]
         return response
     except Exception as exc:
-        kind = classify(exc)
-        if kind is not None:
-            # Not logged per request: the storage health state logs when the condition begins and ends.
-            return error_response(STORAGE_STATUS, storage_code(kind), STORAGE_MESSAGES[kind])
-        log.exception("unhandled error", extra={"path": request.path, "method": request.method})
-        return error_response(500, "internal", "internal error; the daemon log has the details")
+        return error_response(*failure(exc, request.method, request.path))
+
+
+def failure(exc: Exception, method: str, path: str) -> tuple[int, str, str]:
+    """(status, code, message) for what a handler raised: the one mapping aiohttp's routes and the
+    lean ingest protocol (aod/api/lean.py) both answer with. Call it from an `except` block."""
+    if isinstance(exc, ApiError):
+        return exc.status_code, exc.code, exc.message
+    kind = classify(exc)
+    if kind is not None:
+        # Not logged per request: the storage health state logs when the condition begins and ends.
+        return STORAGE_STATUS, storage_code(kind), STORAGE_MESSAGES[kind]
+    log.exception("unhandled error", extra={"path": path, "method": method})
+    return 500, "internal", "internal error; the daemon log has the details"

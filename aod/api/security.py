@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -53,38 +54,52 @@ def guard(token: str) -> web.middleware:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not over_tcp(request):
             return await handler(request)
-        try:
-            host = urlsplit("//" + (request.host or "")).hostname or ""
-        except ValueError:
-            host = ""
-        if host not in LOOPBACK_HOSTS:
-            raise ApiError(403, "forbidden_host", f"Host {request.host!r} is not a loopback name")
-        origin = request.headers.get("Origin")
-        if request.method not in SAFE_METHODS and origin is not None and origin != f"{request.scheme}://{request.host}":
-            raise ApiError(403, "forbidden_origin", f"Origin {origin!r} may not change state here")
+        refused = refusal(request.method, request.host, request.headers.get("Origin"), request.scheme)
+        if refused is not None:
+            raise refused
         if request.path == "/login":
             return _login(request, token)
         if request.path in ("/healthz",):
             return await handler(request)
-        if not _authorized(request, token):
-            raise ApiError(401, "unauthorized", "send the token of <data_dir>/token as 'Authorization: Bearer …'")
+        if not authorized(request.headers.get("Authorization", ""), request.headers.get("Cookie", ""), token):
+            raise unauthorized()
         return await handler(request)
 
     return middleware
 
 
-def _authorized(request: web.Request, token: str) -> bool:
-    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+# The same checks for aiohttp's routes (the middleware above) and the lean ingest protocol
+# (aod/api/lean.py), on plain header values, so the two paths cannot drift apart.
+def unauthorized() -> ApiError:
+    return ApiError(401, "unauthorized", "send the token of <data_dir>/token as 'Authorization: Bearer …'")
+
+
+def refusal(method: str, host_header: str | None, origin: str | None, scheme: str) -> ApiError | None:
+    """Why a TCP request is refused before its token is looked at (DNS rebinding, cross-origin writes)."""
+    try:
+        host = urlsplit("//" + (host_header or "")).hostname or ""
+    except ValueError:
+        host = ""
+    if host not in LOOPBACK_HOSTS:
+        return ApiError(403, "forbidden_host", f"Host {host_header!r} is not a loopback name")
+    if method not in SAFE_METHODS and origin is not None and origin != f"{scheme}://{host_header}":
+        return ApiError(403, "forbidden_origin", f"Origin {origin!r} may not change state here")
+    return None
+
+
+def authorized(authorization: str, cookie_header: str, token: str) -> bool:
+    scheme, _, credentials = authorization.strip().partition(" ")
     # RFC 7235: the scheme name is case-insensitive.
-    offered = credentials.strip() if scheme.lower() == "bearer" else _cookie(request)
+    offered = credentials.strip() if scheme.lower() == "bearer" else _cookie(cookie_header)
     return bool(offered) and _same(offered, token)
 
 
-def _cookie(request: web.Request) -> str:
+def _cookie(header: str) -> str:
     try:
-        return request.cookies.get(COOKIE, "")
-    except (ValueError, UnicodeError):  # a header no browser would send: no cookie
+        morsel = SimpleCookie(header).get(COOKIE)
+    except (CookieError, ValueError, UnicodeError):  # a header no browser would send: no cookie
         return ""
+    return morsel.value if morsel is not None else ""
 
 
 def _same(offered: str, token: str) -> bool:

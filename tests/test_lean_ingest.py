@@ -1,0 +1,175 @@
+"""The ingest routes on their own HTTP/1.1 protocol (aod/api/lean.py), against a real daemon over
+raw sockets: keep-alive, pipelining, hand-over to aiohttp, chunked bodies, 100-continue, limits,
+auth over TCP, the header timeout."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aod.api.connections import HEADER_TIMEOUT
+from aod.api.lean import ingest_route
+from tests.conftest import FIXTURES
+from tests.helpers.daemon import Daemon
+from tests.helpers.rawhttp import auth_header, connect, wait_closed
+
+HOST = b"Host: localhost\r\n"
+JSON = b"Content-Type: application/json\r\n"
+LIMIT = 4096
+
+
+def _envelope(tool_use_id: str) -> bytes:
+    payload = json.loads((FIXTURES / "PreToolUse.json").read_text())
+    return json.dumps({"agent": "claude-code", "payload": payload | {"tool_use_id": tool_use_id}}).encode()
+
+
+def _post(path: bytes, body: bytes, extra: bytes = b"") -> bytes:
+    return (b"POST " + path + b" HTTP/1.1\r\n" + HOST + JSON + extra
+            + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+def _chunked(path: bytes, body: bytes, extra: bytes = b"") -> bytes:
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:7], body[7:300], body[300:]) if part)
+    return (b"POST " + path + b" HTTP/1.1\r\n" + HOST + JSON + extra + b"Transfer-Encoding: chunked\r\n\r\n"
+            + chunks + b"0\r\n\r\n")
+
+
+def _get(path: bytes, extra: bytes = b"") -> bytes:
+    return b"GET " + path + b" HTTP/1.1\r\n" + HOST + extra + b"\r\n"
+
+
+class Responses:
+    """HTTP/1.1 responses read one after another from one connection."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.file = sock.makefile("rb")
+
+    def next(self) -> tuple[int, dict[str, str], Any]:
+        status = int(self.file.readline().split()[1])
+        headers: dict[str, str] = {}
+        while (line := self.file.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding") == "chunked":
+            body = b""
+            while size := int(self.file.readline().strip(), 16):
+                body += self.file.read(size)
+                self.file.readline()
+            self.file.readline()
+        else:
+            body = self.file.read(int(headers.get("content-length", "0")))
+        return status, headers, json.loads(body) if body else None
+
+
+@pytest.fixture
+def small(data_dir: Path, aod_env: dict[str, str]) -> Any:
+    d = Daemon(data_dir, aod_env, f"[ingest]\nmax_body_bytes = {LIMIT}\n").start()
+    yield d
+    if d.proc is not None and d.proc.poll() is None:
+        d.kill()
+
+
+def test_only_plain_ingest_posts_take_the_lean_path() -> None:
+    assert ingest_route(b"POST", b"/v1/events") == ""
+    assert ingest_route(b"POST", b"/v1/events?x=1") == ""
+    assert ingest_route(b"POST", b"/v1/hooks/claude-code") == "claude-code"
+    for method, url in [(b"GET", b"/v1/events"), (b"POST", b"/v1/hooks/"), (b"POST", b"/v1/hooks/a/b"),
+                        (b"POST", b"/v1/hooks/claude%2Dcode"), (b"POST", b"http://localhost/v1/events"),
+                        (b"POST", b"/v1/eventsx"), (b"PUT", b"/v1/events")]:
+        assert ingest_route(method, url) is None, (method, url)
+
+
+def test_keep_alive_mixes_pipelining_and_chunked_bodies_on_one_connection(small: Daemon) -> None:
+    hook = json.loads((FIXTURES / "PreToolUse.json").read_text()) | {"tool_use_id": "toolu_hook"}
+    with connect(small, "unix") as sock:
+        replies = Responses(sock)
+        # Two ingest requests kept alive, one with a chunked body, then a GET on the same connection.
+        sock.sendall(_post(b"/v1/events", _envelope("toolu_1")))
+        assert replies.next()[0] == 202
+        sock.sendall(_chunked(b"/v1/hooks/claude-code", json.dumps(hook).encode()))
+        status, headers, body = replies.next()
+        assert (status, body["accepted"], headers["connection"]) == (202, 1, "keep-alive")
+        sock.sendall(_get(b"/v1/events?limit=10"))
+        status, _, body = replies.next()
+        assert status == 200
+        assert sorted(e["tool_use_id"] for e in body["items"]) == ["toolu_1", "toolu_hook"]
+        # Now aiohttp's connection: ingest still works on it.
+        sock.sendall(_post(b"/v1/events", _envelope("toolu_2")))
+        assert replies.next()[2]["accepted"] == 1
+
+    with connect(small, "unix") as sock:
+        replies = Responses(sock)
+        # Pipelined in one write: two ingests, a GET that must see both, an ingest aiohttp answers.
+        sock.sendall(_post(b"/v1/events", _envelope("toolu_3")) + _chunked(b"/v1/events", _envelope("toolu_4"))
+                     + _get(b"/v1/events?limit=100") + _post(b"/v1/events", _envelope("toolu_5")))
+        assert [replies.next()[2]["accepted"] for _ in range(2)] == [1, 1]
+        status, _, body = replies.next()
+        assert status == 200 and {"toolu_3", "toolu_4"} <= {e["tool_use_id"] for e in body["items"]}
+        assert replies.next()[0] == 202
+    assert small.get("/v1/status").body["counts"]["events"] == 6  # toolu_1 to _5 and the hook
+
+
+def test_continue_limits_and_refused_bodies(small: Daemon) -> None:
+    with connect(small, "unix") as sock:
+        replies = Responses(sock)
+        body = _envelope("toolu_c")
+        sock.sendall(b"POST /v1/events HTTP/1.1\r\n" + HOST + JSON + b"Expect: 100-continue\r\n"
+                     + b"Content-Length: %d\r\n\r\n" % len(body))
+        assert replies.file.readline() == b"HTTP/1.1 100 Continue\r\n" and replies.file.readline() == b"\r\n"
+        sock.sendall(body)
+        assert replies.next()[2]["accepted"] == 1
+        # Declared too large: answered at once, no 100, the body never read, the connection closed.
+        sock.sendall(b"POST /v1/events HTTP/1.1\r\n" + HOST + JSON + b"Expect: 100-continue\r\n"
+                     + b"Content-Length: %d\r\n\r\n" % (LIMIT + 1))
+        status, headers, error = replies.next()
+        assert (status, error["error"]["code"], headers["connection"]) == (413, "body_too_large", "close")
+        assert replies.file.read() == b""
+    with connect(small, "unix") as sock:  # chunked: the size is found while reading
+        sock.sendall(_chunked(b"/v1/events", b"[" + b"1," * LIMIT + b"1]"))
+        assert Responses(sock).next()[:1] == (413,)
+    with connect(small, "unix") as sock:
+        replies = Responses(sock)
+        sock.sendall(_post(b"/v1/events", b"{nope") + _post(b"/v1/hooks/x", b"[]", extra=b"")
+                     .replace(JSON, b"Content-Type: text/plain\r\n"))
+        assert replies.next()[2]["error"]["code"] == "invalid_json"
+        assert replies.next()[:1] == (415,)
+    # Each refused body is a dead letter and a rejected count, as on aiohttp's routes.
+    metrics = small.get("/metrics").body
+    metrics = metrics if isinstance(metrics, str) else metrics.decode()
+    for reason in ("body_too_large", "invalid_json", "unsupported_media_type"):
+        assert f'aod_ingest_rejected_by_reason_total{{reason="{reason}"}}' in metrics, reason
+    assert small.get("/v1/status").body["counts"] | {"projects": 0, "sessions": 0} == {
+        "projects": 0, "sessions": 0, "events": 1, "dead_letters": 4}
+
+
+def test_tcp_needs_the_token_a_loopback_host_and_our_origin(daemon: Daemon) -> None:
+    auth = auth_header(daemon)
+    cases = [(b"", 401, "unauthorized"), (auth + b"Origin: http://evil.example\r\n", 403, "forbidden_origin"),
+             (b"Authorization: Bearer wrong\r\n", 401, "unauthorized")]
+    for extra, status, code in cases:
+        with connect(daemon, "tcp") as sock:
+            sock.sendall(_post(b"/v1/events", _envelope("toolu_t"), extra))
+            got, _, body = Responses(sock).next()
+            assert (got, body["error"]["code"]) == (status, code), extra
+    with connect(daemon, "tcp") as sock:
+        sock.sendall(_post(b"/v1/events", _envelope("toolu_t"), auth).replace(HOST, b"Host: rebound.example\r\n"))
+        assert Responses(sock).next()[2]["error"]["code"] == "forbidden_host"
+    with connect(daemon, "tcp") as sock:
+        replies = Responses(sock)
+        sock.sendall(_post(b"/v1/events", _envelope("toolu_t"), auth) + _get(b"/v1/status", auth))
+        assert replies.next()[2]["accepted"] == 1
+        assert replies.next()[2]["counts"]["events"] == 1
+
+
+def test_a_slow_head_is_closed_after_the_header_timeout(daemon: Daemon) -> None:
+    with connect(daemon, "unix") as sock:
+        sock.sendall(b"POST /v1/events HTTP/1.1\r\nHo")
+        started = time.monotonic()
+        closed = wait_closed(sock, HEADER_TIMEOUT + 3)
+        assert closed is not None and time.monotonic() - started >= HEADER_TIMEOUT - 0.5
+    assert daemon.get("/healthz").status == 200
