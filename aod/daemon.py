@@ -35,6 +35,7 @@ from aod.ownership import Refused, prepare_data_dir
 from aod.reactions.engine import ReactionEngine
 from aod.reactions.nudger import Nudger
 from aod.runtime.send import send_to_session
+from aod.runtime.watch import RuntimeWatch
 from aod.scm.observer import ScmObserver
 from aod.storage import probe
 from aod.storage.database import Database, Storage, open_storage
@@ -110,6 +111,7 @@ async def _serve(config: Config) -> int:
         drained = await spool.drain_safely()
         reaper = Reaper(storage.db, lambda: _reaper_settings(ctx.config))
         reaper.observer = ctx.metrics.reaped
+        reaper.watch = RuntimeWatch(reaper.wake)  # exits wake it: no polling while nothing happens
         await _reconcile(reaper)
         ctx.ready = True
         notifier.send("READY=1")  # only now: what /readyz answers 200 to

@@ -1,5 +1,10 @@
-"""The reaper: every `reaper.interval` it probes each live session's runtime and writes what that
-means, and re-derives the statuses that time alone changes (working -> stuck).
+"""The reaper: it probes each live session's runtime and writes what that means, and re-derives
+the statuses that time alone changes (working -> stuck).
+
+It ticks when something may have changed, not on a clock: when a watched runtime exits (a pidfd,
+a tmux control client: `aod.runtime.watch`), a few seconds after commits (a new session or pane
+to watch), at the next deadline a tick computed (a dead runtime's grace running out, a working
+session turning stuck), and every `reaper.interval` as the fallback for what no watch hears.
 
 Probes run off the event loop (tmux as an asyncio subprocess, /proc in a thread) with a timeout;
 their results are written in one transaction per tick, re-checked against the row there, so an
@@ -9,7 +14,6 @@ event or a kill that lands while a probe runs always wins.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -21,11 +25,18 @@ import apsw
 from aod.lifecycle import manager
 from aod.lifecycle.liveness import Probe
 from aod.runtime.probes import Observation, Target, probe_all
+from aod.runtime.watch import RuntimeWatch
 from aod.storage import sessions
 from aod.storage.database import Database
 from aod.timefmt import iso_from_seconds, now_iso, seconds_from_iso
 
 log = logging.getLogger("aod.reaper")
+
+# After commits (ingest, spawn) one tick this much later finds new runtimes to watch; under a
+# stream of events that is one tick per this many seconds, never one per commit.
+AFTER_COMMIT = 2.0
+# Past a deadline by this much, so the strict comparisons (`> grace`, `> stuck_after`) hold.
+DEADLINE_SLACK = 0.05
 
 
 @dataclass(frozen=True)
@@ -51,28 +62,65 @@ class Reaper:
         self.ticks = 0
         self._failing: set[str] = set()  # sessions whose probe failed last time: warn once per streak
         self.observer: Callable[[TickReport, float], None] | None = None  # the metrics: verdicts, seconds
+        self.watch: RuntimeWatch | None = None  # set by the daemon: exits wake the reaper
+        self.next_due: float | None = None  # epoch seconds: the earliest deadline the last tick saw
+        self._wake = asyncio.Event()
+        self._after_commit: asyncio.TimerHandle | None = None
+
+    def wake(self) -> None:
+        """Tick now (a watched runtime may have exited)."""
+        self._wake.set()
+
+    def _committed(self) -> None:
+        if self._after_commit is None:
+            self._after_commit = asyncio.get_running_loop().call_later(AFTER_COMMIT, self._commit_tick)
+
+    def _commit_tick(self) -> None:
+        self._after_commit = None
+        self.wake()
 
     @property
     def settings(self) -> ReaperSettings:
         return self._settings()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Tick every interval until `stop` is set; a failing tick is logged, never fatal."""
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.interval)
-            if stop.is_set():
-                return
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("reaper tick failed")
+        """Tick when woken, at the next deadline, or every interval, until `stop` is set; a failing
+        tick is logged, never fatal."""
+        unlisten = self.db.add_commit_listener(self._committed)
+        try:
+            while not stop.is_set():
+                await self._sleep(stop)
+                if stop.is_set():
+                    return
+                self._wake.clear()
+                try:
+                    await self.tick()
+                except Exception:
+                    log.exception("reaper tick failed")
+        finally:
+            unlisten()
+            if self._after_commit is not None:
+                self._after_commit.cancel()
+            if self.watch is not None:
+                await self.watch.close()
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        timeout = self.settings.interval
+        if self.next_due is not None:
+            timeout = min(timeout, max(0.0, self.next_due - time.time()))
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     async def tick(self) -> TickReport:
         started = time.monotonic()
         settings = self.settings
         before = iso_from_seconds(time.time() - settings.stuck_after)
-        rows, silent = await self.db.read(lambda c: (sessions.probe_targets(c), sessions.silent_working(c, before)))
+        rows, silent, next_silent = await self.db.read(lambda c: (
+            sessions.probe_targets(c), sessions.silent_working(c, before), sessions.next_silent(c, before)))
         targets = [
             Target(r["id"], r["runtime"], r["runtime_handle"],
                    seconds_from_iso(r["last_event_at"]) if r["last_event_at"] else None)
@@ -88,10 +136,24 @@ class Reaper:
             report.ended, report.restatused = await self.db.write(lambda c: _write(c, worth_writing, settings))
         for session_id in report.ended:
             log.info("session runtime lost", extra={"session": session_id})
+        self.next_due = _next_due(observations, by_id, report.ended, next_silent, settings)
+        await self._watch(observations, settings)
         self.ticks += 1
         if self.observer is not None:
             self.observer(report, time.monotonic() - started)
         return report
+
+    async def _watch(self, observations: list[Observation], settings: ReaperSettings) -> None:
+        """Have the watch wake us when what the probe saw alive goes away."""
+        if self.watch is None:
+            return
+        alive = [o for o in observations if o.probe is Probe.ALIVE]
+        try:
+            await self.watch.sync(panes=[o.handle for o in alive if o.handle.startswith("%")],
+                                  processes=[o.handle for o in alive if not o.handle.startswith("%")],
+                                  timeout=settings.probe_timeout)
+        except Exception:  # the periodic probe still runs
+            log.exception("cannot watch runtimes")
 
     def _report_failures(self, observations: list[Observation]) -> None:
         failing = {o.session_id: o for o in observations if o.probe is Probe.FAILED}
@@ -117,3 +179,19 @@ def _write(conn: apsw.Connection, observations: list[Observation], s: ReaperSett
     now = now_iso()
     ended = manager.apply_observations(conn, observations, now=now, grace=s.grace, stuck_after=s.stuck_after)
     return ended, manager.restatus_silent(conn, now=now, stuck_after=s.stuck_after)
+
+
+def _next_due(observations: list[Observation], rows: dict[str, dict[str, Any]], ended: list[str],
+              next_silent: str | None, s: ReaperSettings) -> float | None:
+    """When the next tick must run whatever happens: a dead runtime's grace ends (the rule holds:
+    only dead with no event for `grace` ends a session), or a working session turns stuck."""
+    due = []
+    for o in observations:
+        if o.probe is Probe.DEAD and o.session_id not in ended:
+            row = rows[o.session_id]
+            seen = row["last_event_at"] or row["created_at"]
+            if seen:
+                due.append(seconds_from_iso(seen) + s.grace)
+    if next_silent is not None:
+        due.append(seconds_from_iso(next_silent) + s.stuck_after)
+    return min(due) + DEADLINE_SLACK if due else None

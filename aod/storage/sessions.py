@@ -168,6 +168,16 @@ def probe_targets(conn: apsw.Connection) -> list[dict[str, Any]]:
     ))
 
 
+def next_silent(conn: apsw.Connection, before: str) -> str | None:
+    """The oldest newest-event time of the working sessions not yet silent since `before`: the next
+    one that time alone may make stuck."""
+    return conn.execute(
+        "SELECT min(last_event_at) FROM sessions WHERE status = 'working' AND termination_reason IS NULL"
+        " AND last_event_at >= ?",
+        (before,),
+    ).fetchone()[0]
+
+
 def silent_working(conn: apsw.Connection, before: str) -> list[dict[str, Any]]:
     """Working sessions whose newest event is older than `before`: time alone may make them stuck."""
     return dicts(conn.execute(

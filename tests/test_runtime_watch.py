@@ -1,0 +1,129 @@
+"""Exits as events: with the reaper's fallback poll at a minute, a killed pane or process is `lost`
+within a second of its death (after the grace), and an idle daemon does not tick at all."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import FIXTURES
+from tests.helpers.daemon import Daemon
+from tests.helpers.tmux import TmuxServer, start_daemon
+from tests.helpers.waiting import wait_for
+
+# Far longer than any wait below: only an event can explain a verdict within one.
+CONFIG = '[reaper]\ninterval = "60s"\ngrace = "{grace}"\n'
+WITHIN = 1.0
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        if d.proc is not None and d.proc.poll() is None:
+            d.kill()
+
+
+def serve(daemons: list[Daemon], data_dir: Path, aod_env: dict[str, str], tmux: TmuxServer, grace: str) -> Daemon:
+    d = start_daemon(data_dir, aod_env, tmux, CONFIG.format(grace=grace))
+    daemons.append(d)
+    return d
+
+
+def session(daemon: Daemon, session_id: str) -> dict[str, Any]:
+    reply = daemon.get(f"/v1/sessions/{session_id}")
+    assert reply.status == 200, reply.body
+    return reply.body
+
+
+def spawn(daemon: Daemon, project: Path) -> dict[str, Any]:
+    reply = daemon.post("/v1/sessions", {"project": str(project), "command": ["sleep", "600"]})
+    assert reply.status == 201, reply.body
+    return reply.body
+
+
+def ticks(daemon: Daemon) -> float:
+    text = daemon.get("/metrics").body
+    (count,) = re.findall(r"^aod_reaper_tick_seconds_count (\S+)$", text, re.M)
+    return float(count)
+
+
+def lost_after(daemon: Daemon, session_id: str, since: float) -> float:
+    wait_for(lambda: session(daemon, session_id)["status"] == "lost", timeout=10, interval=0.02, message="lost")
+    return time.monotonic() - since
+
+
+def test_a_killed_pane_is_lost_within_a_second_and_idle_means_no_ticks(
+    daemons: list[Daemon], data_dir: Path, aod_env: dict[str, str], tmux: TmuxServer, tmp_path: Path
+) -> None:
+    aod = serve(daemons, data_dir, aod_env, tmux, grace="0.3s")
+    s, other = spawn(aod, tmp_path), spawn(aod, tmp_path)
+    time.sleep(0.5)  # past the grace; the tick two seconds after the spawns' commits attaches the watch
+    wait_for(lambda: aod.get("/metrics").status == 200 and ticks(aod) >= 2, timeout=10, message="a tick after the spawns")
+    before = ticks(aod)
+    time.sleep(1.5)
+    assert ticks(aod) == before  # nothing happened, nothing polled
+    tmux.tmux("kill-pane", "-t", s["runtime_handle"])
+    assert lost_after(aod, s["id"], time.monotonic()) < WITHIN
+    lost = session(aod, s["id"])
+    assert (lost["termination_reason"], lost["is_alive"]) == ("runtime_lost", False)
+    assert session(aod, other["id"])["status"] == "idle"  # the other pane's session is untouched
+
+
+def test_killing_the_session_the_watch_is_attached_to_and_then_another(
+    daemons: list[Daemon], data_dir: Path, aod_env: dict[str, str], tmux: TmuxServer, tmp_path: Path
+) -> None:
+    aod = serve(daemons, data_dir, aod_env, tmux, grace="0.3s")
+    spawned = [spawn(aod, tmp_path) for _ in range(3)]
+    wait_for(lambda: ticks(aod) >= 2, timeout=10, message="a tick after the spawns")
+    time.sleep(0.5)
+    # Whichever session the control client sits in, every kill is heard: it re-attaches elsewhere.
+    for s in spawned:
+        tmux.tmux("kill-session", "-t", s["tmux_session"])
+        assert lost_after(aod, s["id"], time.monotonic()) < WITHIN
+
+
+def test_a_recent_event_holds_off_the_verdict_until_the_grace_ends(
+    daemons: list[Daemon], data_dir: Path, aod_env: dict[str, str], tmux: TmuxServer, tmp_path: Path
+) -> None:
+    aod = serve(daemons, data_dir, aod_env, tmux, grace="2s")
+    s = spawn(aod, tmp_path)
+    wait_for(lambda: ticks(aod) >= 2, timeout=10, message="a tick after the spawn")
+    prompt = json.loads((FIXTURES / "UserPromptSubmit.json").read_text())
+    assert aod.post("/v1/events", {"agent": "claude-code", "session": s["id"], "payload": prompt,
+                                   "runtime": {"tmux_pane": s["runtime_handle"]}}).status == 202
+    spoke = time.monotonic()
+    tmux.tmux("kill-pane", "-t", s["runtime_handle"])
+    wait_for(lambda: session(aod, s["id"])["is_alive"] is False, timeout=WITHIN, interval=0.02, message="seen dead")
+    assert session(aod, s["id"])["status"] == "working"  # within the grace: not ended
+    elapsed = lost_after(aod, s["id"], spoke)
+    assert 2.0 <= elapsed < 2.0 + WITHIN, elapsed  # at the grace deadline, not at the next poll
+
+
+def test_a_killed_process_is_lost_within_a_second(
+    daemons: list[Daemon], data_dir: Path, aod_env: dict[str, str], tmux: TmuxServer
+) -> None:
+    aod = serve(daemons, data_dir, aod_env, tmux, grace="0.3s")
+    agent = subprocess.Popen(["sleep", "600"])
+    try:
+        payload = json.loads((FIXTURES / "SessionStart.json").read_text()) | {"session_id": "watched", "cwd": "/tmp"}
+        assert aod.post("/v1/events", {"agent": "claude-code", "payload": payload,
+                                       "runtime": {"pid": agent.pid}}).status == 202
+        (sid,) = [s["id"] for s in aod.get("/v1/sessions").body["items"] if s["agent_session_id"] == "watched"]
+        # The tick after the commit records the start time and opens the pidfd.
+        wait_for(lambda: "@" in session(aod, sid)["runtime_handle"], timeout=10, message="the start time")
+        time.sleep(0.5)
+        agent.kill()
+        killed = time.monotonic()
+        assert lost_after(aod, sid, killed) < WITHIN
+    finally:
+        agent.kill()
+        agent.wait()
