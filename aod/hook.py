@@ -56,22 +56,25 @@ _UNITS = (("ms", 0.001), ("us", 1e-6), ("µs", 1e-6), ("s", 1.0), ("m", 60.0), (
 def main(argv: Sequence[str] | None = None) -> int:
     """`aod hook [--agent NAME]`: the payload on stdin goes to the daemon or the spool; exit 0."""
     occurred_at = time.time_ns()
+    # The agent, read first: it does not wait for an async hook, and once it has exited (after
+    # SessionEnd, say) this process's parent is whoever adopted it.
+    agent_pid = os.getppid()
     try:
-        _run(sys.argv[1:] if argv is None else list(argv), occurred_at)
+        _run(sys.argv[1:] if argv is None else list(argv), occurred_at, agent_pid)
     except BaseException:
         # A full disk, an unwritable spool, a bug: the agent must go on regardless, in silence.
         return 0
     return 0
 
 
-def _run(argv: list[str], occurred_at: int) -> None:
+def _run(argv: list[str], occurred_at: int, agent_pid: int) -> None:
     agent, overrides = _parse_args(argv)
     env: Mapping[str, str] = {**os.environ, **overrides} if overrides else os.environ
     try:
         raw = sys.stdin.buffer.read()
     except (AttributeError, OSError, ValueError):  # no stdin at all, or a closed one
         raw = b""
-    envelope, uid = _envelope(raw, agent, env, occurred_at)
+    envelope, uid = _envelope(raw, agent, env, occurred_at, agent_pid)
     data_dir, socket_path, timeout = _settings(env)
     if not post(envelope, socket_path, timeout):
         _spool(envelope, uid, occurred_at, data_dir)
@@ -101,10 +104,10 @@ def _parse_args(argv: list[str]) -> tuple[str, dict[str, str]]:
 
 def build_envelope(raw: bytes, agent: str, env: Mapping[str, str]) -> bytes:
     """The JSON envelope (DESIGN §5) for the hook payload `raw`, stamped now with a new uid."""
-    return _envelope(raw, agent, env, time.time_ns())[0]
+    return _envelope(raw, agent, env, time.time_ns(), os.getppid())[0]
 
 
-def _envelope(raw: bytes, agent: str, env: Mapping[str, str], occurred_at: int) -> tuple[bytes, str]:
+def _envelope(raw: bytes, agent: str, env: Mapping[str, str], occurred_at: int, agent_pid: int) -> tuple[bytes, str]:
     from aod.uids import uid7  # inside main's safety net, like every aod import here
 
     uid = uid7(occurred_at)
@@ -115,7 +118,7 @@ def _envelope(raw: bytes, agent: str, env: Mapping[str, str], occurred_at: int) 
     head.append(',"runtime":{')
     if env.get("TMUX_PANE"):
         head += ['"tmux_pane":', _json_str(_clean(env["TMUX_PANE"])), ","]
-    head += ['"pid":', str(os.getppid()), '},"payload":']
+    head += ['"pid":', str(agent_pid), '},"payload":']
     # The payload goes last and, when it is a valid object, verbatim: no re-encoding of a
     # payload that can hold whole files, and the daemon stores exactly what the agent sent.
     return b"".join(("".join(head).encode(), _payload(raw), b"}")), uid

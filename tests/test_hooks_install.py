@@ -591,3 +591,38 @@ def test_http_install_without_a_daemon_takes_server_tcp_and_needs_no_aod_on_path
     # SessionStart takes no http hook, and a committed file cannot name this venv: refused.
     assert with_start.returncode == 1 and "no `aod` on PATH" in with_start.stderr
     assert json.loads((project / ".claude" / "settings.json").read_text()) == doc
+
+
+# The agent spawns the hook (stdin: an inherited pipe), waits until it reads, and exits at once.
+AGENT_THAT_EXITS = """
+import pathlib, subprocess, sys, time
+hook = subprocess.Popen(sys.argv[2:], stdin=int(sys.argv[1]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+wchan = pathlib.Path(f"/proc/{hook.pid}/wchan")
+while "pipe_read" not in wchan.read_text():
+    time.sleep(0.005)
+print(hook.pid, flush=True)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/wchan").exists(), reason="needs Linux /proc")
+def test_an_async_hook_names_its_agent_even_after_the_agent_exited(home: Path, tmp_path: Path) -> None:
+    data_dir = tmp_path / "hook-data"
+    assert run_cli([sys.executable, "-m", "aod.cli.hooks"], "--data-dir", str(data_dir), "install",
+                   env=env_for(home)).returncode == 0
+    argv = aod_argv_of(json.loads((home / ".claude" / "settings.json").read_text()), "SessionEnd")
+    read_end, write_end = os.pipe()
+    env = env_for(home, AOD_SOCKET=str(tmp_path / "no-daemon.sock"))
+    agent = subprocess.Popen([sys.executable, "-c", AGENT_THAT_EXITS, str(read_end), *argv], env=env,
+                             pass_fds=(read_end,), stdout=subprocess.PIPE, text=True)
+    os.close(read_end)
+    hook_pid = int(agent.communicate(timeout=30)[0])
+
+    with os.fdopen(write_end, "wb") as stdin:  # the payload arrives after the agent is gone
+        stdin.write((FIXTURES / "SessionEnd.json").read_bytes())
+    deadline = time.monotonic() + 20
+    while not list((data_dir / "spool").glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    assert agent.returncode == 0 and hook_pid != agent.pid
+    (spooled,) = (data_dir / "spool").glob("*.json")
+    assert json.loads(spooled.read_bytes())["runtime"]["pid"] == agent.pid
