@@ -302,7 +302,8 @@ class HookConfig:
 
 @dataclass(frozen=True)
 class ReaperConfig:
-    interval: float = _setting(5.0, _duration(positive=True))
+    # The fallback probe: exits are events (aod/runtime/watch.py); this catches what no watch hears.
+    interval: float = _setting(60.0, _duration(positive=True))
     grace: float = _setting(60.0, _duration())  # a dead runtime ends a session only after this long without events
     probe_timeout: float = _setting(5.0, _duration(positive=True))
 

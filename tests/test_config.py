@@ -77,7 +77,7 @@ def test_defaults_without_a_config_file(env: dict[str, str], tmp_path: Path) -> 
         max_payload_bytes=65536, max_body_bytes=16 * 1024 * 1024, dedup_window=5.0
     )
     assert config.hook.timeout == 0.3
-    assert config.reaper.interval == 5.0
+    assert config.reaper.interval == 60.0
     assert config.lifecycle.stuck_after == 600.0
     assert config.scm == ScmConfig(interval=60.0, gh="gh", max_concurrent=4)
     assert config.stream == StreamConfig(ping_interval=15.0, queue_size=1000)
