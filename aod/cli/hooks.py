@@ -91,7 +91,8 @@ _CLIENT_OPTIONS = ("--agent", "--data-dir", "--socket", "--config")
 # The daemon's rule for agent names (aod.ingest.envelope): a name it would reject is refused here.
 _AGENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _EVENT = re.compile(r"[A-Z][A-Za-z]{1,63}")
-_HTTP_HOOK_URL = re.compile(r"http://(?:127\.0\.0\.1|localhost|\[::1\]):\d{1,5}/v1/hooks/([A-Za-z0-9][A-Za-z0-9._:-]{0,127})")
+# A pattern, compiled on first use (by re's cache): every aod command imports this module.
+_HTTP_HOOK_URL = r"http://(?:127\.0\.0\.1|localhost|\[::1\]):\d{1,5}/v1/hooks/([A-Za-z0-9][A-Za-z0-9._:-]{0,127})"
 
 
 class SettingsError(Exception):
@@ -178,7 +179,7 @@ def _client_options(handler: dict[str, Any]) -> dict[str, str] | None:
     kind, command, args = handler.get("type"), handler.get("command"), handler.get("args")
     if kind == "http":
         url = handler.get("url")
-        match = _HTTP_HOOK_URL.fullmatch(url) if isinstance(url, str) else None
+        match = re.fullmatch(_HTTP_HOOK_URL, url) if isinstance(url, str) else None
         return {"--agent": match.group(1)} if match else None
     if kind != "command" or not isinstance(command, str):
         return None
