@@ -164,6 +164,13 @@ def test_tcp_needs_the_token_a_loopback_host_and_our_origin(daemon: Daemon) -> N
         sock.sendall(_post(b"/v1/events", _envelope("toolu_t"), auth) + _get(b"/v1/status", auth))
         assert replies.next()[2]["accepted"] == 1
         assert replies.next()[2]["counts"]["events"] == 1
+    with connect(daemon, "unix") as sock:  # an idle kept-alive lean connection does not hold up SIGTERM
+        sock.sendall(_post(b"/v1/events", _envelope("toolu_u")))
+        assert Responses(sock).next()[0] == 202
+        started = time.monotonic()
+        assert daemon.stop() == 0
+        assert time.monotonic() - started < 3
+        assert sock.recv(1) == b""
 
 
 def test_a_slow_head_is_closed_after_the_header_timeout(daemon: Daemon) -> None:

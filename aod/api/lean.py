@@ -206,6 +206,8 @@ class LeanProtocol(asyncio.Protocol):
             return
         request = _Request(agent, self._parser.should_keep_alive())
         self._head.clear()
+        # A whole head is a request, as for aiohttp's timer: a body may take longer than the timeout.
+        self._cancel_timer()
         request.refused = self._refusal()
         if request.refused is not None:
             # Its body is not read: answer, then close (the rest of the input cannot be framed).
