@@ -626,3 +626,13 @@ def test_an_async_hook_names_its_agent_even_after_the_agent_exited(home: Path, t
     assert agent.returncode == 0 and hook_pid != agent.pid
     (spooled,) = (data_dir / "spool").glob("*.json")
     assert json.loads(spooled.read_bytes())["runtime"]["pid"] == agent.pid
+
+
+def test_aod_hook_imports_no_other_command() -> None:
+    # `aod hook` is what project scope writes; it starts for every event, so importing the
+    # entry point must not import every command's module (~25 ms a firing).
+    code = "import sys, aod.cli.main; print(sorted(m for m in sys.modules if m.startswith('aod.cli.')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.replace("'", '"')) == ["aod.cli.main"]

@@ -9,16 +9,21 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-
-from aod.cli import ack, control, dashboard, doctor, escalations, hooks, queries, service
+from types import ModuleType
 
 EXIT_USAGE = 2
-# The module that runs each command (queries and control answer several).
-_RUNNERS = {
-    **dict.fromkeys(queries.COMMANDS, queries), **dict.fromkeys(control.COMMANDS, control),
-    "hooks": hooks, "ack": ack, "escalations": escalations, "service": service, "doctor": doctor,
-    "dashboard": dashboard,
-}
+
+
+def _runners() -> dict[str, ModuleType]:
+    """The module that runs each command (queries and control answer several). Imported here,
+    not at the top: `aod hook`, which an agent runs for every event, needs none of them."""
+    from aod.cli import ack, control, dashboard, doctor, escalations, hooks, queries, service
+
+    return {
+        **dict.fromkeys(queries.COMMANDS, queries), **dict.fromkeys(control.COMMANDS, control),
+        "hooks": hooks, "ack": ack, "escalations": escalations, "service": service, "doctor": doctor,
+        "dashboard": dashboard,
+    }
 
 
 def _global_options() -> argparse.ArgumentParser:
@@ -32,6 +37,8 @@ def _global_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from aod.cli import ack, control, dashboard, doctor, escalations, hooks, queries, service
+
     common = _global_options()
     parser = argparse.ArgumentParser(prog="aod", parents=[common], description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -85,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "serve":
         return _serve(args)
-    runner = _RUNNERS.get(args.command)
+    runner = _runners().get(args.command)
     if runner is not None:
         return runner.run(args)
     if args.command == "hook":  # reached only with global options first: `aod --data-dir D hook`
