@@ -420,6 +420,15 @@ def test_an_invalid_agent_name_is_a_usage_error(cli: list[str], home: Path) -> N
     assert not (home / ".claude").exists()
 
 
+def test_worktree_create_is_refused(home: Path) -> None:
+    done = run_cli([sys.executable, "-m", "aod.cli.hooks"], "install", "--events", "Stop,WorktreeCreate",
+                   env=env_for(home))
+
+    assert done.returncode == 2
+    assert "WorktreeCreate's hook replaces git's worktree creation" in done.stderr
+    assert not (home / ".claude").exists()
+
+
 def test_events_option_installs_that_subset(cli: list[str], home: Path) -> None:
     done = run_cli(cli, "install", "--events", "Stop, PreToolUse,Stop", env=env_for(home))
 

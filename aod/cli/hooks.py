@@ -79,8 +79,12 @@ ALL_EVENTS = (
 # WorktreeCreate's hook replaces git's worktree creation (it must create one and print its path);
 # FileChanged watches only the file names its matcher lists, and aod watches none; MessageDisplay
 # fires for every chunk of streamed assistant text: a process per chunk, for display only.
+# A Claude Code older than an event rejects the whole settings file ("Invalid key in record");
+# `--events` then installs the subset it knows.
 _NOT_BY_DEFAULT = ("WorktreeCreate", "FileChanged", "MessageDisplay")
 DEFAULT_EVENTS = tuple(e for e in ALL_EVENTS if e not in _NOT_BY_DEFAULT)
+# A hook there does the work itself: an aod hook would leave it undone.
+_REFUSED_EVENTS = ("WorktreeCreate",)
 # Events whose matcher is a tool name: "*" matches every tool. The others take no matcher, or
 # one on something else (a session source, an agent type), and match everything without it.
 TOOL_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionRequest", "PermissionDenied")
@@ -399,6 +403,11 @@ def _event_list(value: str) -> tuple[str, ...]:
     bad = [e for e in events if not _EVENT.fullmatch(e)]
     if bad or not events:
         raise argparse.ArgumentTypeError(f"expected hook event names like PreToolUse,Stop, got {value!r}")
+    refused = [e for e in events if e in _REFUSED_EVENTS]
+    if refused:
+        raise argparse.ArgumentTypeError(
+            f"{refused[0]}'s hook replaces git's worktree creation: a hook that only observes would break it"
+        )
     return events
 
 
