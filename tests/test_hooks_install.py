@@ -19,6 +19,7 @@ from aod.cli.hooks import (
     TOOL_EVENTS,
     command_handler,
     hook_argv,
+    http_handler,
     install_entries,
     is_aod_handler,
     uninstall_entries,
@@ -645,3 +646,25 @@ def test_aod_hook_imports_no_other_command() -> None:
 
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.replace("'", '"')) == ["aod.cli.main"]
+
+
+def test_doctor_reads_exec_form_aod_hook_and_http_entries(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from aod.cli.doctor import _hook_scope
+
+    config_dir = tmp_path / "claude"
+    config_dir.mkdir()
+    doc = {"hooks": {"Stop": [{"hooks": [http_handler("127.0.0.1:8765")]}],
+                     "SessionStart": [{"hooks": [command_handler(["aod", "hook"])]}],
+                     "PreToolUse": [{"matcher": "*", "hooks": [command_handler(hook_argv())]}]}}
+    (config_dir / "settings.json").write_text(json.dumps(doc))
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config_dir))
+    monkeypatch.setenv("PATH", str(AOD_SCRIPT.parent))
+
+    found = _hook_scope("user")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    missing = _hook_scope("user")
+
+    assert len(found.entries) == 3
+    assert all(e.interpreter_exists and e.client_exists for e in found.entries)
+    (gone,) = [e for e in missing.entries if not e.client_exists]
+    assert gone.client == "aod"
