@@ -138,13 +138,21 @@ def test_continue_limits_and_refused_bodies(small: Daemon) -> None:
                      .replace(JSON, b"Content-Type: text/plain\r\n"))
         assert replies.next()[2]["error"]["code"] == "invalid_json"
         assert replies.next()[:1] == (415,)
+    with connect(small, "unix") as sock:  # half-closed after two pipelined requests: both still answered
+        sock.sendall(_post(b"/v1/events", _envelope("toolu_h1")) + _post(b"/v1/events", b"[]"))
+        sock.shutdown(socket.SHUT_WR)
+        replies = Responses(sock)
+        assert replies.next()[2]["accepted"] == 1
+        status, headers, _ = replies.next()
+        assert (status, headers["connection"]) == (400, "close")
+        assert replies.file.read() == b""
     # Each refused body is a dead letter and a rejected count, as on aiohttp's routes.
     metrics = small.get("/metrics").body
     metrics = metrics if isinstance(metrics, str) else metrics.decode()
     for reason in ("body_too_large", "invalid_json", "unsupported_media_type"):
         assert f'aod_ingest_rejected_by_reason_total{{reason="{reason}"}}' in metrics, reason
     assert small.get("/v1/status").body["counts"] | {"projects": 0, "sessions": 0} == {
-        "projects": 0, "sessions": 0, "events": 1, "dead_letters": 4}
+        "projects": 0, "sessions": 0, "events": 2, "dead_letters": 5}
 
 
 def test_tcp_needs_the_token_a_loopback_host_and_our_origin(daemon: Daemon) -> None:

@@ -142,7 +142,10 @@ class LeanProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if self._inner is not None:
             return self._inner.eof_received()
-        return None  # close once the answers in flight were written (the transport waits for them)
+        # A client that half-closes after its request (`nc -N`) still gets the answer: keep the
+        # writing side open until the requests read so far were answered.
+        self._closing = True
+        return self._task is not None or bool(self._queue) or None
 
     def pause_writing(self) -> None:
         if self._inner is not None:
@@ -313,7 +316,8 @@ class LeanProtocol(asyncio.Protocol):
             status, body = await self._answer(request)
             if transport.is_closing():
                 return
-            keep = request.keep_alive and not self._closing
+            # Closing (shutdown, the client's EOF): the last answer owed here says so.
+            keep = request.keep_alive and not (self._closing and not self._queue and self._handover is None)
             transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
                             b"Connection: %s\r\n\r\n%s" % (status, HTTPStatus(status).phrase.encode(), len(body),
                                                            b"keep-alive" if keep else b"close", body))
@@ -323,6 +327,8 @@ class LeanProtocol(asyncio.Protocol):
         self._task = None
         if self._handover is not None:
             self._maybe_hand_over()
+        elif self._closing:
+            transport.close()
         else:
             self._arm_timer()
 
