@@ -29,6 +29,9 @@ RESTART_ONLY = ("server", "storage", "ingest.max_body_bytes")
 DEBOUNCE_MS = 200
 # How often the watcher also checks by itself (a few stat calls): what inotify cannot see.
 POLL_MS = 2000
+# Watching the file's own directory, inotify sees everything but the directory's replacement
+# (which its event on the directory also reports): the look by itself is only a backstop then.
+SETTLED_POLL_MS = 30_000
 # watchfiles' thread wakes this often (taking the GIL): its default, 50 ms, is most of an idle daemon's CPU.
 WATCH_STEP_MS = 500
 
@@ -83,7 +86,8 @@ class ConfigHolder:
         existing ancestor: never recursive, as that ancestor can be $HOME. A directory appearing
         on the way moves the watch down, one vanishing moves it up. inotify misses what happens
         between two watches (a file written right after its new directory), so every POLL_MS the
-        watcher also compares the directories and the file with what it saw last.
+        watcher also compares the directories and the file with what it saw last (every
+        SETTLED_POLL_MS once it watches the file's own directory: an idle daemon stays asleep).
         """
         seen: _Look | None = None
         while True:
@@ -144,7 +148,7 @@ async def _changes(spot: Path, path: Path) -> AsyncIterator[bool]:
             debounce=DEBOUNCE_MS,
             step=WATCH_STEP_MS,
             recursive=False,
-            rust_timeout=POLL_MS,
+            rust_timeout=POLL_MS if spot != path.parent else SETTLED_POLL_MS,
             yield_on_timeout=True,
         )) as batches:
             async for batch in batches:
