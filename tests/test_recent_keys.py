@@ -73,14 +73,14 @@ def test_after_a_failed_commit_forgetting_the_write_lets_its_retry_store_the_eve
     item = _prepared("PreToolUse", "u-1")
     failed = object()
     with pytest.raises(apsw.IOError), conn:  # every item went through, then the COMMIT failed
-        ingest(conn, [Request([item], "test")], SETTINGS, now=now, recent=recent, token=failed)
+        ingest(conn, [Request([item], "test", failed)], SETTINGS, now=now, recent=recent)
         raise apsw.IOError("disk went away")
     assert conn.execute("SELECT count(*) FROM events").fetchone() == (0,)
     assert recent.seen(item.key, 100.0)  # what the Ingestor must undo before it retries
     recent.forget(failed)
     with conn:
-        (results,) = ingest(conn, [Request([item], "test")], SETTINGS, now=now, recent=recent, token=object())
-    assert results[0].outcome == "accepted"
+        (summary,) = ingest(conn, [Request([item], "test")], SETTINGS, now=now, recent=recent)
+    assert summary.accepted == 1
     assert conn.execute("SELECT count(*) FROM events").fetchone() == (1,)
 
 
@@ -95,7 +95,7 @@ def test_an_exception_inside_ingest_forgets_the_keys_it_recorded(conn: apsw.Conn
 
     monkeypatch.setattr(events, "insert_many", broken)
     with pytest.raises(apsw.FullError), conn:
-        ingest(conn, [Request([item], "test")], SETTINGS, now=now, recent=recent, token=object())
+        ingest(conn, [Request([item], "test")], SETTINGS, now=now, recent=recent)
     assert len(recent) == 0
     assert not recent.seen(item.key, 100.0)
 
@@ -103,14 +103,14 @@ def test_an_exception_inside_ingest_forgets_the_keys_it_recorded(conn: apsw.Conn
 def test_the_window_is_refilled_from_the_newest_events(db_path: Path, conn: apsw.Connection) -> None:
     with conn:
         ingest(conn, [Request([_prepared("PreToolUse", "u-3")], "test")], SETTINGS, now=iso_from_seconds(100.0),
-               recent=RecentKeys(SETTINGS.dedup_window), token=object())
+               recent=RecentKeys(SETTINGS.dedup_window))
     fresh = RecentKeys(SETTINGS.dedup_window)  # a restarted daemon
     with conn:
-        (results,) = ingest(conn, [Request([_prepared("PreToolUse", "u-4")], "test")], SETTINGS,
-                            now=iso_from_seconds(102.0), recent=fresh, token=object())
-    assert results[0].outcome == "duplicate"
+        (summary,) = ingest(conn, [Request([_prepared("PreToolUse", "u-4")], "test")], SETTINGS,
+                            now=iso_from_seconds(102.0), recent=fresh)
+    assert summary.duplicates == 1 and summary.accepted == 0
     later = RecentKeys(SETTINGS.dedup_window)  # restarted after the window passed
     with conn:
-        (results,) = ingest(conn, [Request([_prepared("PreToolUse", "u-5")], "test")], SETTINGS,
-                            now=iso_from_seconds(106.0), recent=later, token=object())
-    assert results[0].outcome == "accepted"
+        (summary,) = ingest(conn, [Request([_prepared("PreToolUse", "u-5")], "test")], SETTINGS,
+                            now=iso_from_seconds(106.0), recent=later)
+    assert summary.accepted == 1

@@ -1,4 +1,5 @@
-"""Storing ingest items: one call per write transaction, for any number of requests.
+"""Storing ingest items: one call per write transaction, for any number of requests (the
+writer's group commit hands every ingest request of a transaction to one call).
 
 Sessions touched by the batch are read once, updated in memory event by event, and written
 once at the end, so a burst of events on one session costs one session UPDATE (and one
@@ -13,14 +14,13 @@ that still fails becomes a dead letter while the others land.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import apsw
 
 from aod.ingest.envelope import Envelope, InvalidItem
 from aod.ingest.normalize import (
     EventColumns,
-    StoredPayload,
     content_key,
     dead_letter_text,
     event_columns,
@@ -37,12 +37,11 @@ from aod.storage import dead_letters, events, projects, prs, sessions
 from aod.storage.health import classify
 from aod.timefmt import iso_from_seconds, seconds_from_iso
 
-Outcome = Literal["accepted", "duplicate", "rejected"]
 # Writes in flight may commit slightly out of received_at order; reloading the window looks this
 # much further back so that none of its keys is missed.
 _OVERLAP_SLACK = 1.0
 # Positions in a pending events row (the column order of events.insert_many).
-_KIND, _OCCURRED_AT, _DURATION = 3, 6, 8
+_SESSION, _KIND, _OCCURRED_AT, _RECEIVED_AT, _DURATION = 1, 3, 6, 7, 8
 
 
 @dataclass(frozen=True)
@@ -61,8 +60,9 @@ class Prepared:
     envelope: Envelope
     project: ProjectLocation
     columns: EventColumns
-    stored: StoredPayload
     key: str
+    # The events row, built here once; the writer fills in session, received_at and duration.
+    row: list[Any]
 
 
 def prepare(index: int, envelope: Envelope, project: ProjectLocation, settings: IngestSettings) -> Prepared:
@@ -71,7 +71,12 @@ def prepare(index: int, envelope: Envelope, project: ProjectLocation, settings: 
     # id): both firings of one hook carry the same, and it is known before any lookup.
     session_key = f"{envelope.agent}\0{envelope.session or cols.agent_session_id or ''}"
     stored = stored_payload(envelope.payload, settings.max_payload_bytes)
-    return Prepared(index, envelope, project, cols, stored, content_key(session_key, cols.kind, envelope.payload))
+    key = content_key(session_key, cols.kind, envelope.payload)
+    row = [
+        envelope.uid, None, envelope.agent, cols.kind, cols.tool_name, cols.tool_use_id, envelope.occurred_at,
+        None, None, cols.ok, key, stored.text, stored.original_bytes, int(stored.trimmed),
+    ]
+    return Prepared(index, envelope, project, cols, key, row)
 
 
 @dataclass(slots=True)
@@ -81,35 +86,49 @@ class Rejected:
     body: str
 
 
-@dataclass(slots=True)
-class ItemResult:
-    index: int
-    outcome: Outcome
-    error: str | None = None
+@dataclass
+class Summary:
+    """What one request came to (its answer's body); rejected items by index, in order."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, object]] = field(default_factory=list)
+
+    def body(self) -> dict[str, object]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
 
 
 @dataclass(slots=True)
 class Request:
     items: list[Prepared | Rejected]
     source: str
+    # The dedup keys this request records belong to it: forgotten if its transaction fails.
+    token: object = field(default_factory=object)
 
 
 def ingest(
     conn: apsw.Connection, requests: list[Request], settings: IngestSettings, *, now: str, recent: RecentKeys,
-    token: object, isolate: bool = False,
-) -> list[list[ItemResult]]:
+    isolate: bool = False,
+) -> list[Summary]:
     """Store `requests` in the caller's transaction. `recent` is the dedup window; the keys this
-    call records in it belong to `token`, which the caller forgets if the transaction fails."""
-    batch = _Batch(conn, settings, now, recent, token)
+    call records in it belong to each request's token, which the caller forgets if the
+    transaction fails."""
+    batch = _Batch(conn, settings, now, recent)
     try:
         batch.prefetch([i for r in requests for i in r.items if isinstance(i, Prepared)])
-        results = [[batch.item(item, request.source, isolate) for item in request.items] for request in requests]
+        summaries = []
+        for request in requests:
+            batch.token, summary = request.token, Summary()
+            for item in request.items:
+                batch.item(item, request.source, isolate, summary)
+            summaries.append(summary)
         batch.flush_events()
         batch.flush_sessions()
     except BaseException:
-        recent.forget(token)  # rolled back: none of these keys were stored
+        for request in requests:
+            recent.forget(request.token)  # rolled back: none of these keys were stored
         raise
-    return results
+    return summaries
 
 
 @dataclass
@@ -121,13 +140,13 @@ class _SessionState:
 
 
 class _Batch:
-    def __init__(self, conn: apsw.Connection, settings: IngestSettings, now: str, recent: RecentKeys, token: object) -> None:
+    def __init__(self, conn: apsw.Connection, settings: IngestSettings, now: str, recent: RecentKeys) -> None:
         self.conn = conn
         self.settings = settings
         self.now = now
         self.now_seconds = seconds_from_iso(now)
         self.recent = recent
-        self.token = token
+        self.token: object = None  # the request whose items are being stored
         self.sessions: dict[str, _SessionState] = {}
         self.seen_uids: set[str] = set()
         self.aliases: dict[tuple[str, str], str | None] = {}
@@ -153,52 +172,60 @@ class _Batch:
                         self.now_seconds)
         recent.expire(self.now_seconds)
 
-    def item(self, item: Prepared | Rejected, source: str, isolate: bool) -> ItemResult:
+    def item(self, item: Prepared | Rejected, source: str, isolate: bool, summary: Summary) -> None:
         if isinstance(item, Rejected):
             dead_letters.add(self.conn, source, item.error, item.body, self.now)
-            return ItemResult(item.index, "rejected", item.error)
+            summary.rejected.append({"index": item.index, "error": item.error})
+            return
         try:
             if not isolate:
-                return self._store(item)
-            try:
-                with self.conn:  # a savepoint: a failing item rolls back alone
-                    result = self._store(item)
-                    self.flush_events()
-                    return result
-            except BaseException:
-                self.recent.discard(item.key, self.token)
-                raise
+                stored = self._store(item)
+            else:
+                try:
+                    with self.conn:  # a savepoint: a failing item rolls back alone
+                        stored = self._store(item)
+                        self.flush_events()
+                except BaseException:
+                    self.recent.discard(item.key, self.token)
+                    # Its row rolled back with the savepoint: it must not go in with the next flush.
+                    self.rows.clear()
+                    self.tool_rows.clear()
+                    raise
         except InvalidItem as exc:
-            return self._reject(item, source, str(exc))
+            return self._reject(item, source, str(exc), summary)
         except (apsw.Error, ValueError, TypeError, OverflowError) as exc:
             if not isolate or classify(exc) is not None:  # a full disk is not this item's fault
                 raise
-            return self._reject(item, source, f"could not store: {type(exc).__name__}: {exc}")
+            return self._reject(item, source, f"could not store: {type(exc).__name__}: {exc}", summary)
+        if stored:
+            summary.accepted += 1
+        else:
+            summary.duplicates += 1
 
-    def _reject(self, item: Prepared, source: str, error: str) -> ItemResult:
+    def _reject(self, item: Prepared, source: str, error: str, summary: Summary) -> None:
         dead_letters.add(self.conn, source, error, dead_letter_text(_envelope_json(item.envelope)), self.now)
-        return ItemResult(item.index, "rejected", error)
+        summary.rejected.append({"index": item.index, "error": error})
 
-    def _store(self, item: Prepared) -> ItemResult:
+    def _store(self, item: Prepared) -> bool:
+        """Stage the item's row; False if it is a duplicate (by uid, or content in the window)."""
         env, cols, key = item.envelope, item.columns, item.key
         if env.uid in self.seen_uids:
-            return ItemResult(item.index, "duplicate")
+            return False
         session_id = self._resolve_session(env, cols, item.project)
         if self.settings.dedup_window > 0:
             if self.recent.seen(key, self.now_seconds):
-                return ItemResult(item.index, "duplicate")
+                return False
             self.recent.add(key, self.now_seconds, self.token)
         self.seen_uids.add(env.uid)
-        duration = cols.duration_ms if cols.duration_ms is not None else self._paired_duration(session_id, cols, env)
-        self.rows.append([
-            env.uid, session_id, env.agent, cols.kind, cols.tool_name, cols.tool_use_id, env.occurred_at,
-            self.now, duration, cols.ok, key, item.stored.text, item.stored.original_bytes, int(item.stored.trimmed),
-        ])
+        row = item.row
+        row[_SESSION], row[_RECEIVED_AT] = session_id, self.now
+        row[_DURATION] = cols.duration_ms if cols.duration_ms is not None else self._paired_duration(session_id, cols, env)
+        self.rows.append(row)
         if cols.tool_use_id is not None:
             self.tool_rows.setdefault((session_id, cols.tool_use_id), []).append(len(self.rows) - 1)
         self._apply(session_id, env, cols)
         self._note_start(session_id, env, cols)
-        return ItemResult(item.index, "accepted")
+        return True
 
     def flush_events(self) -> None:
         if self.rows:

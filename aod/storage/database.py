@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import apsw
 
@@ -23,7 +23,7 @@ from aod.storage.health import StorageHealth, classify, note_errno
 from aod.storage.lock import DataDirLock
 from aod.storage.migrate import migrate
 from aod.storage.readers import ReaderPool
-from aod.storage.writer import Writer, WriterStats
+from aod.storage.writer import BatchFn, Writer, WriterStats
 
 T = TypeVar("T")
 CommitListener = Callable[[], None]
@@ -73,6 +73,11 @@ class Database:
         await does not cancel the write: once queued, it commits (or fails) regardless.
         """
         return await self._writer.submit(fn)
+
+    async def write_batched(self, fn: BatchFn, item: Any, *, weight: int = 1) -> Any:
+        """Like `write`, but every item of one transaction naming `fn` goes to one `fn(conn, items)`
+        call, which returns one result per item; `weight` (a count of rows) bounds a transaction."""
+        return await self._writer.submit_batched(fn, item, weight=weight)
 
     async def read(self, fn: Callable[[apsw.Connection], T]) -> T:
         """Run `fn(conn)` on a reader connection inside one read transaction."""

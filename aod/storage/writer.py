@@ -5,6 +5,12 @@ Callers hand in a function of the connection. The thread takes whatever requests
 runs each inside its own SAVEPOINT of one `BEGIN IMMEDIATE` transaction, commits once, and
 only then resolves the callers' futures. A request that raises rolls back to its savepoint
 and fails alone; a failed COMMIT fails every request of the batch, since none of them landed.
+
+A batched request (`submit_batched`) names a function of the connection and a list: every
+batched request of one transaction that names the same function is one call with all their
+items (ingest reads and updates a session touched by many requests once). Its weight (ingest:
+its event count) bounds a transaction, and a request of `alone_weight` or more is written in a
+transaction of its own, where it needs no savepoint.
 Failures that mean a full disk or a read-only database go to the storage health state, and a
 commit that changed rows clears it.
 """
@@ -25,6 +31,8 @@ import apsw
 from aod.storage.health import StorageHealth, note_errno
 
 WriteFn = Callable[[apsw.Connection], Any]
+# Called once per transaction with the items of its requests that name it; one result per item.
+BatchFn = Callable[[apsw.Connection, list[Any]], list[Any]]
 # Called on the writer thread after each transaction with its size and seconds (the metrics).
 CommitObserver = Callable[[int, float], None]
 
@@ -38,15 +46,20 @@ class WriterStats:
 
 
 class _Request:
-    __slots__ = ("fn", "future", "loop")
+    __slots__ = ("fn", "future", "item", "loop", "weight")
 
-    def __init__(self, fn: WriteFn, future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop) -> None:
-        self.fn = fn
+    def __init__(
+        self, fn: Any, future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop, item: Any = None, weight: int = 1,
+    ) -> None:
+        self.fn = fn  # a WriteFn, or a BatchFn when `item` is not _PLAIN
         self.future = future
         self.loop = loop
+        self.item = item
+        self.weight = weight
 
 
 _STOP = object()
+_PLAIN = object()
 
 
 class WriterClosed(RuntimeError):
@@ -60,6 +73,8 @@ class Writer:
         *,
         batch_max: int = 512,
         batch_wait: float = 0.0002,
+        max_weight: int = 5000,
+        alone_weight: int = 128,
         on_commit: Callable[[], None] | None = None,
         between_transactions: Callable[[apsw.Connection], None] | None = None,
         health: StorageHealth | None = None,
@@ -67,6 +82,10 @@ class Writer:
         self._conn = conn
         self._batch_max = batch_max
         self._batch_wait = batch_wait
+        # Bounds one transaction, so a flood of bulk requests cannot hold the writer for long.
+        self._max_weight = max_weight
+        self._alone_weight = alone_weight
+        self._carry: _Request | None = None  # taken from the queue, but for the next transaction
         self._on_commit = on_commit
         self._between_transactions = between_transactions
         self._health = health
@@ -83,7 +102,16 @@ class Writer:
             raise WriterClosed("the database is closed")
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put(_Request(fn, future, loop))
+        self._queue.put(_Request(fn, future, loop, _PLAIN))
+        return future
+
+    def submit_batched(self, fn: BatchFn, item: Any, *, weight: int = 1) -> asyncio.Future[Any]:
+        """Queue `item` for `fn(conn, items)`, one call per transaction for all items naming `fn`."""
+        if self._closed:
+            raise WriterClosed("the database is closed")
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put(_Request(fn, future, loop, item, weight))
         return future
 
     @property
@@ -106,7 +134,7 @@ class Writer:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            first = self._queue.get()
+            first, self._carry = self._carry or self._queue.get(), None
             if first is _STOP:
                 break
             batch, stopping = self._gather(first)
@@ -121,6 +149,9 @@ class Writer:
 
     def _gather(self, first: _Request) -> tuple[list[_Request], bool]:
         batch = [first]
+        weight = first.weight
+        if weight >= self._alone_weight:
+            return batch, False
         deadline: float | None = None
         get = self._queue.get
         while len(batch) < self._batch_max:
@@ -143,6 +174,12 @@ class Writer:
                     break
             if item is _STOP:
                 return batch, True
+            if item.weight >= self._alone_weight or weight + item.weight > self._max_weight:
+                # Sharing a transaction would put a large write in a savepoint, whose
+                # sub-journal copies every page it changes: it goes next (alone, if large).
+                self._carry = item
+                break
+            weight += item.weight
             batch.append(item)
         self._last_batch_size = len(batch)
         return batch, False
@@ -152,21 +189,22 @@ class Writer:
         outcomes: list[tuple[bool, Any]] = []
         changes_before = conn.total_changes()
         started = time.perf_counter()
+        units = _units(batch)
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                if len(batch) == 1:
+                if len(units) == 1:
                     # Alone in its transaction, a write needs no savepoint, and a savepoint would
                     # cost it: SQLite copies every page changed under one into a sub-journal
                     # (measured: bulk ingest at half speed).
-                    outcomes.append(_run_alone(conn, batch[0].fn))
+                    outcomes = _run_alone(conn, units[0])
                     if outcomes[0][0]:
                         conn.execute("COMMIT")
                     elif not conn.getautocommit():  # a full disk may have rolled it back already
                         conn.execute("ROLLBACK")
                 else:
-                    for req in batch:
-                        outcomes.append(_run_in_savepoint(conn, req.fn))
+                    for unit in units:
+                        outcomes.extend(_run_in_savepoint(conn, unit))
                     conn.execute("COMMIT")
             except BaseException:
                 if not conn.getautocommit():
@@ -183,7 +221,7 @@ class Writer:
         stats.failed_writes += sum(1 for ok, _ in outcomes if not ok)
         stats.largest_batch = max(stats.largest_batch, len(batch))
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-        for req, (ok, value) in zip(batch, outcomes, strict=True):
+        for req, (ok, value) in zip([r for unit in units for r in unit], outcomes, strict=True):
             by_loop.setdefault(req.loop, []).append((req.future, ok, value))
         # One wake-up per loop per batch, not one per write.
         for loop, items in by_loop.items():
@@ -209,17 +247,41 @@ class Writer:
             health.wrote()
 
 
-def _run_alone(conn: apsw.Connection, fn: WriteFn) -> tuple[bool, Any]:
+def _units(batch: list[_Request]) -> list[list[_Request]]:
+    """The calls a transaction makes: each plain write alone, batched ones one per function."""
+    units: list[list[_Request]] = []
+    batched: dict[Any, list[_Request]] = {}
+    for req in batch:
+        if req.item is _PLAIN:
+            units.append([req])
+        elif req.fn in batched:
+            batched[req.fn].append(req)
+        else:
+            units.append(batched.setdefault(req.fn, [req]))
+    return units
+
+
+def _call(conn: apsw.Connection, unit: list[_Request]) -> list[tuple[bool, Any]]:
+    first = unit[0]
+    if first.item is _PLAIN:
+        return [(True, first.fn(conn))]
+    results = first.fn(conn, [req.item for req in unit])
+    if len(results) != len(unit):
+        raise RuntimeError(f"a batched write returned {len(results)} results for {len(unit)} items")
+    return [(True, result) for result in results]
+
+
+def _run_alone(conn: apsw.Connection, unit: list[_Request]) -> list[tuple[bool, Any]]:
     try:
-        return True, fn(conn)
+        return _call(conn, unit)
     except BaseException as exc:  # even SystemExit from one caller must not kill the writer thread
-        return False, exc
+        return [(False, exc)] * len(unit)
 
 
-def _run_in_savepoint(conn: apsw.Connection, fn: WriteFn) -> tuple[bool, Any]:
+def _run_in_savepoint(conn: apsw.Connection, unit: list[_Request]) -> list[tuple[bool, Any]]:
     conn.execute("SAVEPOINT aod_write")
     try:
-        result = fn(conn)
+        outcomes = _call(conn, unit)
     except BaseException as exc:  # even SystemExit from one caller must not kill the writer thread
         if conn.getautocommit() and isinstance(exc, Exception):
             # SQLite rolled the whole transaction back (a full disk, an I/O error): the writes
@@ -227,9 +289,9 @@ def _run_in_savepoint(conn: apsw.Connection, fn: WriteFn) -> tuple[bool, Any]:
             raise
         conn.execute("ROLLBACK TO aod_write")
         conn.execute("RELEASE aod_write")
-        return False, exc
+        return [(False, exc)] * len(unit)
     conn.execute("RELEASE aod_write")
-    return True, result
+    return outcomes
 
 
 def _resolve(items: list[tuple[asyncio.Future[Any], bool, Any]], on_commit: Callable[[], None] | None) -> None:
