@@ -128,3 +128,18 @@ def test_a_killed_process_is_lost_within_a_second(
     finally:
         agent.kill()
         agent.wait()
+
+
+def test_working_turns_stuck_at_its_deadline_not_at_the_next_poll(
+    daemons: list[Daemon], data_dir: Path, aod_env: dict[str, str], tmux: TmuxServer
+) -> None:
+    d = start_daemon(data_dir, aod_env, tmux, CONFIG.format(grace="60s") + '[lifecycle]\nstuck_after = "3s"\n')
+    daemons.append(d)
+    prompt = json.loads((FIXTURES / "UserPromptSubmit.json").read_text())
+    assert d.post("/v1/events", {"agent": "claude-code", "payload": prompt}).status == 202
+    spoke = time.monotonic()
+    sid = d.get("/v1/sessions").body["items"][0]["id"]
+    assert session(d, sid)["status"] == "working"
+    wait_for(lambda: session(d, sid)["status"] == "stuck", timeout=10, interval=0.05, message="stuck")
+    elapsed = time.monotonic() - spoke
+    assert 3.0 <= elapsed < 3.0 + WITHIN, elapsed
