@@ -3,6 +3,7 @@ within a second of its death (after the grace), and an idle daemon does not tick
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from aod.runtime import pidwatch, process
+from aod.runtime.pidwatch import PidWatch
 from tests.conftest import FIXTURES
 from tests.helpers.daemon import Daemon
 from tests.helpers.tmux import TmuxServer, start_daemon
@@ -143,3 +146,30 @@ def test_working_turns_stuck_at_its_deadline_not_at_the_next_poll(
     wait_for(lambda: session(d, sid)["status"] == "stuck", timeout=10, interval=0.05, message="stuck")
     elapsed = time.monotonic() - spoke
     assert 3.0 <= elapsed < 3.0 + WITHIN, elapsed
+
+
+@pytest.mark.skipif(not pidwatch.available(), reason="pidfd_open is Linux only")
+async def test_a_pidfd_fires_at_exit_and_a_reused_pid_is_reported_at_once() -> None:
+    exits: list[float] = []
+    watch = PidWatch(lambda: exits.append(time.monotonic()))
+    agent, impostor = subprocess.Popen(["sleep", "600"]), subprocess.Popen(["sleep", "600"])
+    try:
+        (start,) = (await process.read_starts([agent.pid], timeout=5)).values()
+        assert start is not None
+        # The impostor's handle carries another start time: the pid is not that process any more.
+        await watch.sync([process.format_handle(agent.pid, start.token), f"{impostor.pid}@1"], timeout=5)
+        assert len(exits) == 1 and watch.watched == {process.format_handle(agent.pid, start.token)}
+        await asyncio.sleep(0.2)
+        assert len(exits) == 1  # a live process does not fire
+        agent.kill()
+        killed = time.monotonic()
+        for _ in range(100):
+            if len(exits) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert len(exits) == 2 and exits[1] - killed < WITHIN and watch.watched == set()
+    finally:
+        watch.close()
+        for p in (agent, impostor):
+            p.kill()
+            p.wait()
