@@ -79,8 +79,11 @@ class ConfigHolder:
             listener(new)
         return True
 
-    async def watch(self) -> None:
-        """Reload whenever the file changes; runs until cancelled.
+    async def watch(self, stop: asyncio.Event | None = None) -> None:
+        """Reload whenever the file changes; runs until `stop` is set (or until cancelled).
+
+        A cancel alone waits for the file watcher's thread to come back, up to SETTLED_POLL_MS:
+        `stop` reaches that thread within WATCH_STEP_MS, so the daemon passes its own.
 
         The watch is on the file's directory or, while that does not exist, on its nearest
         existing ancestor: never recursive, as that ancestor can be $HOME. A directory appearing
@@ -97,7 +100,7 @@ class ConfigHolder:
                 await self.reload()
             seen = now
             log.info("watching the config file", extra={"path": str(self.path), "directory": str(now.spot)})
-            async with contextlib.aclosing(_changes(now.spot, self.path)) as changes:
+            async with contextlib.aclosing(_changes(now.spot, self.path, stop)) as changes:
                 async for relevant in changes:
                     now = await asyncio.to_thread(_look, self.path)
                     if now.where != seen.where:
@@ -106,6 +109,8 @@ class ConfigHolder:
                     if now.file != seen.file or (relevant and now.spot == self.path.parent):
                         await self.reload()
                     seen = now
+            if stop is not None and stop.is_set():
+                return
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,7 @@ def _look(path: Path) -> _Look:
     return _Look(where, file)
 
 
-async def _changes(spot: Path, path: Path) -> AsyncIterator[bool]:
+async def _changes(spot: Path, path: Path, stop: asyncio.Event | None = None) -> AsyncIterator[bool]:
     """True after a change to `spot` itself or to its entry on the way to `path`; False every POLL_MS."""
     relevant = {str(spot), str(spot / path.relative_to(spot).parts[0])}
     try:
@@ -150,9 +155,12 @@ async def _changes(spot: Path, path: Path) -> AsyncIterator[bool]:
             recursive=False,
             rust_timeout=POLL_MS if spot != path.parent else SETTLED_POLL_MS,
             yield_on_timeout=True,
+            stop_event=stop,
         )) as batches:
             async for batch in batches:
                 yield bool(batch)
+        if stop is not None and stop.is_set():
+            return
     except OSError as exc:
         # Gone since we looked (the caller moves on at the next poll), or no inotify watch left:
         # polling alone still finds every change, only later.

@@ -115,7 +115,7 @@ async def _serve(config: Config) -> int:
         await _reconcile(reaper)
         ctx.ready = True
         notifier.send("READY=1")  # only now: what /readyz answers 200 to
-        jobs = {"config-watch": holder.watch(), "reaper": reaper.run(stop), "spool-watch": spool.watch(stop),
+        jobs = {"config-watch": holder.watch(stop), "reaper": reaper.run(stop), "spool-watch": spool.watch(stop),
                 "storage-probe": probe.run(storage.db), **_reactions(storage.db, holder),
                 **sd_notify.jobs(notifier, storage.db, lambda: ctx.metrics.accepted, watchdog_interval)}
         tasks += [asyncio.create_task(job, name=name) for name, job in jobs.items()]
