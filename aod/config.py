@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -21,7 +22,6 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from aod.notify.desktop import desktop_program
 from aod.paths import (
     default_config_path,
     default_data_dir,
@@ -60,6 +60,16 @@ PRIORITIES = ("urgent", "action", "info")
 NOTIFIER_TYPES = ("command", "webhook", "desktop")
 MIB = 1 << 20
 DB_FILENAME = "aod.db"
+
+
+def desktop_program(path: str | None = None, platform: str = sys.platform) -> str | None:
+    """The program that shows a desktop notification here: notify-send (freedesktop), else osascript
+    on macOS, found on `path` (default: $PATH). The default routing depends on it, and the desktop
+    notifier sends with it."""
+    found = shutil.which("notify-send", path=path)
+    if found is None and platform == "darwin":
+        found = shutil.which("osascript", path=path)
+    return found
 
 
 class ConfigError(ValueError):

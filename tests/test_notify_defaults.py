@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aod.config import NotifierConfig, parse_config
-from aod.notify.desktop import desktop_program
+from aod.config import NotifierConfig, desktop_program, parse_config
 from aod.notify.routing import routed
 
 NOWHERE = {"urgent": (), "action": (), "info": ()}

@@ -9,8 +9,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from aod.config import NotifierConfig
-from aod.notify.desktop import desktop_program
+from aod.config import NotifierConfig, desktop_program
 from aod.scm.process import ProgramError, run_program
 
 # notify-send's urgency for each escalation priority.
