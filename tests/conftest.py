@@ -118,6 +118,16 @@ def aod(data_dir: Path, aod_env: dict[str, str], tmux: TmuxServer) -> Iterator[A
 
 
 @pytest.fixture
+def daemons() -> Iterator[list[Any]]:
+    """Daemons a test starts itself (append them): any still running are killed after it."""
+    started: list[Any] = []
+    yield started
+    for d in started:
+        if d.proc is not None and d.proc.poll() is None:
+            d.kill()
+
+
+@pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A git repository with one commit on `main` (a project to spawn agents in)."""
     path = tmp_path / "shop"

@@ -9,11 +9,8 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.conftest import FIXTURES, aod_command
 from tests.helpers.daemon import Daemon
@@ -29,14 +26,6 @@ def config(grace: str = "0.5s", stuck_after: str = "10m") -> str:
     return f'[reaper]\ninterval = "{INTERVAL}s"\ngrace = "{grace}"\n[lifecycle]\nstuck_after = "{stuck_after}"\n'
 
 
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        if d.proc is not None and d.proc.poll() is None:
-            d.kill()
-
 
 def serve(daemons: list[Daemon], data_dir: Path, aod_env: dict[str, str], tmux: TmuxServer, text: str,
           path: str | None = None) -> Daemon:
@@ -44,11 +33,6 @@ def serve(daemons: list[Daemon], data_dir: Path, aod_env: dict[str, str], tmux: 
     daemons.append(d)
     return d
 
-
-def session(daemon: Daemon, session_id: str) -> dict[str, Any]:
-    reply = daemon.get(f"/v1/sessions/{session_id}")
-    assert reply.status == 200, reply.body
-    return reply.body
 
 
 def spawn(daemon: Daemon, project: Path, *command: str) -> dict[str, Any]:
@@ -70,13 +54,13 @@ def test_a_pane_killed_from_outside_is_lost_within_two_intervals(
     aod = serve(daemons, data_dir, aod_env, tmux, config(grace="0.5s"))
     s = spawn(aod, tmp_path, "sleep", "600")
     time.sleep(3 * INTERVAL)  # past the grace, with ticks that found it alive
-    assert session(aod, s["id"]) | {"status": "idle", "is_alive": True} == session(aod, s["id"])
+    assert aod.session(s["id"]) | {"status": "idle", "is_alive": True} == aod.session(s["id"])
     tmux.tmux("kill-pane", "-t", s["runtime_handle"])
     killed_at = time.monotonic()
-    wait_for(lambda: session(aod, s["id"])["status"] == "lost", timeout=10, interval=0.02, message="lost")
+    wait_for(lambda: aod.session(s["id"])["status"] == "lost", timeout=10, interval=0.02, message="lost")
     elapsed = time.monotonic() - killed_at
     assert elapsed < WITHIN_TWO_INTERVALS, elapsed
-    lost = session(aod, s["id"])
+    lost = aod.session(s["id"])
     assert (lost["termination_reason"], lost["is_alive"]) == ("runtime_lost", False) and lost["ended_at"]
     assert status_changes(aod, s["id"])[-1] == "lost"
 
@@ -91,10 +75,10 @@ def test_a_recent_event_holds_off_the_verdict(
                                     "runtime": {"tmux_pane": s["runtime_handle"]}})
     assert reply.status == 202
     tmux.tmux("kill-pane", "-t", s["runtime_handle"])
-    wait_for(lambda: session(aod, s["id"])["is_alive"] is False, timeout=10, message="the probe to see it dead")
-    current = session(aod, s["id"])
+    wait_for(lambda: aod.session(s["id"])["is_alive"] is False, timeout=10, message="the probe to see it dead")
+    current = aod.session(s["id"])
     assert (current["status"], current["termination_reason"]) == ("working", None)
-    wait_for(lambda: session(aod, s["id"])["status"] == "lost", timeout=25, message="lost after the grace")
+    wait_for(lambda: aod.session(s["id"])["status"] == "lost", timeout=25, message="lost after the grace")
 
 
 def test_without_tmux_nothing_is_concluded(
@@ -107,17 +91,17 @@ def test_without_tmux_nothing_is_concluded(
     (bin_dir / "sleep").symlink_to(shutil.which("sleep") or "/bin/sleep")
     aod = serve(daemons, data_dir, aod_env, tmux, config(grace="0s"), path=str(bin_dir))
     s = spawn(aod, tmp_path, "sleep", "600")
-    assert session(aod, s["id"])["is_alive"] is True
+    assert aod.session(s["id"])["is_alive"] is True
     (bin_dir / "tmux").unlink()  # tmux removed from the daemon's PATH
     tmux.tmux("kill-pane", "-t", s["runtime_handle"])  # and the agent is really gone
-    wait_for(lambda: session(aod, s["id"])["is_alive"] is None, timeout=10, message="a failed probe")
+    wait_for(lambda: aod.session(s["id"])["is_alive"] is None, timeout=10, message="a failed probe")
     time.sleep(4 * INTERVAL)
-    current = session(aod, s["id"])
+    current = aod.session(s["id"])
     assert (current["status"], current["termination_reason"], current["is_alive"]) == ("idle", None, None)
     refused = aod.post("/v1/sessions", {"project": str(tmp_path), "command": ["sleep", "1"]})
     assert refused.status == 502 and "tmux is not installed" in refused.body["error"]["message"]
     (bin_dir / "tmux").symlink_to(tmux.binary)  # back: now the probe can tell
-    wait_for(lambda: session(aod, s["id"])["status"] == "lost", timeout=10, message="lost once tmux answers")
+    wait_for(lambda: aod.session(s["id"])["status"] == "lost", timeout=10, message="lost once tmux answers")
 
 
 def post_event(daemon: Daemon, agent_id: str, pid: int, occurred_at: int | None = None) -> str:
@@ -139,19 +123,19 @@ def test_process_runtime_alive_dead_and_reused(
     try:
         sid = post_event(aod, "proc-a", agent.pid)
         # The reaper records the process's start time in its handle the first time it sees it alive.
-        wait_for(lambda: "@" in session(aod, sid)["runtime_handle"], timeout=10, message="the start time")
-        current = session(aod, sid)
+        wait_for(lambda: "@" in aod.session(sid)["runtime_handle"], timeout=10, message="the start time")
+        current = aod.session(sid)
         assert (current["runtime"], current["is_alive"], current["pid"]) == ("process", True, agent.pid)
         assert current["runtime_handle"].startswith(f"{agent.pid}@")
         agent.kill()
         agent.wait()
-        wait_for(lambda: session(aod, sid)["status"] == "lost", timeout=10, message="the dead agent to be lost")
+        wait_for(lambda: aod.session(sid)["status"] == "lost", timeout=10, message="the dead agent to be lost")
 
         # A pid whose process started after the session's last event is not the agent (pid reuse).
         impostor = subprocess.Popen(["sleep", "600"])
         two_minutes_ago = time.time_ns() - 120 * 1_000_000_000
         reused = post_event(aod, "proc-b", impostor.pid, occurred_at=two_minutes_ago)
-        wait_for(lambda: session(aod, reused)["status"] == "lost", timeout=10, message="the reused pid to be lost")
+        wait_for(lambda: aod.session(reused)["status"] == "lost", timeout=10, message="the reused pid to be lost")
         assert impostor.poll() is None  # alive all along, and never taken for the agent
     finally:
         for p in (agent, impostor):
@@ -167,12 +151,12 @@ def test_working_turns_stuck_with_time_alone(
     payload = json.loads((FIXTURES / "UserPromptSubmit.json").read_text())
     assert aod.post("/v1/events", {"agent": "claude-code", "payload": payload}).status == 202
     sid = aod.get("/v1/sessions").body["items"][0]["id"]
-    assert session(aod, sid)["status"] == "working"
-    wait_for(lambda: session(aod, sid)["status"] == "stuck", timeout=10, message="stuck")
+    assert aod.session(sid)["status"] == "working"
+    wait_for(lambda: aod.session(sid)["status"] == "stuck", timeout=10, message="stuck")
     assert status_changes(aod, sid)[-2:] == ["working", "stuck"]  # the stream hears of it
     tool = json.loads((FIXTURES / "PreToolUse.json").read_text())
     assert aod.post("/v1/events", {"agent": "claude-code", "payload": tool}).status == 202
-    assert session(aod, sid)["status"] == "working"
+    assert aod.session(sid)["status"] == "working"
 
 
 def test_a_restarted_daemon_reconciles_and_keeps_spawned_sessions(
@@ -187,8 +171,8 @@ def test_a_restarted_daemon_reconciles_and_keeps_spawned_sessions(
 
     aod = serve(daemons, data_dir, aod_env, tmux, config(grace="0.5s"))
     # Reconciled before ready: the answer is right from the first request.
-    assert session(aod, victim["id"])["status"] == "lost"
-    kept = session(aod, survivor["id"])
+    assert aod.session(victim["id"])["status"] == "lost"
+    kept = aod.session(survivor["id"])
     assert (kept["status"], kept["is_alive"], kept["runtime_handle"]) == ("idle", True, survivor["runtime_handle"])
 
     # Hook events from inside the spawned session still land on it (AOD_SESSION_ID in its env).
@@ -197,8 +181,8 @@ def test_a_restarted_daemon_reconciles_and_keeps_spawned_sessions(
     for name in ("SessionStart", "UserPromptSubmit"):
         cmd = [*aod_command(), "send", survivor["id"], f"{hook} < {FIXTURES / f'{name}.json'}"]
         assert subprocess.run(cmd, env=env, capture_output=True, timeout=30).returncode == 0
-    wait_for(lambda: session(aod, survivor["id"])["status"] == "working", timeout=15, message="the hooks")
-    after = session(aod, survivor["id"])
+    wait_for(lambda: aod.session(survivor["id"])["status"] == "working", timeout=15, message="the hooks")
+    after = aod.session(survivor["id"])
     assert after["id"] == survivor["id"] and {e["kind"] for e in after["events"]} == {"SessionStart", "UserPromptSubmit"}
     assert len(aod.get("/v1/sessions").body["items"]) == 2
     assert os.path.exists(aod.socket)

@@ -8,7 +8,6 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,25 +25,12 @@ CONFIG = '[reaper]\ninterval = "60s"\ngrace = "{grace}"\n'
 WITHIN = 1.0
 
 
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        if d.proc is not None and d.proc.poll() is None:
-            d.kill()
-
 
 def serve(daemons: list[Daemon], data_dir: Path, aod_env: dict[str, str], tmux: TmuxServer, grace: str) -> Daemon:
     d = start_daemon(data_dir, aod_env, tmux, CONFIG.format(grace=grace))
     daemons.append(d)
     return d
 
-
-def session(daemon: Daemon, session_id: str) -> dict[str, Any]:
-    reply = daemon.get(f"/v1/sessions/{session_id}")
-    assert reply.status == 200, reply.body
-    return reply.body
 
 
 def spawn(daemon: Daemon, project: Path) -> dict[str, Any]:
@@ -60,7 +46,7 @@ def ticks(daemon: Daemon) -> float:
 
 
 def lost_after(daemon: Daemon, session_id: str, since: float) -> float:
-    wait_for(lambda: session(daemon, session_id)["status"] == "lost", timeout=10, interval=0.02, message="lost")
+    wait_for(lambda: daemon.session(session_id)["status"] == "lost", timeout=10, interval=0.02, message="lost")
     return time.monotonic() - since
 
 
@@ -77,9 +63,9 @@ def test_a_killed_pane_is_lost_within_a_second_and_idle_means_no_ticks(
     assert ticks(aod) == before  # nothing happened, nothing polled
     tmux.tmux("kill-pane", "-t", s["runtime_handle"])
     assert lost_after(aod, s["id"], time.monotonic()) < WITHIN
-    lost = session(aod, s["id"])
+    lost = aod.session(s["id"])
     assert (lost["termination_reason"], lost["is_alive"]) == ("runtime_lost", False)
-    assert session(aod, other["id"])["status"] == "idle"  # the other pane's session is untouched
+    assert aod.session(other["id"])["status"] == "idle"  # the other pane's session is untouched
 
 
 def test_killing_the_session_the_watch_is_attached_to_and_then_another(
@@ -106,8 +92,8 @@ def test_a_recent_event_holds_off_the_verdict_until_the_grace_ends(
                                    "runtime": {"tmux_pane": s["runtime_handle"]}}).status == 202
     spoke = time.monotonic()
     tmux.tmux("kill-pane", "-t", s["runtime_handle"])
-    wait_for(lambda: session(aod, s["id"])["is_alive"] is False, timeout=WITHIN, interval=0.02, message="seen dead")
-    assert session(aod, s["id"])["status"] == "working"  # within the grace: not ended
+    wait_for(lambda: aod.session(s["id"])["is_alive"] is False, timeout=WITHIN, interval=0.02, message="seen dead")
+    assert aod.session(s["id"])["status"] == "working"  # within the grace: not ended
     elapsed = lost_after(aod, s["id"], spoke)
     assert 2.0 <= elapsed < 2.0 + WITHIN, elapsed  # at the grace deadline, not at the next poll
 
@@ -123,7 +109,7 @@ def test_a_killed_process_is_lost_within_a_second(
                                        "runtime": {"pid": agent.pid}}).status == 202
         (sid,) = [s["id"] for s in aod.get("/v1/sessions").body["items"] if s["agent_session_id"] == "watched"]
         # The tick after the commit records the start time and opens the pidfd.
-        wait_for(lambda: "@" in session(aod, sid)["runtime_handle"], timeout=10, message="the start time")
+        wait_for(lambda: "@" in aod.session(sid)["runtime_handle"], timeout=10, message="the start time")
         time.sleep(0.5)
         agent.kill()
         killed = time.monotonic()
@@ -142,8 +128,8 @@ def test_working_turns_stuck_at_its_deadline_not_at_the_next_poll(
     assert d.post("/v1/events", {"agent": "claude-code", "payload": prompt}).status == 202
     spoke = time.monotonic()
     sid = d.get("/v1/sessions").body["items"][0]["id"]
-    assert session(d, sid)["status"] == "working"
-    wait_for(lambda: session(d, sid)["status"] == "stuck", timeout=10, interval=0.05, message="stuck")
+    assert d.session(sid)["status"] == "working"
+    wait_for(lambda: d.session(sid)["status"] == "stuck", timeout=10, interval=0.05, message="stuck")
     elapsed = time.monotonic() - spoke
     assert 3.0 <= elapsed < 3.0 + WITHIN, elapsed
 

@@ -17,11 +17,6 @@ from tests.helpers.waiting import wait_for
 AOD = aod_command()
 
 
-def session(daemon: Daemon, session_id: str) -> dict[str, Any]:
-    reply = daemon.get(f"/v1/sessions/{session_id}")
-    assert reply.status == 200, reply.body
-    return reply.body
-
 
 def spawn(daemon: Daemon, project: Path, *command: str, extra: tuple[str, ...] = ()) -> str:
     result = run_cli(daemon, "spawn", "--project", str(project), *extra, "--", *command)
@@ -32,7 +27,7 @@ def spawn(daemon: Daemon, project: Path, *command: str, extra: tuple[str, ...] =
 def test_spawn_starts_the_agent_in_tmux(aod: Daemon, tmux: TmuxServer, repo: Path) -> None:
     sid = spawn(aod, repo, "sleep", "600")
     assert sid == "shop-1"
-    s = session(aod, sid)
+    s = aod.session(sid)
     assert s["project_id"] == "shop" and s["agent"] == "claude-code"
     assert (s["runtime"], s["is_alive"], s["status"], s["termination_reason"]) == ("tmux", True, "idle", None)
     assert tmux.panes()[s["runtime_handle"]] == (False, s["pid"])
@@ -49,10 +44,10 @@ def test_the_spawned_agent_and_its_hooks_know_their_session(aod: Daemon, tmux: T
     script = (f"{hook} < {FIXTURES / 'SessionStart.json'}; {hook} < {FIXTURES / 'UserPromptSubmit.json'};"
               ' echo "env: $AOD_SESSION_ID $AOD_SOCKET"; exec sleep 600')
     sid = spawn(aod, repo, "sh", "-c", script)
-    pane = session(aod, sid)["runtime_handle"]
+    pane = aod.session(sid)["runtime_handle"]
     wait_for(lambda: f"env: {sid} {aod.socket}" in tmux.capture(pane), message="the spawned environment")
-    wait_for(lambda: session(aod, sid)["status"] == "working", message="the hooks to land")
-    s = session(aod, sid)
+    wait_for(lambda: aod.session(sid)["status"] == "working", message="the hooks to land")
+    s = aod.session(sid)
     assert s["agent_session_id"] == json.loads((FIXTURES / "SessionStart.json").read_text())["session_id"]
     assert (s["runtime"], s["runtime_handle"]) == ("tmux", pane)
     assert [e["kind"] for e in s["events"]] == ["UserPromptSubmit", "SessionStart"]
@@ -61,7 +56,7 @@ def test_the_spawned_agent_and_its_hooks_know_their_session(aod: Daemon, tmux: T
 
 def test_send_types_into_the_pane(aod: Daemon, tmux: TmuxServer, repo: Path) -> None:
     sid = spawn(aod, repo, "cat")
-    pane = session(aod, sid)["runtime_handle"]
+    pane = aod.session(sid)["runtime_handle"]
     result = run_cli(aod, "send", sid, "hello", "agent")
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
     wait_for(lambda: "hello agent" in tmux.capture(pane), message="the message in the pane")
@@ -73,10 +68,10 @@ def test_send_types_into_the_pane(aod: Daemon, tmux: TmuxServer, repo: Path) -> 
 
 def test_send_refuses_a_session_waiting_for_input_unless_forced(aod: Daemon, tmux: TmuxServer, repo: Path) -> None:
     sid = spawn(aod, repo, "cat")
-    pane = session(aod, sid)["runtime_handle"]
+    pane = aod.session(sid)["runtime_handle"]
     prompt = json.loads((FIXTURES / "PermissionRequest.json").read_text())
     assert aod.post("/v1/events", {"agent": "claude-code", "session": sid, "payload": prompt}).status == 202
-    assert session(aod, sid)["status"] == "needs_input"
+    assert aod.session(sid)["status"] == "needs_input"
     refused = aod.post(f"/v1/sessions/{sid}/send", {"message": "yes"})
     assert refused.status == 409 and refused.body["error"]["code"] == "waiting_input"
     result = run_cli(aod, "send", sid, "typed anyway?")
@@ -88,11 +83,11 @@ def test_send_refuses_a_session_waiting_for_input_unless_forced(aod: Daemon, tmu
 
 def test_kill_ends_the_runtime_and_marks_the_session(aod: Daemon, tmux: TmuxServer, repo: Path) -> None:
     sid = spawn(aod, repo, "sleep", "600")
-    pane = session(aod, sid)["runtime_handle"]
+    pane = aod.session(sid)["runtime_handle"]
     result = run_cli(aod, "kill", sid)
     assert (result.returncode, result.stdout.strip()) == (0, f"{sid} killed")
     assert pane not in tmux.panes()
-    s = session(aod, sid)
+    s = aod.session(sid)
     assert (s["status"], s["termination_reason"], s["is_alive"]) == ("killed", "killed", False)
     assert s["ended_at"] is not None
     again = run_cli(aod, "kill", sid, "--json")  # idempotent
@@ -104,7 +99,7 @@ def test_kill_ends_the_runtime_and_marks_the_session(aod: Daemon, tmux: TmuxServ
 
 def test_worktree_on_a_new_branch(aod: Daemon, tmux: TmuxServer, repo: Path) -> None:
     sid = spawn(aod, repo / ".", "sleep", "600", extra=("--worktree", "--name", "Fix the login"))
-    s = session(aod, sid)
+    s = aod.session(sid)
     assert s["branch"] == "aod/fix-the-login"
     workspace = Path(s["workspace_path"])
     assert workspace == aod.data_dir / "worktrees" / sid and (workspace / "README").is_file()

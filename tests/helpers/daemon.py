@@ -96,6 +96,12 @@ class Daemon:
     def post(self, path: str, body: Any = None, **kw: Any) -> Reply:
         return request(self.socket, "POST", path, body, **kw)
 
+    def session(self, session_id: str) -> dict[str, Any]:
+        """GET /v1/sessions/{id}, which must answer 200."""
+        reply = self.get(f"/v1/sessions/{session_id}")
+        assert reply.status == 200, reply.body
+        return reply.body
+
     def status(self) -> dict[str, Any]:
         return self.get("/v1/status").body
 
