@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from aod.cli.output import say_no_daemon, say_refused
+
 EXIT_OK = 0
 EXIT_DAEMON_ERROR = 1
 EXIT_UNAVAILABLE = 3
@@ -36,13 +38,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         _, body = DaemonClient(socket_path).post_json(f"/v1/escalations/{args.escalation_id}/ack", {})
     except DaemonUnavailable:
-        print(f"aod: no daemon is answering on {socket_path} (start it with `aod serve`)", file=sys.stderr)
+        say_no_daemon(socket_path)
         return EXIT_UNAVAILABLE
     except DaemonError as exc:
         if exc.status == 404:
             print(f"aod: no escalation {args.escalation_id}", file=sys.stderr)
             return EXIT_NOT_FOUND
-        print(f"aod: the daemon answered {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
+        say_refused(exc)
         return EXIT_DAEMON_ERROR
     if args.json:
         print(json.dumps(body, indent=2))

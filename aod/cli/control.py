@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from aod.cli.output import dump_json, emit
+from aod.cli.output import dump_json, emit, say_no_daemon
 
 __all__ = ["COMMANDS", "add_parsers", "run"]
 
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             return _send(client, args)
         return _kill(client, args)
     except DaemonUnavailable:
-        print(f"aod: no daemon is answering on {socket_path} (start it with `aod serve`)", file=sys.stderr)
+        say_no_daemon(socket_path)
         return EXIT_UNAVAILABLE
     except DaemonError as exc:
         print(f"aod: {exc.message} ({exc.code})", file=sys.stderr)

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from aod.cli.output import say_no_daemon, say_refused
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_UNAVAILABLE = 3
@@ -40,10 +42,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         _, status = DaemonClient(socket_path).get_json("/v1/status")
     except DaemonUnavailable:
-        print(f"aod: no daemon is answering on {socket_path} (start it with `aod serve`)", file=sys.stderr)
+        say_no_daemon(socket_path)
         return EXIT_UNAVAILABLE
     except DaemonError as exc:
-        print(f"aod: the daemon answered {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
+        say_refused(exc)
         return EXIT_FAILED
     if not status.get("tcp"):
         print('aod: the daemon serves no TCP (server.tcp = ""), and the dashboard is served only there: '

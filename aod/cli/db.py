@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aod.cli.context import config_from_args
+from aod.cli.output import say_refused
 from aod.config import Config
 from aod.storage import selfcheck
 from aod.storage.lock import DataDirBusy, DataDirLock
@@ -63,7 +64,7 @@ def _with_daemon(config: Config, args: argparse.Namespace, *, busy: DataDirBusy)
         print(f"aod: {busy} ({exc})", file=sys.stderr)
         return EXIT_BUSY
     except DaemonError as exc:
-        print(f"aod: the daemon answered {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
+        say_refused(exc)
         return EXIT_FAILED
     return _print_check(found, as_json=args.json, where=f"checked by the daemon on {config.socket_path}")
 
@@ -127,7 +128,7 @@ def _prune(config: Config, *, dry_run: bool, as_json: bool) -> int:
             print(f"aod: the data dir is locked by another process, and {exc}", file=sys.stderr)
             return EXIT_BUSY
         except DaemonError as exc:
-            print(f"aod: the daemon answered {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
+            say_refused(exc)
             return EXIT_FAILED
         where = f"pruned by the daemon on {config.socket_path}"
     if as_json:

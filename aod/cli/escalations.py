@@ -35,7 +35,7 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     from aod.cli.client import DaemonClient, DaemonError, DaemonUnavailable
     from aod.cli.context import socket_from_args
-    from aod.cli.output import dump_json, emit, fetch_list, table_width
+    from aod.cli.output import dump_json, emit, fetch_list, say_no_daemon, say_refused, table_width
 
     socket_path = socket_from_args(args)
     params = {"open": 1 if args.open else None, "session": args.session, "priority": args.priority,
@@ -43,13 +43,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         body, more = fetch_list(DaemonClient(socket_path), "/v1/escalations", params, every_page=args.all)
     except DaemonUnavailable:
-        print(f"aod: no daemon is answering on {socket_path} (start it with `aod serve`)", file=sys.stderr)
+        say_no_daemon(socket_path)
         return EXIT_UNAVAILABLE
     except DaemonError as exc:
         if exc.status == 404:
             print(f"aod: no session {args.session}", file=sys.stderr)
             return EXIT_NOT_FOUND
-        print(f"aod: the daemon answered {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
+        say_refused(exc)
         return EXIT_DAEMON_ERROR
     if args.json:
         emit(dump_json(body))

@@ -80,3 +80,13 @@ def emit(text: str) -> None:
     except UnicodeEncodeError:
         # A non-UTF-8 terminal cannot show every title (or the ellipsis); show what it can.
         sys.stdout.write(text.encode(sys.stdout.encoding or "ascii", "replace").decode(sys.stdout.encoding or "ascii") + "\n")
+
+
+def say_no_daemon(socket_path: object) -> None:
+    """What every command prints when nothing answers on the socket (it then exits 3)."""
+    print(f"aod: no daemon is answering on {socket_path} (start it with `aod serve`)", file=sys.stderr)
+
+
+def say_refused(exc: Any) -> None:
+    """A daemon's error answer (a DaemonError), as every command prints it."""
+    print(f"aod: the daemon answered {exc.status} {exc.code}: {exc.message}", file=sys.stderr)

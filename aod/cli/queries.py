@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from aod.cli.output import dump_json, emit, fetch_list, positive_int, table_width
+from aod.cli.output import dump_json, emit, fetch_list, positive_int, say_no_daemon, say_refused, table_width
 
 if TYPE_CHECKING:
     from aod.cli.client import DaemonClient
@@ -80,13 +80,13 @@ def run(args: argparse.Namespace) -> int:
         if command == "events":
             return _follow(client, args) if args.follow else _events(client, args)
     except DaemonUnavailable:
-        print(f"aod: no daemon is answering on {socket_path} (start it with `aod serve`)", file=sys.stderr)
+        say_no_daemon(socket_path)
         return EXIT_UNAVAILABLE
     except DaemonError as exc:
         if command in ("show", "events") and exc.status == 404:
             print(f"aod: no session {args.id if command == 'show' else args.session}", file=sys.stderr)
             return EXIT_NOT_FOUND
-        print(f"aod: the daemon answered {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
+        say_refused(exc)
         return EXIT_DAEMON_ERROR
     raise ValueError(f"not a query command: {command}")
 
