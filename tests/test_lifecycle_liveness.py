@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from aod.lifecycle.liveness import Probe, Runtime, Verdict, judge, runtime_after_event
+from aod.lifecycle.liveness import Runtime, Verdict, judge, runtime_after_event
 from aod.lifecycle.resume import is_fresh_start, is_resume_start
+from aod.runtime.probe import Probe
 from aod.runtime.probes import Pane, judge_pane
 from aod.runtime.process import START_SLACK, ProcessStart, format_handle, judge_process, parse_handle
 

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from aod.lifecycle.liveness import Probe
 from aod.runtime import probes, process
 from aod.runtime.kill import end_runtime
+from aod.runtime.probe import Probe
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from aod.lifecycle.liveness import Probe
 from aod.runtime import probes, spawn, tmux
 from aod.runtime.kill import end_runtime
+from aod.runtime.probe import Probe
 from aod.runtime.send import RuntimeSendError, send_to_session
 from tests.helpers.tmux import TmuxServer
 from tests.helpers.waiting import wait_for

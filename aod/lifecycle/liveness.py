@@ -9,14 +9,8 @@ another pane, a restarted tmux server) than a loss.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
-
-class Probe(StrEnum):
-    ALIVE = "alive"
-    DEAD = "dead"  # the runtime is gone: no pane, no process, or another process under its pid
-    FAILED = "failed"  # the probe itself did not work (tmux missing, timeout): says nothing
-    UNKNOWN = "unknown"  # no way to probe this kind of runtime here
+from aod.runtime.probe import Probe
 
 
 @dataclass(frozen=True)

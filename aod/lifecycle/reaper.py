@@ -23,7 +23,7 @@ from typing import Any
 import apsw
 
 from aod.lifecycle import manager
-from aod.lifecycle.liveness import Probe
+from aod.runtime.probe import Probe
 from aod.runtime.probes import Observation, Target, probe_all
 from aod.runtime.watch import RuntimeWatch
 from aod.storage import sessions

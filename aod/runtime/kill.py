@@ -8,8 +8,8 @@ import signal
 from collections.abc import Mapping
 from typing import Any
 
-from aod.lifecycle.liveness import Probe
 from aod.runtime import process, tmux
+from aod.runtime.probe import Probe
 from aod.timefmt import seconds_from_iso
 
 # SIGTERM first, so the agent can save its transcript; SIGKILL if it is still there after this.

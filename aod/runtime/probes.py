@@ -10,8 +10,8 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from aod.lifecycle.liveness import Probe
 from aod.runtime import process, tmux
+from aod.runtime.probe import Probe
 
 
 @dataclass(frozen=True)

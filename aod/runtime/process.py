@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aod.lifecycle.liveness import Probe
+from aod.runtime.probe import Probe
 
 PROC = Path("/proc")
 # /proc/stat's btime and the tick count give the start to about a second; a hook stamps its
