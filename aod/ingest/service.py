@@ -32,7 +32,7 @@ from aod.lifecycle.activity import ActivityState, apply_event
 from aod.lifecycle.liveness import Runtime, runtime_after_event
 from aod.lifecycle.manager import write_facts
 from aod.lifecycle.resume import PAIR_WINDOW, is_fresh_start, is_resume_start
-from aod.lifecycle.status import Activity, SessionFacts, TerminationReason, derive_status
+from aod.lifecycle.status import Activity, SessionFacts, TerminationReason, derive_status, pr_facts
 from aod.storage import dead_letters, events, projects, prs, sessions
 from aod.storage.health import classify
 from aod.timefmt import iso_from_seconds, seconds_from_iso
@@ -396,7 +396,7 @@ class _Batch:
                 activity=a.activity,
                 termination_reason=a.termination_reason,
                 last_event_at=seconds_from_iso(state.last_event_at) if state.last_event_at else None,
-                prs=prs.facts_for_session(self.conn, session_id),
+                prs=pr_facts(prs.status_rows(self.conn, session_id)),
             )
             sessions.update(self.conn, session_id, {
                 **state.changes,

@@ -13,7 +13,7 @@ from typing import Any
 import apsw
 
 from aod.lifecycle.liveness import judge
-from aod.lifecycle.status import SessionFacts, TerminationReason, derive_status
+from aod.lifecycle.status import SessionFacts, TerminationReason, derive_status, pr_facts
 from aod.runtime import process
 from aod.runtime.probes import Observation
 from aod.storage import prs, sessions
@@ -26,7 +26,7 @@ def derived_status(conn: apsw.Connection, row: Mapping[str, Any], *, now: float,
         activity=row["activity"],
         termination_reason=row["termination_reason"],
         last_event_at=seconds_from_iso(row["last_event_at"]) if row["last_event_at"] else None,
-        prs=prs.facts_for_session(conn, row["id"]),
+        prs=pr_facts(prs.status_rows(conn, row["id"])),
     )
     return derive_status(facts, now=now, stuck_after=stuck_after)
 

@@ -6,9 +6,10 @@ facts always give the same status and the rules can be tested as a table.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 
 class Activity(StrEnum):
@@ -75,6 +76,15 @@ class PrFacts:
     review_decision: ReviewDecision | None = None
     mergeability: Mergeability | None = None
     ci_state: CiState | None = None
+
+
+def pr_facts(rows: Iterable[Mapping[str, Any]]) -> tuple[PrFacts, ...]:
+    """`prs` rows (as `aod.storage.prs.status_rows` returns them) as the facts status reads."""
+    return tuple(
+        PrFacts(state=r["state"], draft=bool(r["draft"]), review_decision=r["review_decision"],
+                mergeability=r["mergeability"], ci_state=r["ci_state"])
+        for r in rows
+    )
 
 
 @dataclass(frozen=True)

@@ -7,18 +7,14 @@ from typing import Any
 
 import apsw
 
-from aod.lifecycle.status import PrFacts
 from aod.storage.rows import dicts, one
 
 
-def facts_for_session(conn: apsw.Connection, session_id: str) -> tuple[PrFacts, ...]:
-    rows = conn.execute(
+def status_rows(conn: apsw.Connection, session_id: str) -> list[dict[str, Any]]:
+    """The session's PRs, with only the columns its status is derived from."""
+    return dicts(conn.execute(
         "SELECT state, draft, review_decision, mergeability, ci_state FROM prs WHERE session_id = ?", (session_id,)
-    ).fetchall()
-    return tuple(
-        PrFacts(state=state, draft=bool(draft), review_decision=review, mergeability=merge, ci_state=ci)
-        for state, draft, review, merge, ci in rows
-    )
+    ))
 
 
 def for_session(conn: apsw.Connection, session_id: str) -> list[dict[str, Any]]:
