@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import select
 import subprocess
 import time
 from pathlib import Path
@@ -134,10 +136,25 @@ def test_working_turns_stuck_at_its_deadline_not_at_the_next_poll(
     assert 3.0 <= elapsed < 3.0 + WITHIN, elapsed
 
 
-@pytest.mark.skipif(not pidwatch.available(), reason="pidfd_open is Linux only")
-async def test_a_pidfd_fires_at_exit_and_a_reused_pid_is_reported_at_once() -> None:
+def test_the_exit_watch_is_what_the_os_offers() -> None:
+    # pidfd where Linux has it, kqueue on macOS and the BSDs, polling alone elsewhere.
+    expected = "pidfd" if hasattr(os, "pidfd_open") else "kqueue" if hasattr(select, "kqueue") else None
+    assert pidwatch.kind() == expected and pidwatch.available() == (expected is not None)
+    if expected is not None:
+        assert PidWatch(lambda: None).backend == expected
+    missing = {"pidfd", "kqueue"} - set(pidwatch.BACKENDS)
+    for backend in missing:  # on this machine at least one of the two is missing
+        with pytest.raises(ValueError, match="cannot be watched"):
+            PidWatch(lambda: None, backend=backend)
+    assert missing, "no OS has both"
+
+
+@pytest.mark.parametrize("backend", ["pidfd", "kqueue"])
+async def test_an_exit_fires_at_once_and_a_reused_pid_is_reported_at_once(backend: str) -> None:
+    if backend not in pidwatch.BACKENDS:
+        pytest.skip(f"this OS has no {backend}")
     exits: list[float] = []
-    watch = PidWatch(lambda: exits.append(time.monotonic()))
+    watch = PidWatch(lambda: exits.append(time.monotonic()), backend=backend)
     agent, impostor = subprocess.Popen(["sleep", "600"]), subprocess.Popen(["sleep", "600"])
     try:
         (start,) = (await process.read_starts([agent.pid], timeout=5)).values()
