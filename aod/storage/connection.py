@@ -6,6 +6,8 @@ from pathlib import Path
 
 import apsw
 
+from aod.storage.rows import scalar_text
+
 SYNCHRONOUS_MODES = ("normal", "full")
 
 
@@ -23,8 +25,8 @@ def open_connection(path: Path, *, synchronous: str = "normal", query_only: bool
     conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
     conn.set_busy_timeout(5000)
     if not query_only:
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchall()[0][0]
-        if mode.lower() != "wal":
+        mode = scalar_text(conn.execute("PRAGMA journal_mode=WAL"))
+        if mode is None or mode.lower() != "wal":
             raise apsw.Error(f"could not switch {path} to WAL (journal_mode={mode})")
         # After a reader pinned an old snapshot the WAL may have grown; shrink it on reset.
         conn.execute("PRAGMA journal_size_limit=67108864")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import apsw
 
+from aod.storage.rows import scalar_int
+
 # A dead letter keeps enough of the body to diagnose it, never an unbounded amount.
 MAX_BODY = 256 * 1024
 
@@ -17,4 +19,4 @@ def add(conn: apsw.Connection, source: str, error: str, body: str | None, now: s
 
 
 def count(conn: apsw.Connection) -> int:
-    return conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+    return scalar_int(conn.execute("SELECT count(*) FROM dead_letters"))

@@ -7,7 +7,7 @@ from typing import Any
 import apsw
 import orjson
 
-from aod.storage.rows import dicts
+from aod.storage.rows import dicts, grouped_counts, scalar_text
 
 # What a notifier sends: the escalation and enough of its session to act on it.
 _DUE = (
@@ -34,7 +34,7 @@ def due(conn: apsw.Connection, now: str, limit: int = 50) -> list[dict[str, Any]
 
 
 def next_due_at(conn: apsw.Connection) -> str | None:
-    return conn.execute("SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'").fetchone()[0]
+    return scalar_text(conn.execute("SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'"))
 
 
 def mark_sent(conn: apsw.Connection, delivery_id: int, now: str) -> None:
@@ -91,4 +91,4 @@ def for_escalations(conn: apsw.Connection, escalation_ids: list[int]) -> dict[in
 
 def counts_by_status(conn: apsw.Connection) -> dict[str, int]:
     """Deliveries per status (pending, sent, failed; only statuses that have some)."""
-    return dict(conn.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall())
+    return grouped_counts(conn.execute("SELECT status, count(*) FROM deliveries GROUP BY status"))

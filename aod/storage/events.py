@@ -8,7 +8,7 @@ from typing import Any
 import apsw
 
 from aod.storage import keyset
-from aod.storage.rows import one
+from aod.storage.rows import one, scalar_int
 
 # The list view leaves the payload out: it can be 64 KiB per row.
 SUMMARY_COLUMNS = (
@@ -105,7 +105,7 @@ def listing(
 
 
 def count(conn: apsw.Connection) -> int:
-    return conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    return scalar_int(conn.execute("SELECT count(*) FROM events"))
 
 
 def move_to_session(conn: apsw.Connection, from_session: str, to_session: str) -> None:

@@ -71,7 +71,8 @@ def note_errno(exc: BaseException, conn: apsw.Connection) -> BaseException:
     """
     if isinstance(exc, _IO_ERRORS) and getattr(exc, "system_errno", None) is None:
         with contextlib.suppress(apsw.Error):  # a closed connection has none
-            exc.system_errno = conn.system_errno  # type: ignore[attr-defined]
+            # Through __dict__: the attribute is aod's own, no apsw exception declares it.
+            exc.__dict__["system_errno"] = conn.system_errno
     return exc
 
 
@@ -106,7 +107,7 @@ class StorageHealth:
         self._began = 0.0
         self._lock = threading.Lock()
         # Called (from whichever thread noticed) when the state leaves "ok": the probe waits for it.
-        self.on_degraded: Callable[[], None] | None = None
+        self.on_degraded: Callable[[], object] | None = None
 
     @property
     def degraded(self) -> bool:
@@ -136,9 +137,10 @@ class StorageHealth:
     def wrote(self) -> None:
         """A transaction that changed rows committed: the condition is over (for "full", once
         there is headroom again)."""
-        if self.state == "ok":
+        state = self.state  # unlocked: a healthy database leaves here at once
+        if state == "ok":
             return
-        if self.state == "full" and not _has_headroom(self.directory):
+        if state == "full" and not _has_headroom(self.directory):
             return
         with self._lock:
             if self.state == "ok":

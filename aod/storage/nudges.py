@@ -6,7 +6,7 @@ from typing import Any
 
 import apsw
 
-from aod.storage.rows import dicts, one
+from aod.storage.rows import dicts, grouped_counts, one, scalar_text
 
 
 def add(conn: apsw.Connection, session_id: str, reaction: str, signature: str, message: str, now: str) -> bool:
@@ -27,7 +27,7 @@ def due(conn: apsw.Connection, now: str, limit: int = 50) -> list[dict[str, Any]
 
 
 def next_due_at(conn: apsw.Connection) -> str | None:
-    return conn.execute("SELECT min(next_attempt_at) FROM nudges WHERE status = 'pending'").fetchone()[0]
+    return scalar_text(conn.execute("SELECT min(next_attempt_at) FROM nudges WHERE status = 'pending'"))
 
 
 def get(conn: apsw.Connection, nudge_id: int) -> dict[str, Any] | None:
@@ -84,4 +84,4 @@ def exists(conn: apsw.Connection, session_id: str, reaction: str, signature: str
 
 def counts_by_status(conn: apsw.Connection) -> dict[str, int]:
     """Nudges per status (pending, sent, failed, cancelled; only statuses that have some)."""
-    return dict(conn.execute("SELECT status, count(*) FROM nudges GROUP BY status").fetchall())
+    return grouped_counts(conn.execute("SELECT status, count(*) FROM nudges GROUP BY status"))

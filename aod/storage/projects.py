@@ -7,7 +7,7 @@ from typing import Any
 
 import apsw
 
-from aod.storage.rows import dicts, one
+from aod.storage.rows import dicts, one, scalar_int
 
 UNKNOWN_PATH = "(unknown)"
 
@@ -26,7 +26,8 @@ def ensure(conn: apsw.Connection, path: str, name: str, origin_url: str | None, 
     if found is not None:
         if origin_url and found["origin_url"] != origin_url:
             conn.execute("UPDATE projects SET origin_url = ? WHERE id = ?", (origin_url, found["id"]))
-        return found["id"]
+        known: str = found["id"]
+        return known
     base = slug(name)
     project_id, n = base, 1
     while by_id(conn, project_id) is not None:
@@ -40,11 +41,10 @@ def ensure(conn: apsw.Connection, path: str, name: str, origin_url: str | None, 
 
 
 def take_session_number(conn: apsw.Connection, project_id: str) -> int:
-    row = conn.execute(
+    return scalar_int(conn.execute(
         "UPDATE projects SET next_session_n = next_session_n + 1 WHERE id = ? RETURNING next_session_n - 1",
         (project_id,),
-    ).fetchone()
-    return int(row[0])
+    ))
 
 
 def listing(conn: apsw.Connection) -> list[dict[str, Any]]:
@@ -59,7 +59,7 @@ def listing(conn: apsw.Connection) -> list[dict[str, Any]]:
 
 
 def count(conn: apsw.Connection) -> int:
-    return conn.execute("SELECT count(*) FROM projects").fetchone()[0]
+    return scalar_int(conn.execute("SELECT count(*) FROM projects"))
 
 
 def slug(name: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import apsw
 
-from aod.storage.rows import dicts, one
+from aod.storage.rows import dicts, one, scalar_int
 
 
 def status_rows(conn: apsw.Connection, session_id: str) -> list[dict[str, Any]]:
@@ -70,7 +70,7 @@ def check_runs(conn: apsw.Connection, pr_url: str, name: str, limit: int) -> lis
     rows = conn.execute(
         "SELECT status FROM pr_checks WHERE pr_url = ? AND name = ? ORDER BY created_at DESC, commit_sha DESC LIMIT ?",
         (pr_url, name, limit),
-    ).fetchall()
+    )
     return [status for (status,) in rows]
 
 
@@ -125,5 +125,5 @@ def sessions_with_open_prs(conn: apsw.Connection) -> set[str]:
 
 
 def open_count(conn: apsw.Connection, session_id: str) -> int:
-    return conn.execute("SELECT count(*) FROM prs WHERE session_id = ? AND state = 'open'", (session_id,)).fetchone()[0]
+    return scalar_int(conn.execute("SELECT count(*) FROM prs WHERE session_id = ? AND state = 'open'", (session_id,)))
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import apsw
 
 from aod.storage import meta
+from aod.storage.rows import only_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +65,12 @@ def _old_prefix(conn: apsw.Connection, table: str, key: str, stamp: str, cutoff:
     """(row count, last key) of the leading run, in key order, of rows stamped before `cutoff`."""
     # The unary `+` keeps SQLite walking the primary key (the prefix) instead of the stamp's index.
     kept = conn.execute(f"SELECT {key} FROM {table} WHERE +{stamp} >= ? ORDER BY {key} LIMIT 1", (cutoff,)).fetchone()
+    found: tuple[int, int | None]
     if kept is None:
-        return conn.execute(f"SELECT count(*), max({key}) FROM {table}").fetchone()
-    return conn.execute(f"SELECT count(*), max({key}) FROM {table} WHERE {key} < ?", (kept[0],)).fetchone()
+        found = only_row(conn.execute(f"SELECT count(*), max({key}) FROM {table}"))
+    else:
+        found = only_row(conn.execute(f"SELECT count(*), max({key}) FROM {table} WHERE {key} < ?", (kept[0],)))
+    return found
 
 
 def plan(conn: apsw.Connection, events_before: str, changes_before: str) -> Plan:

@@ -53,3 +53,35 @@ def dicts(cursor: apsw.Cursor) -> list[dict[str, Any]]:
 def one(cursor: apsw.Cursor) -> dict[str, Any] | None:
     found = dicts(cursor)
     return found[0] if found else None
+
+
+def only_row(cursor: apsw.Cursor) -> Any:
+    """The one row a query always answers (an aggregate, a PRAGMA, a RETURNING of a known row).
+
+    apsw types a row as Any; the helpers below check the one value they return.
+    """
+    row = cursor.fetchone()
+    if row is None:
+        raise LookupError("the query answered no row")
+    return row
+
+
+def scalar_int(cursor: apsw.Cursor) -> int:
+    """The first column of the one row, an integer: count(*), PRAGMA data_version."""
+    value = only_row(cursor)[0]
+    if not isinstance(value, int):
+        raise TypeError(f"expected an integer, the query answered {value!r}")
+    return value
+
+
+def scalar_text(cursor: apsw.Cursor) -> str | None:
+    """The first column of the one row, a text or NULL: min() of stamps is NULL over no rows."""
+    value = only_row(cursor)[0]
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"expected a text, the query answered {value!r}")
+    return value
+
+
+def grouped_counts(cursor: apsw.Cursor) -> dict[str, int]:
+    """`SELECT key, count(*) ... GROUP BY key` as {key: count}."""
+    return {key: n for key, n in cursor}

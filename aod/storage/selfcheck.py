@@ -16,6 +16,7 @@ import apsw
 from aod.storage import meta
 from aod.storage.connection import open_connection
 from aod.storage.migrate import migration_ids
+from aod.storage.rows import scalar_int, scalar_text
 
 TABLES = (
     "projects", "sessions", "session_aliases", "events", "prs", "pr_checks", "pr_comments",
@@ -62,8 +63,8 @@ def read_checks(conn: apsw.Connection, *, full: bool) -> list[Check]:
 
 
 def _journal_mode(conn: apsw.Connection) -> Check:
-    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    return Check("journal_mode", mode == "wal", mode)
+    mode = scalar_text(conn.execute("PRAGMA journal_mode"))
+    return Check("journal_mode", mode == "wal", str(mode))
 
 
 def _integrity(conn: apsw.Connection, *, full: bool) -> Check:
@@ -118,9 +119,9 @@ def trigger_round_trip(conn: apsw.Connection) -> Check:
             "INSERT INTO sessions (id, agent, created_at, updated_at) VALUES (?, 'selfcheck', '', '')",
             (probe,),
         )
-        logged = conn.execute(
+        logged = scalar_int(conn.execute(
             "SELECT count(*) FROM change_log WHERE entity = 'session' AND entity_id = ?", (probe,)
-        ).fetchone()[0]
+        ))
     finally:
         conn.execute("ROLLBACK TO aod_selfcheck")
         conn.execute("RELEASE aod_selfcheck")

@@ -8,7 +8,7 @@ from typing import Any
 import apsw
 
 from aod.storage import events, keyset, projects
-from aod.storage.rows import dicts, one
+from aod.storage.rows import dicts, grouped_counts, one, scalar_int, scalar_text
 
 COLUMNS = (
     "id", "project_id", "agent", "agent_session_id", "status", "activity", "activity_at", "error", "error_at",
@@ -94,16 +94,16 @@ def listing(conn: apsw.Connection, flt: SessionFilter, limit: int, cursor: str |
 
 
 def counts_by_status(conn: apsw.Connection) -> dict[str, int]:
-    return dict(conn.execute("SELECT status, count(*) FROM sessions GROUP BY status").fetchall())
+    return grouped_counts(conn.execute("SELECT status, count(*) FROM sessions GROUP BY status"))
 
 
 def count(conn: apsw.Connection) -> int:
-    return conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
+    return scalar_int(conn.execute("SELECT count(*) FROM sessions"))
 
 
 def count_live(conn: apsw.Connection) -> int:
     """Sessions that have not ended (what `aod sessions --active` lists)."""
-    return conn.execute("SELECT count(*) FROM sessions WHERE termination_reason IS NULL").fetchone()[0]
+    return scalar_int(conn.execute("SELECT count(*) FROM sessions WHERE termination_reason IS NULL"))
 
 
 # --- lifecycle: the reaper, and --resume's throwaway start ---------------------------------------
@@ -171,11 +171,11 @@ def probe_targets(conn: apsw.Connection) -> list[dict[str, Any]]:
 def next_silent(conn: apsw.Connection, before: str) -> str | None:
     """The oldest newest-event time of the working sessions not yet silent since `before`: the next
     one that time alone may make stuck."""
-    return conn.execute(
+    return scalar_text(conn.execute(
         "SELECT min(last_event_at) FROM sessions WHERE status = 'working' AND termination_reason IS NULL"
         " AND last_event_at >= ?",
         (before,),
-    ).fetchone()[0]
+    ))
 
 
 def silent_working(conn: apsw.Connection, before: str) -> list[dict[str, Any]]:

@@ -24,13 +24,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import apsw
 
 from aod.storage.health import StorageHealth, note_errno
 
 WriteFn = Callable[[apsw.Connection], Any]
+T = TypeVar("T")
 # Called once per transaction with the items of its requests that name it; one result per item.
 BatchFn = Callable[[apsw.Connection, list[Any]], list[Any]]
 # Called on the writer thread after each transaction with its size and seconds (the metrics).
@@ -97,11 +98,11 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="aod-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, fn: WriteFn) -> asyncio.Future[Any]:
+    def submit(self, fn: Callable[[apsw.Connection], T]) -> asyncio.Future[T]:
         if self._closed:
             raise WriterClosed("the database is closed")
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Request(fn, future, loop, _PLAIN))
         return future
 
