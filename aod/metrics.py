@@ -20,9 +20,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from aod.cdc import change_log
 from aod.ingest import spool
-from aod.storage import deliveries, escalations, nudges, sessions
+from aod.storage import change_log, deliveries, escalations, nudges, sessions
 
 if TYPE_CHECKING:
     from aod.ingest.ingestor import Summary

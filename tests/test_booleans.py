@@ -15,9 +15,8 @@ import apsw
 import orjson
 import pytest
 
-from aod.cdc import change_log
 from aod.cdc.frames import ENTITY_TABLES, change_frame, change_frames
-from aod.storage import events, prs, sessions
+from aod.storage import change_log, events, prs, sessions
 from aod.storage.rows import BOOLEANS, FLAG_NAMES, dicts
 from tests.conftest import FIXTURES, aod_command
 from tests.helpers.daemon import Daemon

@@ -5,8 +5,7 @@ from __future__ import annotations
 import apsw
 import pytest
 
-from aod.cdc import change_log
-from aod.storage import meta
+from aod.storage import change_log, meta
 from aod.storage.migrate import migration_ids
 from tests.helpers.rows import insert_event, seed_session
 

@@ -9,8 +9,7 @@ from typing import Any
 import apsw
 import pytest
 
-from aod.cdc import change_log
-from aod.storage import events, keyset, retention
+from aod.storage import change_log, events, keyset, retention
 from tests.helpers.rows import T0, insert_event, seed_session
 
 Traced = list[tuple[str, Any]]

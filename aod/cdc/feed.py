@@ -14,11 +14,10 @@ from functools import partial
 
 import apsw
 
-from aod.cdc import change_log
 from aod.cdc.broadcaster import Broadcaster, Subscription, SubscriptionEnded
 from aod.cdc.cursor import Cursor, Start, StreamFilter, start_of
 from aod.cdc.frames import PING, RETRY, StreamItem, change_frames, reset_frame
-from aod.storage import meta
+from aod.storage import change_log, meta
 from aod.storage.database import Database
 
 REPLAY_PAGE = 500

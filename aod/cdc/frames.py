@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from aod.cdc.change_log import Row
 from aod.cdc.cursor import format_cursor
+from aod.storage.change_log import Row
 from aod.storage.rows import BOOLEANS, FLAG_NAMES, as_booleans
 
 RETRY = b"retry: 2000\n\n"

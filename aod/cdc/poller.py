@@ -17,10 +17,9 @@ from functools import partial
 
 import apsw
 
-from aod.cdc import change_log
 from aod.cdc.broadcaster import Broadcaster
 from aod.cdc.frames import StreamItem, change_frames
-from aod.storage import meta
+from aod.storage import change_log, meta
 from aod.storage.database import Database
 
 log = logging.getLogger("aod.stream")

@@ -25,12 +25,11 @@ from typing import Any
 
 import apsw
 
-from aod.cdc import change_log
 from aod.config import Config
 from aod.config_reload import ConfigHolder
 from aod.reactions.conditions import BRAKE_RUNS, SessionView, conditions, stuck_due_at
 from aod.reactions.rules import Decision, Tracker, decide, due_at
-from aod.storage import deliveries, escalations, nudges, prs, sessions, trackers
+from aod.storage import change_log, deliveries, escalations, nudges, prs, sessions, trackers
 from aod.storage.database import Database
 from aod.timefmt import iso_from_ns, iso_from_seconds, seconds_from_iso
 
