@@ -11,6 +11,7 @@ from aiohttp import web
 from aod.cdc.broadcaster import Broadcaster
 from aod.config import Config
 from aod.ingest.ingestor import Ingestor
+from aod.jobs import Jobs
 from aod.metrics import Metrics
 from aod.storage.database import Database
 
@@ -28,6 +29,7 @@ class AppContext:
     config_errors: list[str] = field(default_factory=list)
     broadcaster: Broadcaster | None = None  # the live stream's fan-out (issue 4)
     metrics: Metrics = field(default_factory=Metrics)  # GET /metrics; a registry of this daemon's own
+    jobs: Jobs = field(default_factory=Jobs)  # the background jobs, for /v1/status
 
 
 CONTEXT = web.AppKey("aod_context", AppContext)

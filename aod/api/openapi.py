@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, get_args
 
 from aiohttp import web
 
@@ -22,6 +22,7 @@ from aod.api.errors import json_response
 from aod.api.params import MAX_LIMIT
 from aod.cdc.cursor import ENTITIES
 from aod.config import PRIORITIES
+from aod.jobs import State as JobState
 from aod.lifecycle.status import Activity, Status, TerminationReason
 from aod.scm.observation import CHECK_STATUSES, MERGEABILITY, PR_STATES, REVIEW_DECISIONS
 
@@ -225,6 +226,12 @@ def _status() -> Json:
                             by_priority=_object(" ".join(f"{p}:i" for p in PRIORITIES))),
         notifiers=_array({"type": "string"}),
         routing=_object(" ".join(f"{p}:a" for p in PRIORITIES), "Which notifiers each priority pages."),
+        jobs={"type": "object", "description": "The background jobs by name (reaper, cdc-poller, retention, ...). "
+              "`state`: `running` a pass, `waiting` for `next_due` or a wake, `backoff` after a pass failed "
+              "(`last_error`; it runs again at `next_due`, the pause doubling per failure in a row up to 60 s), "
+              "`stopped`. `restarts` counts failed passes since start; `last_error` stays after a recovery.",
+              "additionalProperties": _object("last_error:s? restarts:i next_due:s?",
+                                              state=_enum(get_args(JobState)))},
     )
 
 

@@ -162,6 +162,8 @@ async def status(request: web.Request) -> web.Response:
         # Where escalations go: with no notifier routed they are recorded but reach no one.
         "notifiers": sorted(ctx.config.notifiers),
         "routing": {priority: list(names) for priority, names in ctx.config.routing.items()},
+        # A job whose step raised shows "backoff" and its error until it runs again (restarts counts them).
+        "jobs": ctx.jobs.status(),
     })
 
 
