@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import apsw
 import orjson
+
+from aod.storage.rows import only_row, scalar_int
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +45,9 @@ def _change(row: tuple[Any, ...]) -> Change:
 
 def rows_after(conn: apsw.Connection, seq: int, limit: int) -> list[Row]:
     """The rows after `seq` with `data` left as the JSON text the trigger wrote (the stream embeds it)."""
-    return conn.execute(
-        f"SELECT {_COLUMNS} FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
-    ).fetchall()
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+    # apsw types a row loosely; the table's NOT NULL columns and the triggers make it a Row.
+    return cast(list[Row], rows.fetchall())
 
 
 def sessions_changed(conn: apsw.Connection, after: int, through: int) -> set[str]:
@@ -55,3 +57,41 @@ def sessions_changed(conn: apsw.Connection, after: int, through: int) -> set[str
         (after, through),
     )
     return {row[0] for row in rows}
+
+
+def logged(conn: apsw.Connection, entity: str, entity_id: str) -> int:
+    """How many rows one entity has (the self-check's trigger round trip)."""
+    return scalar_int(conn.execute(
+        "SELECT count(*) FROM change_log WHERE entity = ? AND entity_id = ?", (entity, entity_id)
+    ))
+
+
+# --- retention: the oldest rows go as a prefix in seq order (aod.storage.retention) -----------
+
+
+def old_prefix_end(conn: apsw.Connection, before: str, limit: int) -> int | None:
+    """The last seq of the leading run of rows stamped before `before`, at most `limit` rows."""
+    last: int | None = None
+    for seq, at in conn.execute("SELECT seq, at FROM change_log ORDER BY seq LIMIT ?", (limit,)):
+        if at >= before:
+            break
+        last = seq
+    return last
+
+
+def delete_through(conn: apsw.Connection, seq: int) -> int:
+    """Delete every row up to `seq`; how many went."""
+    conn.execute("DELETE FROM change_log WHERE seq <= ?", (seq,))
+    return conn.changes()
+
+
+def old_prefix(conn: apsw.Connection, before: str) -> tuple[int, int | None]:
+    """(row count, last seq) of the leading run, in seq order, of rows stamped before `before`."""
+    # The unary `+` keeps SQLite walking the primary key (the prefix) instead of an index on `at`.
+    kept = conn.execute("SELECT seq FROM change_log WHERE +at >= ? ORDER BY seq LIMIT 1", (before,)).fetchone()
+    found: tuple[int, int | None]
+    if kept is None:
+        found = only_row(conn.execute("SELECT count(*), max(seq) FROM change_log"))
+    else:
+        found = only_row(conn.execute("SELECT count(*), max(seq) FROM change_log WHERE seq < ?", (kept[0],)))
+    return found

@@ -1,4 +1,6 @@
-"""SQL of retention: which old `events` and `change_log` rows go, and deleting them in batches.
+"""Retention: which old `events` and `change_log` rows go, deleted in batches with the floor.
+
+The events' side is here; change_log's own SQL is in `aod.storage.change_log`.
 
 Both tables are pruned as a prefix in key order (ids and seqs follow commit order, and the
 timestamps compared are the daemon's own, stamped at commit), so every batch is a range delete
@@ -12,8 +14,8 @@ from dataclasses import dataclass
 
 import apsw
 
-from aod.storage import meta
-from aod.storage.rows import only_row
+from aod.storage import change_log, meta
+from aod.storage.rows import scalar_int
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +35,11 @@ class Plan:
     floor_after: int
 
 
-def _prefix_end(conn: apsw.Connection, sql: str, cutoff: str, limit: int) -> int | None:
-    """The last key of the leading run of rows stamped before `cutoff` (at most `limit` rows)."""
-    last = None
-    for key, stamp in conn.execute(sql, (limit,)):
-        if stamp >= cutoff:
+def _events_end(conn: apsw.Connection, before: str, limit: int) -> int | None:
+    """The last id of the leading run of events received before `before`, at most `limit` of them."""
+    last: int | None = None
+    for key, stamp in conn.execute("SELECT id, received_at FROM events ORDER BY id LIMIT ?", (limit,)):
+        if stamp >= before:
             break
         last = key
     return last
@@ -49,33 +51,29 @@ def prune_batch(conn: apsw.Connection, events_before: str, changes_before: str, 
     Runs inside the caller's write transaction, so the floor moves with the deletion.
     """
     events = changes = 0
-    last_event = _prefix_end(conn, "SELECT id, received_at FROM events ORDER BY id LIMIT ?", events_before, limit)
+    last_event = _events_end(conn, events_before, limit)
     if last_event is not None:
         conn.execute("DELETE FROM events WHERE id <= ?", (last_event,))
         events = conn.changes()
-    last_seq = _prefix_end(conn, "SELECT seq, at FROM change_log ORDER BY seq LIMIT ?", changes_before, limit)
+    last_seq = change_log.old_prefix_end(conn, changes_before, limit)
     if last_seq is not None:
-        conn.execute("DELETE FROM change_log WHERE seq <= ?", (last_seq,))
-        changes = conn.changes()
+        changes = change_log.delete_through(conn, last_seq)
         meta.raise_retention_floor(conn, last_seq)
     return Batch(events, changes, meta.retention_floor(conn))
 
 
-def _old_prefix(conn: apsw.Connection, table: str, key: str, stamp: str, cutoff: str) -> tuple[int, int | None]:
-    """(row count, last key) of the leading run, in key order, of rows stamped before `cutoff`."""
+def _old_events(conn: apsw.Connection, before: str) -> int:
+    """How many events lead the id order received before `before`."""
     # The unary `+` keeps SQLite walking the primary key (the prefix) instead of the stamp's index.
-    kept = conn.execute(f"SELECT {key} FROM {table} WHERE +{stamp} >= ? ORDER BY {key} LIMIT 1", (cutoff,)).fetchone()
-    found: tuple[int, int | None]
+    kept = conn.execute("SELECT id FROM events WHERE +received_at >= ? ORDER BY id LIMIT 1", (before,)).fetchone()
     if kept is None:
-        found = only_row(conn.execute(f"SELECT count(*), max({key}) FROM {table}"))
-    else:
-        found = only_row(conn.execute(f"SELECT count(*), max({key}) FROM {table} WHERE {key} < ?", (kept[0],)))
-    return found
+        return scalar_int(conn.execute("SELECT count(*) FROM events"))
+    return scalar_int(conn.execute("SELECT count(*) FROM events WHERE id < ?", (kept[0],)))
 
 
 def plan(conn: apsw.Connection, events_before: str, changes_before: str) -> Plan:
     """Count what `prune_batch` calls would delete, without deleting (for `aod db prune --dry-run`)."""
-    events, _ = _old_prefix(conn, "events", "id", "received_at", events_before)
-    changes, last_gone = _old_prefix(conn, "change_log", "seq", "at", changes_before)
+    events = _old_events(conn, events_before)
+    changes, last_gone = change_log.old_prefix(conn, changes_before)
     floor = meta.retention_floor(conn)
     return Plan(events, changes, floor, max(floor, last_gone or 0))

@@ -13,10 +13,10 @@ from typing import Any
 
 import apsw
 
-from aod.storage import meta
+from aod.storage import change_log, meta
 from aod.storage.connection import open_connection
 from aod.storage.migrate import migration_ids
-from aod.storage.rows import scalar_int, scalar_text
+from aod.storage.rows import scalar_text
 
 TABLES = (
     "projects", "sessions", "session_aliases", "events", "prs", "pr_checks", "pr_comments",
@@ -119,9 +119,7 @@ def trigger_round_trip(conn: apsw.Connection) -> Check:
             "INSERT INTO sessions (id, agent, created_at, updated_at) VALUES (?, 'selfcheck', '', '')",
             (probe,),
         )
-        logged = scalar_int(conn.execute(
-            "SELECT count(*) FROM change_log WHERE entity = 'session' AND entity_id = ?", (probe,)
-        ))
+        logged = change_log.logged(conn, "session", probe)
     finally:
         conn.execute("ROLLBACK TO aod_selfcheck")
         conn.execute("RELEASE aod_selfcheck")
