@@ -238,7 +238,7 @@ def database(f: Facts) -> Check:
     if failed:
         return Check("database", "fail", "; ".join(f"{c.get('name')}: {c.get('detail')}" for c in failed),
                      "`aod db check --full`; restore a backup (`aod db restore`) if the file is damaged")
-    integrity = next((c for c in f.db_check.get("checks") or [] if c.get("name") == "integrity"), {})
+    integrity: dict[str, Any] = next((c for c in f.db_check.get("checks") or [] if c.get("name") == "integrity"), {})
     return Check("database", "ok", f"{integrity.get('detail', 'checked')}, schema and triggers complete")
 
 

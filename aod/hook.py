@@ -35,7 +35,7 @@ except ImportError:  # an interpreter without it still has the public module
 # `typing.TYPE_CHECKING` would import typing (several ms); type checkers honour any constant of this name.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
     from typing import Any
 
@@ -167,17 +167,21 @@ class _StrictJSON:
 
 _JSON_SPACE = b" \t\n\r"  # JSON's whitespace; bytes.strip() would take \v and \f too
 _JSON_SPACE_STR = _JSON_SPACE.decode()
+_scan_once: Callable[[str, int], tuple[Any, int]]
+_json_str: Callable[[str], str]
 try:
     # json's C accelerator is the same parser and encoder json.loads/dumps use on CPython, without
     # the Python module's import of re (half of this client's start-up time).
     import _json
 
-    _scan_once = _json.make_scanner(_StrictJSON())
+    # typeshed asks for a make_scanner here (its own TODO: any object with a decoder's settings).
+    _scan_once = _json.make_scanner(_StrictJSON())  # type: ignore[arg-type]
     _json_str = _json.encode_basestring_ascii
 except (ImportError, AttributeError):  # another interpreter: the public module does the same
     import json
 
-    _scan_once = json.JSONDecoder(parse_constant=_reject_constant).scan_once
+    # scan_once is set in JSONDecoder.__init__, which typeshed does not declare.
+    _scan_once = json.JSONDecoder(parse_constant=_reject_constant).scan_once  # type: ignore[attr-defined]
     _json_str = json.dumps
 
 

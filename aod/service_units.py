@@ -99,7 +99,7 @@ def _tcp_listen(address: str) -> str:
     family, _, _, _, sockaddr = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM,
                                                    flags=socket.AI_PASSIVE)[0]
     ip = f"[{sockaddr[0]}]" if family == socket.AF_INET6 else sockaddr[0]
-    return f"ListenStream={ip}:{sockaddr[1]}"
+    return f"ListenStream={ip}:{int(port)}"  # the port getaddrinfo answers is the one it was given
 
 
 def render_systemd(inst: Installation) -> dict[str, str]:

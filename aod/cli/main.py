@@ -94,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     runner = _runners().get(args.command)
     if runner is not None:
-        return runner.run(args)
+        code: int = runner.run(args)
+        return code
     if args.command == "hook":  # reached only with global options first: `aod --data-dir D hook`
         from aod.hook import main as hook_main
 

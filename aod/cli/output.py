@@ -39,7 +39,7 @@ def fetch_list(
     if not every_page:
         return body, bool(body.get("next_cursor"))
     items = list(body.get("items") or [])
-    cursor, seen = body.get("next_cursor"), set()
+    cursor, seen = body.get("next_cursor"), set[str]()
     while cursor and cursor not in seen and len(seen) < MAX_PAGES:
         seen.add(cursor)
         _, page = client.get_json(path, {**params, "cursor": cursor})
