@@ -8,6 +8,7 @@ import json
 import os
 import re
 import select
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -81,6 +82,37 @@ def test_killing_the_session_the_watch_is_attached_to_and_then_another(
     for s in spawned:
         tmux.tmux("kill-session", "-t", s["tmux_session"])
         assert lost_after(aod, s["id"], time.monotonic()) < WITHIN
+
+
+def watched_elsewhere(aod: Daemon, tmux: TmuxServer, project: Path) -> dict[str, Any]:
+    """A spawned session that the watch's control client is not attached to, once it watches."""
+    spawned = [spawn(aod, project), spawn(aod, project)]
+    wait_for(lambda: ticks(aod) >= 2, timeout=10, message="a tick after the spawns")
+    wait_for(lambda: tmux.tmux("list-clients", "-F", "#{client_session}").stdout.strip(), timeout=5,
+             message="the control client")
+    attached = tmux.tmux("list-clients", "-F", "#{client_session}").stdout.split()
+    time.sleep(0.5)  # past the grace, and the pane processes' watch is set
+    return next(s for s in spawned if s["tmux_session"] not in attached)
+
+
+def test_a_pane_dying_unannounced_in_another_session_is_lost_within_a_second(
+    daemons: list[Daemon], data_dir: Path, aod_env: dict[str, str], tmux: TmuxServer, tmp_path: Path
+) -> None:
+    # tmux tells only the clients of a session about a pane that goes from a split window of it,
+    # and nobody about a pane remain-on-exit keeps dead: the pane's process exit is what is heard.
+    aod = serve(daemons, data_dir, aod_env, tmux, grace="0.3s")
+    split = watched_elsewhere(aod, tmux, tmp_path)
+    tmux.tmux("split-window", "-t", split["runtime_handle"], "sleep", "600")  # the new pane is the active one
+    time.sleep(0.3)
+    tmux.tmux("kill-pane", "-t", split["runtime_handle"])
+    assert lost_after(aod, split["id"], time.monotonic()) < WITHIN
+
+    kept = watched_elsewhere(aod, tmux, tmp_path)
+    tmux.tmux("set-option", "-w", "-t", kept["runtime_handle"], "remain-on-exit", "on")
+    (pid,) = [pid for pane, (_, pid) in tmux.panes().items() if pane == kept["runtime_handle"]]
+    os.kill(pid, signal.SIGKILL)
+    assert lost_after(aod, kept["id"], time.monotonic()) < WITHIN
+    assert tmux.panes()[kept["runtime_handle"]][0]  # tmux keeps the dead pane
 
 
 def test_a_recent_event_holds_off_the_verdict_until_the_grace_ends(
