@@ -46,7 +46,7 @@ async def _dead_letter(ctx: AppContext, source: str, error: str, body: str | Non
 async def accept_events(ctx: AppContext, body: object) -> dict[str, object]:
     """Ingest a POST /v1/events body; answers the 202 body once the items are committed."""
     batch = isinstance(body, dict) and "events" in body and "payload" not in body
-    if batch:
+    if batch and isinstance(body, dict):  # batch implies a dict: said again for the type checker
         items = body["events"]
         if not isinstance(items, list):
             await _dead_letter(ctx, EVENTS_SOURCE, "events: expected an array", dead_letter_text(body), reason="events")

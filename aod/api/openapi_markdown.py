@@ -24,7 +24,8 @@ def _type(schema: dict[str, Any]) -> str:
         name = schema["$ref"].rsplit("/", 1)[1]
         return f"[{name}](#{name.lower()})"
     if "title" in schema:
-        return schema["title"]
+        title: str = schema["title"]
+        return title
     if "oneOf" in schema:
         return " or ".join(_type(s) for s in schema["oneOf"])
     if "enum" in schema:

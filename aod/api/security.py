@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from aod.api.errors import ApiError, Handler
 
@@ -49,7 +50,7 @@ def over_tcp(request: web.Request) -> bool:
     return isinstance(request.transport.get_extra_info("peername") if request.transport else None, tuple)
 
 
-def guard(token: str) -> web.middleware:
+def guard(token: str) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not over_tcp(request):
