@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from aod import proc
 from aod.config import NotifierConfig, desktop_program
-from aod.scm.process import ProgramError, run_program
 
 # notify-send's urgency for each escalation priority.
 _URGENCY = {"urgent": "critical", "action": "normal", "info": "low"}
@@ -36,8 +36,8 @@ async def send(notifier: NotifierConfig, page: Mapping[str, Any], session: aioht
 
 async def _command(notifier: NotifierConfig, page: Mapping[str, Any]) -> None:
     try:
-        await run_program(notifier.command, timeout=notifier.timeout, stdin=orjson.dumps(page))
-    except ProgramError as exc:
+        await proc.output(notifier.command, timeout=notifier.timeout, stdin=orjson.dumps(page))
+    except proc.ProgramError as exc:
         raise NotifyError(str(exc)) from None
 
 
@@ -74,6 +74,6 @@ async def _desktop(notifier: NotifierConfig, page: Mapping[str, Any]) -> None:
     else:
         argv = [program, "-e", f"display notification {_applescript(body)} with title {_applescript(title)}"]
     try:
-        await run_program(argv, timeout=notifier.timeout)
-    except ProgramError as exc:
+        await proc.output(argv, timeout=notifier.timeout)
+    except proc.ProgramError as exc:
         raise NotifyError(str(exc)) from None

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from aod import proc
 from aod.runtime.probe import Probe
 
 PROC = Path("/proc")
@@ -98,23 +99,16 @@ def _boot_time() -> float:
 
 async def _read_ps(pids: list[int], timeout: float) -> dict[int, ProcessStart | None]:
     # LC_ALL=C: lstart is printed in the locale's words, and parsed here in English.
-    env = {**os.environ, "LC_ALL": "C"}
     try:
-        proc = await asyncio.create_subprocess_exec(
-            "ps", "-o", "pid=,stat=,lstart=", "-p", ",".join(map(str, pids)),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-        )
-    except OSError as exc:
-        raise ProbeFailed(f"cannot run ps: {exc}") from None
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+        done = await proc.run(("ps", "-o", "pid=,stat=,lstart=", "-p", ",".join(map(str, pids))),
+                              timeout=timeout, env={"LC_ALL": "C"})
+    except proc.ProgramTimeout:
         raise ProbeFailed(f"ps did not answer within {timeout:g}s") from None
+    except proc.ProgramError as exc:
+        raise ProbeFailed(str(exc)) from None
     # ps exits 1 when none of the pids exists: that is an answer, not a failure.
     found: dict[int, ProcessStart | None] = dict.fromkeys(pids)
-    for line in out.decode("utf-8", "replace").splitlines():
+    for line in done.stdout.decode("utf-8", "replace").splitlines():
         parts = line.split(None, 2)
         if len(parts) < 3 or not parts[0].isdigit():
             continue

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from aod import proc
 from aod.runtime import tmux
 
 # A spawned agent's terminal: wide enough that a TUI does not wrap every line.
@@ -159,18 +160,11 @@ async def add_worktree(repo: Path, path: Path, branch: str, *, timeout: float = 
     """`git worktree add -b BRANCH PATH` in `repo`: a new checkout of HEAD on a new branch."""
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
     try:
-        proc = await asyncio.create_subprocess_exec(
-            "git", "-C", str(repo), "worktree", "add", "-b", branch, str(path),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-    except OSError as exc:
-        raise SpawnError(f"cannot run git: {exc}") from None
-    try:
-        _, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+        done = await proc.run(("git", "-C", str(repo), "worktree", "add", "-b", branch, str(path)), timeout=timeout)
+    except proc.ProgramTimeout:
         raise SpawnError(f"git worktree add did not finish within {timeout:g}s") from None
-    if proc.returncode != 0:
-        message = err.decode("utf-8", "replace").strip()
-        raise SpawnError(f"git worktree add failed: {message or proc.returncode}")
+    except proc.ProgramError as exc:
+        raise SpawnError(str(exc)) from None
+    if done.returncode != 0:
+        message = done.stderr.decode("utf-8", "replace").strip()
+        raise SpawnError(f"git worktree add failed: {message or done.returncode}")

@@ -1,4 +1,4 @@
-"""Running the tmux command: asynchronously, with a timeout, so a hung tmux never blocks the loop.
+"""Running the tmux command (through `aod.proc`): with a timeout, so a hung tmux never blocks the loop.
 
 Every call resolves `tmux` on PATH anew and talks to the server the environment names
 (TMUX_TMPDIR, or TMUX when the daemon itself runs inside tmux), the same one the user's shells use.
@@ -6,9 +6,9 @@ Every call resolves `tmux` on PATH anew and talks to the server the environment 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from dataclasses import dataclass
+
+from aod import proc
 
 TMUX = "tmux"
 DEFAULT_TIMEOUT = 5.0
@@ -51,27 +51,14 @@ class TmuxResult:
 async def run(*args: str, stdin: bytes | None = None, timeout: float = DEFAULT_TIMEOUT) -> TmuxResult:
     """`tmux ARGS...`; raises TmuxMissing or TmuxTimeout, never for a non-zero exit."""
     try:
-        proc = await asyncio.create_subprocess_exec(
-            TMUX, *args,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-    except FileNotFoundError:
+        done = await proc.run((TMUX, *args), stdin=stdin, timeout=timeout)
+    except proc.ProgramMissing:
         raise TmuxMissing("tmux is not installed (not found on PATH)") from None
-    except OSError as exc:
-        raise TmuxError(f"cannot run tmux: {exc}") from None
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
-    except (TimeoutError, asyncio.CancelledError) as exc:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        if isinstance(exc, asyncio.CancelledError):
-            raise
+    except proc.ProgramTimeout:
         raise TmuxTimeout(f"tmux {args[0] if args else ''} did not answer within {timeout:g}s") from None
-    assert proc.returncode is not None
-    return TmuxResult(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+    except proc.ProgramError as exc:
+        raise TmuxError(str(exc)) from None
+    return TmuxResult(done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace"))
 
 
 async def check(*args: str, stdin: bytes | None = None, timeout: float = DEFAULT_TIMEOUT) -> str:

@@ -25,11 +25,11 @@ from typing import Any
 
 import orjson
 
+from aod import proc
 from aod.config import ScmConfig
 from aod.config_reload import ConfigHolder
 from aod.scm.gh_parse import PR_FIELDS, REVIEW_THREADS_QUERY, GhOutputError, prs_from_list, thread_comments
 from aod.scm.observation import InvalidObservation, parse_observation
-from aod.scm.process import ProgramError, run_program
 from aod.scm.record import UnknownSession, record_observations
 from aod.storage import prs, sessions
 from aod.storage.database import Database
@@ -131,8 +131,8 @@ class ScmObserver:
     async def _gh(self, scm: ScmConfig, args: Sequence[str], cwd: str) -> Any:
         async with self._gate(scm):
             try:
-                out = await run_program([scm.gh, *args], cwd=cwd, timeout=scm.timeout, env=GH_ENV)
-            except ProgramError as exc:
+                out = await proc.output([scm.gh, *args], cwd=cwd, timeout=scm.timeout, env=GH_ENV)
+            except proc.ProgramError as exc:
                 raise FetchError(str(exc)) from None
         try:
             return orjson.loads(out)
@@ -197,9 +197,9 @@ async def _where(session: dict[str, Any]) -> tuple[str, str] | None:
         try:
             # symbolic-ref also names a branch with no commit yet; it fails on a detached HEAD,
             # which has no PR of its own.
-            out = await run_program(["git", "-C", workspace, "symbolic-ref", "--quiet", "--short", "HEAD"],
+            out = await proc.output(["git", "-C", workspace, "symbolic-ref", "--quiet", "--short", "HEAD"],
                                     timeout=GIT_TIMEOUT)
-        except ProgramError:
+        except proc.ProgramError:
             return None  # not a git checkout, detached, or git missing: nothing to watch
         branch = out.decode("utf-8", "replace").strip()
         if not branch:
