@@ -67,13 +67,16 @@ def backoff(failures: int, first: float = BACKOFF_FIRST, cap: float = BACKOFF_CA
 
 
 class Job:
-    def __init__(self, name: str, step: Step, *, wait: Wait = wait_or_wake,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, name: str, step: Step, *, woken: asyncio.Event | None = None, first: float | None = 0.0,
+                 wait: Wait = wait_or_wake, clock: Callable[[], float] = time.time) -> None:
+        """`woken`: the part's own wake flag, when it sets it itself (a commit listener, a worker
+        that finished); `first`: when the first step is due (None: at the first wake)."""
         self.name = name
         self._step = step
+        self._first = first
         self._wait = wait
         self._clock = clock
-        self._woken = asyncio.Event()
+        self._woken = woken if woken is not None else asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.state: State = "new"
@@ -110,6 +113,9 @@ class Job:
 
     async def _run(self) -> None:
         failures = 0
+        if self._first is None or self._first > 0:
+            self._waiting(self._first)
+            await self._wait(self._woken, self._first)
         while True:
             self.state, self.next_due = "running", None
             self._woken.clear()
@@ -126,9 +132,12 @@ class Job:
                 await self._wait(None, pause)
                 continue
             failures = 0
-            self.state = "waiting"
-            self.next_due = None if delay is None else self._clock() + delay
+            self._waiting(delay)
             await self._wait(self._woken, delay)
+
+    def _waiting(self, delay: float | None) -> None:
+        self.state = "waiting"
+        self.next_due = None if delay is None else self._clock() + delay
 
 
 class Jobs:
@@ -172,3 +181,12 @@ class Jobs:
 
     def status(self) -> dict[str, JobStatus]:
         return {name: job.status() for name, job in self._jobs.items()}
+
+
+async def run_until_cancelled(job: Job) -> None:
+    """A job as one awaitable (for a caller that still runs it as a task of its own)."""
+    job.start()
+    try:
+        await asyncio.Future()
+    finally:
+        await job.stop()

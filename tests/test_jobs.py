@@ -198,3 +198,16 @@ async def test_the_real_wait_ends_on_a_wake_and_at_once_when_due_now() -> None:
     await asyncio.wait_for(waiting, 5)
     await asyncio.wait_for(wait_or_wake(asyncio.Event(), 0), 5)
     await asyncio.wait_for(wait_or_wake(None, 0), 5)
+
+
+async def test_a_parts_own_wake_flag_and_a_first_step_that_waits() -> None:
+    waits, step, flag = Waits(), Steps(None), asyncio.Event()
+    job = Job("own-flag", step, woken=flag, first=12.0, wait=waits, clock=clock)
+    job.start()
+    wakeable, timeout, _ = await waits.next()
+    assert (wakeable, timeout, step.runs) == (True, 12.0, 0)  # nothing ran yet: it is due in 12 s
+    assert job.status()["next_due"] == iso_from_seconds(1_012.0)
+    flag.set()  # as the part's own wake() does
+    await waits.next()
+    assert step.runs == 1 and not flag.is_set()
+    await job.stop()
