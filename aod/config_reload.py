@@ -12,13 +12,14 @@ import contextlib
 import logging
 import os
 import stat
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import watchfiles
 
 from aod.config import Config, ConfigError, parse_config, resolve_config_path
+from aod.jobs import Job, run_until_cancelled
 
 log = logging.getLogger("aod.config")
 
@@ -79,38 +80,48 @@ class ConfigHolder:
             listener(new)
         return True
 
-    async def watch(self, stop: asyncio.Event | None = None) -> None:
-        """Reload whenever the file changes; runs until `stop` is set (or until cancelled).
+    async def watch(self, stop: asyncio.Event) -> None:
+        await run_until_cancelled(Job("config-watch", ConfigWatch(self, stop).step))
 
-        A cancel alone waits for the file watcher's thread to come back, up to SETTLED_POLL_MS:
-        `stop` reaches that thread within WATCH_STEP_MS, so the daemon passes its own.
 
-        The watch is on the file's directory or, while that does not exist, on its nearest
-        existing ancestor: never recursive, as that ancestor can be $HOME. A directory appearing
-        on the way moves the watch down, one vanishing moves it up. inotify misses what happens
-        between two watches (a file written right after its new directory), so every POLL_MS the
-        watcher also compares the directories and the file with what it saw last (every
-        SETTLED_POLL_MS once it watches the file's own directory: an idle daemon stays asleep).
-        """
-        seen: _Look | None = None
-        while True:
-            now = await asyncio.to_thread(_look, self.path)
-            # The first pass reloads too: the file may have changed since the daemon read it.
-            if seen is None or now.file != seen.file:
-                await self.reload()
-            seen = now
-            log.info("watching the config file", extra={"path": str(self.path), "directory": str(now.spot)})
-            async with contextlib.aclosing(_changes(now.spot, self.path, stop)) as changes:
-                async for relevant in changes:
-                    now = await asyncio.to_thread(_look, self.path)
-                    if now.where != seen.where:
-                        break
-                    # An event on the file (an editor's rename-over-write can keep size and mtime).
-                    if now.file != seen.file or (relevant and now.spot == self.path.parent):
-                        await self.reload()
-                    seen = now
-            if stop is not None and stop.is_set():
-                return
+class ConfigWatch:
+    """The job that reloads the holder whenever the file changes: one step watches one directory.
+
+    The watch is on the file's directory or, while that does not exist, on its nearest existing
+    ancestor: never recursive, as that ancestor can be $HOME. A directory appearing on the way
+    moves the watch down, one vanishing moves it up (the step ends, and the next watches the new
+    place). inotify misses what happens between two watches (a file written right after its new
+    directory), so every POLL_MS the watcher also compares the directories and the file with what
+    it saw last (every SETTLED_POLL_MS once it watches the file's own directory: an idle daemon
+    stays asleep).
+
+    A cancel alone waits for the file watcher's thread to come back, up to SETTLED_POLL_MS:
+    `stop` reaches that thread within WATCH_STEP_MS, so the daemon sets it before stopping the job.
+    """
+
+    def __init__(self, holder: ConfigHolder, stop: asyncio.Event) -> None:
+        self._holder = holder
+        self._stop = stop
+        self._seen: _Look | None = None
+
+    async def step(self) -> float | None:
+        holder, seen = self._holder, self._seen
+        now = await asyncio.to_thread(_look, holder.path)
+        # The first step reloads too: the file may have changed since the daemon read it.
+        if seen is None or now.file != seen.file:
+            await holder.reload()
+        seen = self._seen = now
+        log.info("watching the config file", extra={"path": str(holder.path), "directory": str(now.spot)})
+        async with contextlib.aclosing(_changes(now.spot, holder.path, self._stop)) as changes:
+            async for relevant in changes:
+                now = await asyncio.to_thread(_look, holder.path)
+                if now.where != seen.where:
+                    break
+                # An event on the file (an editor's rename-over-write can keep size and mtime).
+                if now.file != seen.file or (relevant and now.spot == holder.path.parent):
+                    await holder.reload()
+                seen = self._seen = now
+        return None if self._stop.is_set() else 0.0
 
 
 @dataclass(frozen=True)
@@ -143,7 +154,7 @@ def _look(path: Path) -> _Look:
     return _Look(where, file)
 
 
-async def _changes(spot: Path, path: Path, stop: asyncio.Event | None = None) -> AsyncIterator[bool]:
+async def _changes(spot: Path, path: Path, stop: asyncio.Event | None = None) -> AsyncGenerator[bool, None]:
     """True after a change to `spot` itself or to its entry on the way to `path`; False every POLL_MS."""
     relevant = {str(spot), str(spot / path.relative_to(spot).parts[0])}
     try:

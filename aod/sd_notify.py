@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import apsw
 
+from aod.jobs import Job, run_until_cancelled
 from aod.storage import sessions
 from aod.storage.database import Database
 
@@ -151,46 +152,60 @@ def _nothing(conn: apsw.Connection) -> None:
     """The watchdog's writer round trip: BEGIN IMMEDIATE and COMMIT of nothing (no change_log row)."""
 
 
-async def watchdog(notifier: Notifier, db: Database, interval: float) -> None:
+class Watchdog:
     """WATCHDOG=1 every `interval` while a writer round trip completes within it.
 
     The ping runs on the loop, so a blocked loop sends nothing; a round trip still pending is not
     doubled but waited on, so a wedged writer (a lock held elsewhere, a stuck statement) sends
     nothing either, and systemd restarts the daemon after WatchdogSec.
     """
-    loop = asyncio.get_running_loop()
-    trip: asyncio.Future[None] | None = None
-    stalled = False
-    while True:
+
+    def __init__(self, notifier: Notifier, db: Database, interval: float) -> None:
+        self._notifier = notifier
+        self._db = db
+        self._interval = interval
+        self._trip: asyncio.Future[None] | None = None
+        self._stalled = False
+
+    async def step(self) -> float:
+        loop = asyncio.get_running_loop()
         started = loop.time()
+        trip = self._trip
         if trip is None or trip.done():
-            trip = asyncio.ensure_future(db.write(_nothing))
-        done, _ = await asyncio.wait({trip}, timeout=interval)
+            trip = self._trip = asyncio.ensure_future(self._db.write(_nothing))
+        done, _ = await asyncio.wait({trip}, timeout=self._interval)
         healthy = bool(done) and trip.exception() is None
         if healthy:
-            notifier.send("WATCHDOG=1")
-        if healthy == stalled:
-            stalled = not healthy
-            if stalled:
+            self._notifier.send("WATCHDOG=1")
+        if healthy == self._stalled:
+            self._stalled = not healthy
+            if self._stalled:
                 log.warning("writer round trip did not complete; withholding the systemd watchdog ping",
-                            extra={"interval": interval, "error": str(trip.exception()) if done else "timeout"})
+                            extra={"interval": self._interval, "error": str(trip.exception()) if done else "timeout"})
             else:
                 log.info("writer round trip completes again; watchdog pings resume")
-        await asyncio.sleep(max(0.0, interval - (loop.time() - started)))
+        return max(0.0, self._interval - (loop.time() - started))
 
 
-async def report_status(notifier: Notifier, db: Database, events_total: Callable[[], float],
-                        period: float = STATUS_PERIOD) -> None:
+class StatusReport:
     """STATUS= for `systemctl status`: live sessions (one count query) and ingested events/min."""
-    rate = EventRate()
-    while True:
+
+    def __init__(self, notifier: Notifier, db: Database, events_total: Callable[[], float],
+                 period: float = STATUS_PERIOD) -> None:
+        self._notifier = notifier
+        self._db = db
+        self._events_total = events_total
+        self._period = period
+        self._rate = EventRate()
+
+    async def step(self) -> float:
         try:
-            live = await db.read(sessions.count_live)
+            live = await self._db.read(sessions.count_live)
         except Exception:  # a failing read only leaves the previous status up
             log.debug("status read failed", exc_info=True)
         else:
-            notifier.send(status_message(live, rate.sample(time.monotonic(), events_total())))
-        await asyncio.sleep(period)
+            self._notifier.send(status_message(live, self._rate.sample(time.monotonic(), self._events_total())))
+        return self._period
 
 
 def jobs(notifier: Notifier, db: Database, events_total: Callable[[], float],
@@ -198,7 +213,7 @@ def jobs(notifier: Notifier, db: Database, events_total: Callable[[], float],
     """The daemon's systemd jobs: none without NOTIFY_SOCKET, the watchdog only when asked for."""
     if not notifier.enabled:
         return {}
-    found: dict[str, Coroutine[Any, Any, None]] = {"sd-status": report_status(notifier, db, events_total)}
+    found = [Job("sd-status", StatusReport(notifier, db, events_total).step)]
     if interval is not None:
-        found["sd-watchdog"] = watchdog(notifier, db, interval)
-    return found
+        found.append(Job("sd-watchdog", Watchdog(notifier, db, interval).step))
+    return {job.name: run_until_cancelled(job) for job in found}

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 import pytest
 
 from aod.config import load_config
-from aod.config_reload import ConfigHolder
+from aod.config_reload import ConfigHolder, ConfigWatch
+from aod.jobs import Job
 from tests.conftest import aod_command
 from tests.helpers.daemon import Daemon
 from tests.helpers.waiting import wait_for
@@ -78,7 +79,8 @@ async def test_a_file_made_after_start_in_a_directory_that_did_not_exist_is_load
         await until(lambda: watched_inodes() == {directory.stat().st_ino}, f"one inotify watch on {directory}")
 
     stop = asyncio.Event()
-    task = asyncio.create_task(holder.watch(stop))
+    job = Job("config-watch", ConfigWatch(holder, stop).step)
+    job.start()
     try:
         await watches(home)
         (home / ".config").mkdir()
@@ -114,7 +116,8 @@ async def test_a_file_made_after_start_in_a_directory_that_did_not_exist_is_load
     finally:
         stop.set()
         # The stop event ends the watch within a watcher step, not after its 30 s poll.
-        await asyncio.wait_for(task, 5)
+        await until(lambda: job.state == "waiting" and job.next_due is None, "the watch ended", timeout=5)
+        await asyncio.wait_for(job.stop(), 5)
 
 
 def _accepted_twice(d: Daemon, sid: str) -> bool:

@@ -19,6 +19,7 @@ import apsw
 
 from aod.cdc.broadcaster import Broadcaster
 from aod.cdc.frames import StreamItem, change_frames
+from aod.jobs import Job, run_until_cancelled
 from aod.storage import change_log, meta
 from aod.storage.database import Database
 
@@ -41,7 +42,8 @@ class Poller:
         self._broadcaster = broadcaster
         self._page = page
         self._tick = tick
-        self._wake = asyncio.Event()
+        self.woken = asyncio.Event()  # the job's wake flag (aod.jobs.Job(woken=...))
+        self._by_commit = True  # the next step follows a commit of ours: no data_version look needed
         # data_version is per connection: remember the last value seen on each reader.
         self._versions: dict[int, int] = {}
         self.epoch = ""
@@ -54,7 +56,8 @@ class Poller:
         self._unlisten = self._db.add_commit_listener(self.wake)
 
     def wake(self) -> None:
-        self._wake.set()
+        self._by_commit = True
+        self.woken.set()
 
     def stop(self) -> None:
         if self._unlisten is not None:
@@ -62,21 +65,15 @@ class Poller:
             self._unlisten = None
 
     async def run(self) -> None:
-        woken = True
-        while True:
-            try:
-                await self._drain(check_version=not woken)
-            except Exception:
-                # A failed read loses nothing: `last` did not move, the next wake or tick retries.
-                log.exception("change_log poll failed")
-            await asyncio.sleep(MIN_GAP)
-            try:
-                # No one to tell: only own commits (which wake it) matter; the skip to the head can wait.
-                async with asyncio.timeout(self._tick if self._broadcaster.subscribers else IDLE_TICK):
-                    await self._wake.wait()
-                woken = True
-            except TimeoutError:
-                woken = False
+        await run_until_cancelled(Job("cdc-poller", self.step, woken=self.woken))
+
+    async def step(self) -> float:
+        """One read of what is new; a failed read loses nothing (`last` did not move), the job retries."""
+        by_commit, self._by_commit = self._by_commit, False
+        await self._drain(check_version=not by_commit)
+        await asyncio.sleep(MIN_GAP)
+        # No one to tell: only own commits (which wake it) matter; the skip to the head can wait.
+        return self._tick if self._broadcaster.subscribers else IDLE_TICK
 
     async def _drain(self, *, check_version: bool) -> None:
         if not self._broadcaster.subscribers:
@@ -84,7 +81,7 @@ class Poller:
             if not self._broadcaster.subscribers:
                 return
         while True:
-            self._wake.clear()
+            self.woken.clear()
             items = await self._db.read(partial(self._read, last=self.last, page=self._page, epoch=self.epoch,
                                                 check_version=check_version))
             check_version = False
@@ -101,7 +98,7 @@ class Poller:
         loop: a client that subscribes after that look replays from the database, whose head is
         at least the one read here, so nothing it needs was skipped.
         """
-        self._wake.clear()
+        self.woken.clear()
         head = await self._db.read(partial(self._head_if_changed, check_version=check_version))
         if head is not None and not self._broadcaster.subscribers:
             self.last = max(self.last, head)

@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import orjson
 import watchfiles
 
 from aod.ingest.ingestor import Ingestor
+from aod.jobs import Job, run_until_cancelled
 from aod.storage import dead_letters
 from aod.storage.health import classify
 from aod.timefmt import now_iso
@@ -111,20 +113,41 @@ class SpoolIngester:
                     path.unlink()
 
     async def watch(self, stop: asyncio.Event) -> None:
-        """Drain whenever a file appears, until `stop` is set."""
-        await asyncio.to_thread(self.spool_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
-        watcher = watchfiles.awatch(
-            self.spool_dir,
-            watch_filter=_is_envelope_file,
-            debounce=50,
-            step=WATCH_STEP_MS,
-            stop_event=stop,
-            rust_timeout=int(RESCAN_SECONDS * 1000),
-            yield_on_timeout=True,
-            recursive=False,
-        )
-        async for _ in watcher:
-            await self.drain_safely()
+        await run_until_cancelled(Job("spool-watch", SpoolWatch(self, stop).step))
+
+
+class SpoolWatch:
+    """The job that drains the spool whenever a file appears: one step per batch of changes
+    (or per RESCAN_SECONDS), until `stop` is set (it reaches the watcher's thread within a step)."""
+
+    def __init__(self, ingester: SpoolIngester, stop: asyncio.Event) -> None:
+        self._ingester = ingester
+        self._stop = stop
+        self._changes: AsyncGenerator[set[tuple[watchfiles.Change, str]], None] | None = None
+
+    async def step(self) -> float | None:
+        if self._changes is None:
+            spool_dir = self._ingester.spool_dir
+            await asyncio.to_thread(spool_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
+            self._changes = watchfiles.awatch(
+                spool_dir,
+                watch_filter=_is_envelope_file,
+                debounce=50,
+                step=WATCH_STEP_MS,
+                stop_event=self._stop,
+                rust_timeout=int(RESCAN_SECONDS * 1000),
+                yield_on_timeout=True,
+                recursive=False,
+            )
+        try:
+            await anext(self._changes)
+        except BaseException as exc:
+            self._changes = None  # ended: the next step (if any) watches afresh
+            if isinstance(exc, StopAsyncIteration):
+                return None if self._stop.is_set() else 0.0
+            raise
+        await self._ingester.drain_safely()
+        return 0.0
 
 
 def rejected_count(spool_dir: Path) -> int:

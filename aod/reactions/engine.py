@@ -16,7 +16,6 @@ a stale read.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +26,7 @@ import apsw
 
 from aod.config import Config
 from aod.config_reload import ConfigHolder
+from aod.jobs import Job, run_until_cancelled
 from aod.reactions.conditions import BRAKE_RUNS, SessionView, conditions, stuck_due_at
 from aod.reactions.rules import Decision, Tracker, decide, due_at
 from aod.storage import change_log, deliveries, escalations, nudges, prs, sessions, trackers
@@ -176,37 +176,37 @@ class ReactionEngine:
         self.db = db
         self.holder = holder
         self.on_recorded = on_recorded
-        self._wake = asyncio.Event()
+        self.woken = asyncio.Event()  # the job's wake flag
         self._next_due: float | None = None
         self._seen_seq: int | None = None  # None: the next look is a full sweep
         self._next_sweep = 0.0
         self._touched: set[str] = set()
 
     def wake(self, *_: object) -> None:
-        self._wake.set()
+        self.woken.set()
 
     def sweep(self, *_: object) -> None:
         """Look at every candidate next time (the config changed)."""
         self._seen_seq = None
-        self._wake.set()
+        self.woken.set()
 
     def touch(self, session_id: str) -> None:
         """Look at this session next time: something the change log does not show changed."""
         self._touched.add(session_id)
-        self._wake.set()
+        self.woken.set()
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except Exception:  # a bug or a failing disk must not end reactions for good
-                log.exception("reaction evaluation failed")
-                self._seen_seq = None
-            await asyncio.sleep(MIN_GAP)
-            timeout = MAX_SLEEP if self._next_due is None else min(MAX_SLEEP, max(0.0, self._next_due - time.time()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            self._wake.clear()
+        await run_until_cancelled(Job("reactions", self.step, woken=self.woken))
+
+    async def step(self) -> float:
+        """One evaluation; due again at the earliest timer (a failure makes the next one a full sweep)."""
+        try:
+            await self.tick()
+        except Exception:
+            self._seen_seq = None
+            raise
+        await asyncio.sleep(MIN_GAP)
+        return MAX_SLEEP if self._next_due is None else min(MAX_SLEEP, max(0.0, self._next_due - time.time()))
 
     async def tick(self) -> Applied:
         config, now = self.holder.config, time.time()

@@ -8,10 +8,9 @@ do not change; the page is still written, which is what proves the disk takes wr
 
 from __future__ import annotations
 
-import asyncio
-
 import apsw
 
+from aod.jobs import Job, run_until_cancelled
 from aod.storage.database import Database
 
 PROBE_INTERVAL = 1.0
@@ -19,22 +18,35 @@ _KEY = "storage_probe"
 
 
 async def run(db: Database, interval: float = PROBE_INTERVAL) -> None:
-    # Asleep while the database takes writes (an idle daemon must not wake every second): the
-    # health state wakes it, from the thread that met the error, when writes start failing.
-    loop = asyncio.get_running_loop()
-    degraded = asyncio.Event()
-    db.health.on_degraded = lambda: loop.call_soon_threadsafe(degraded.set)
+    job = Job("storage-probe", StorageProbe(db, interval).step)
+    db.health.on_degraded = job.wake_threadsafe
     try:
-        while True:
-            if not db.health.degraded:
-                degraded.clear()
-                if not db.health.degraded:  # it may have failed between the look and the clear
-                    await degraded.wait()
-            await asyncio.sleep(interval)
-            if db.health.degraded:
-                await probe(db)
+        await run_until_cancelled(job)
     finally:
         db.health.on_degraded = None
+
+
+class StorageProbe:
+    """The job: asleep while the database takes writes (an idle daemon must not wake every
+    second); the health state wakes it, from the thread that met the error, when writes start
+    failing (the daemon points `db.health.on_degraded` at the job's `wake_threadsafe`)."""
+
+    def __init__(self, db: Database, interval: float = PROBE_INTERVAL) -> None:
+        self._db = db
+        self._interval = interval
+        self._waited = False  # an interval passed since writes began failing
+
+    async def step(self) -> float | None:
+        if not self._db.health.degraded:
+            self._waited = False
+            return None
+        if self._waited:
+            await probe(self._db)
+            if not self._db.health.degraded:
+                self._waited = False
+                return None
+        self._waited = True
+        return self._interval
 
 
 async def probe(db: Database) -> bool:
