@@ -13,6 +13,7 @@ import apsw
 import pytest
 
 from aod.config import RetentionConfig, StorageConfig
+from aod.jobs import Job
 from aod.maintenance.janitor import Janitor, cutoffs, prune
 from aod.storage import meta, retention
 from aod.storage.connection import open_connection
@@ -126,7 +127,8 @@ async def test_the_janitor_follows_a_reloaded_retention_config(data_dir: Path) -
     storage = await open_storage(data_dir, StorageConfig())
     # As a config reload does: the janitor holds a getter, and the value behind it changes.
     current = {"options": RetentionConfig(events_days=90, change_log_days=90, interval=0.05)}
-    janitor = asyncio.create_task(Janitor(storage.db, lambda: current["options"]).run())
+    janitor = Job("retention", Janitor(storage.db, lambda: current["options"]).step)
+    janitor.start()
     try:
         await asyncio.sleep(0.2)  # a few rounds under the first config: 40 days is within 90
         assert await storage.db.read(uids) == ["old", "new"]
@@ -136,8 +138,7 @@ async def test_the_janitor_follows_a_reloaded_retention_config(data_dir: Path) -
             assert time.monotonic() < deadline, "the reloaded retention was never applied"
             await asyncio.sleep(0.02)
     finally:
-        janitor.cancel()
-        await asyncio.gather(janitor, return_exceptions=True)
+        await janitor.stop()
         await storage.close()
 
 

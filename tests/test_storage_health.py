@@ -16,11 +16,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from aod.api.errors import json_errors
+from aod.jobs import Job
 from aod.storage import dead_letters, health, meta, probe
 from aod.storage.connection import open_connection
 from aod.storage.database import Storage, open_storage
 from aod.storage.health import StorageHealth, classify, note_errno
 from aod.storage.migrate import migrate
+from aod.storage.probe import StorageProbe
 from aod.timefmt import now_iso
 from tests.helpers.mounts import ext4, tmpfs
 
@@ -166,16 +168,15 @@ async def test_a_read_only_database_is_reported_and_the_probe_sees_it_end(storag
     assert await db.read(dead_letters.count) == 0  # reads go on
     await asyncio.to_thread(writer_conn.execute, "PRAGMA query_only=OFF")
     # No client writes: only the probe job can notice the end.
-    job = asyncio.create_task(probe.run(db, interval=0.02))
+    job = Job("storage-probe", StorageProbe(db, interval=0.02).step)
+    job.start()
     try:
         for _ in range(250):
             if not db.health.degraded:
                 break
             await asyncio.sleep(0.02)
     finally:
-        job.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await job
+        await job.stop()
     assert db.health.snapshot()["state"] == "ok"
     # The probe leaves nothing behind: no meta row, nothing in the stream.
     assert await db.read(lambda c: meta.get(c, "storage_probe")) is None

@@ -17,6 +17,7 @@ from aod.cdc.feed import Feed
 from aod.cdc.poller import PAGE, TICK, Poller
 from aod.cli.client import EventStreamParser
 from aod.config import StorageConfig
+from aod.jobs import Job
 from aod.storage import meta
 from aod.storage.database import Database, open_storage
 from tests.helpers.rows import insert_event, seed_session
@@ -73,13 +74,13 @@ async def polling(db: Database, hub: Broadcaster, *, page: int = PAGE, tick: flo
     """A started poller running on a task of its own, stopped however the test ends."""
     poller = Poller(db, hub, page=page, tick=tick)
     await poller.start()
-    task = asyncio.create_task(poller.run())
+    job = Job("cdc-poller", poller.step, woken=poller.woken)
+    job.start()
     try:
         yield poller
     finally:
-        task.cancel()
+        await job.stop()
         poller.stop()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_poller_publishes_each_commit_and_notices_other_connections_on_its_tick(db: Database) -> None:
