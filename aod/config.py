@@ -38,7 +38,9 @@ __all__ = [
     "HookConfig",
     "IngestConfig",
     "LifecycleConfig",
+    "ModelPrice",
     "NotifierConfig",
+    "PriceRates",
     "ReactionConfig",
     "ReaperConfig",
     "RetentionConfig",
@@ -46,6 +48,7 @@ __all__ = [
     "ServerConfig",
     "StorageConfig",
     "StreamConfig",
+    "UsageConfig",
     "default_config_path",
     "default_data_dir",
     "default_socket_path",
@@ -276,6 +279,12 @@ def _url(value: Any, key: str) -> str:
     raise _invalid(key, "an http:// or https:// URL", value)
 
 
+def _price(value: Any, key: str) -> float:
+    if _is_number(value) and value >= 0:
+        return float(value)
+    raise _invalid(key, "a price in USD per million tokens (a number, 0 or more)", value)
+
+
 def _setting(default: Any, check: Check) -> Any:
     return field(default=default, metadata={"check": check})
 
@@ -366,6 +375,29 @@ class NotifierConfig:
     backoff: float = _setting(5.0, _duration(positive=True))  # before the 2nd try; doubles after each
 
 
+@dataclass(frozen=True)
+class PriceRates:
+    """USD per million tokens ([usage.prices."model"]); every key is required: a price left out
+    would count those tokens as free."""
+
+    input: float = _setting(0.0, _price)
+    output: float = _setting(0.0, _price)
+    cache_write_5m: float = _setting(0.0, _price)
+    cache_write_1h: float = _setting(0.0, _price)
+    cache_read: float = _setting(0.0, _price)
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    base: PriceRates
+    long_context: PriceRates | None = None  # every token of a request over 200k input tokens
+
+
+@dataclass(frozen=True)
+class UsageConfig:
+    prices: Mapping[str, ModelPrice] = field(default_factory=lambda: MappingProxyType({}))
+
+
 _DEFAULT_REACTIONS: Mapping[str, ReactionConfig] = MappingProxyType(
     {
         "ci-failed": ReactionConfig(
@@ -433,6 +465,7 @@ class Config:
     scm: ScmConfig = field(default_factory=ScmConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    usage: UsageConfig = field(default_factory=UsageConfig)
     reactions: Mapping[str, ReactionConfig] = field(default_factory=lambda: _DEFAULT_REACTIONS)
     notifiers: Mapping[str, NotifierConfig] = field(default_factory=lambda: MappingProxyType({}))
     routing: Mapping[str, tuple[str, ...]] = field(default_factory=_no_routes)
@@ -453,7 +486,7 @@ _SECTIONS: Mapping[str, type] = {
     "stream": StreamConfig,
     "retention": RetentionConfig,
 }
-_TOP_KEYS = (*_SECTIONS, "reactions", "notifiers", "routing", "data_dir", "socket")
+_TOP_KEYS = (*_SECTIONS, "usage", "reactions", "notifiers", "routing", "data_dir", "socket")
 
 # --- building from a TOML document --------------------------------------------------------------
 
@@ -478,6 +511,29 @@ def _build(base: T, value: Any, prefix: str) -> T:
         if key not in checks:
             raise _unknown(f"{prefix}.{key}", checks)
     return replace(base, **{k: checks[k](v, f"{prefix}.{k}") for k, v in table.items()})  # type: ignore[type-var]
+
+
+def _rates(value: Any, prefix: str) -> PriceRates:
+    table = _table(value, prefix)
+    for key in _checks(PriceRates):
+        if key not in table:
+            raise ConfigError("missing (a price left out would count those tokens as free)", key=f"{prefix}.{key}")
+    return _build(PriceRates(), table, prefix)
+
+
+def _usage(value: Any) -> UsageConfig:
+    table = _table(value, "usage")
+    for key in table:
+        if key != "prices":
+            raise _unknown(f"usage.{key}", ("prices",))
+    prices = {}
+    for model, rates in _table(table.get("prices", {}), "usage.prices").items():
+        prefix = f"usage.prices.{model}"
+        rates = dict(_table(rates, prefix))
+        long = rates.pop("long_context", None)
+        prices[model] = ModelPrice(_rates(rates, prefix),
+                                   None if long is None else _rates(long, f"{prefix}.long_context"))
+    return UsageConfig(prices=MappingProxyType(prices))
 
 
 def _reactions(value: Any) -> Mapping[str, ReactionConfig]:
@@ -581,6 +637,7 @@ def _from_doc(
         data_dir=Path(data_dir),
         socket_path=Path(socket_path),
         config_path=config_path,
+        usage=_usage(doc.get("usage", {})),
         reactions=_reactions(doc.get("reactions", {})),
         notifiers=notifiers,
         routing=routing,

@@ -40,7 +40,9 @@ from aod.scm.observer import ScmObserver
 from aod.storage import probe
 from aod.storage.database import Database, Storage, open_storage
 from aod.storage.lock import DataDirBusy
+from aod.transcripts.tailer import tailer_job
 from aod.unix_socket import BoundSocket, bind_unix_socket, check_socket_path
+from aod.usage.prices import configured as usage_prices
 
 log = logging.getLogger("aod.daemon")
 
@@ -119,6 +121,7 @@ async def _serve(config: Config) -> int:
                 "storage-probe": probe.run(storage.db), **_reactions(storage.db, holder),
                 **sd_notify.jobs(notifier, storage.db, lambda: ctx.metrics.accepted, watchdog_interval)}
         tasks += [asyncio.create_task(job, name=name) for name, job in jobs.items()]
+        ctx.jobs.add(tailer_job(storage.db, lambda: usage_prices(ctx.config))).start()
         log.info("aod is serving", extra={"version": __version__, "pid": os.getpid(), "socket": str(config.socket_path),
                                           "tcp": ctx.tcp_address, "data_dir": str(config.data_dir),
                                           "spooled_events_ingested": drained})
@@ -134,6 +137,8 @@ async def _serve(config: Config) -> int:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if ctx is not None:
+            await ctx.jobs.stop()
         await _shutdown(runner, lean, storage, bound)
     log.info("stopped")
     return EXIT_OK

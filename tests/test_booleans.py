@@ -39,6 +39,12 @@ NUMBERS = {
     ("prs", "number"),
     ("reaction_trackers", "attempts"),
     ("sessions", "pid"),
+    ("session_usage", "messages"), ("session_usage", "input_tokens"), ("session_usage", "output_tokens"),
+    ("session_usage", "cache_creation_input_tokens"), ("session_usage", "cache_read_input_tokens"),
+    ("session_usage", "unpriced_messages"), ("session_usage", "sidechain_messages"),
+    ("transcript_offsets", "offset"), ("transcript_offsets", "inode"),
+    ("usage", "id"), ("usage", "input_tokens"), ("usage", "output_tokens"), ("usage", "cache_creation_input_tokens"),
+    ("usage", "cache_creation_1h_tokens"), ("usage", "cache_read_input_tokens"),
 }
 # Storage classes that never hold a flag; any other declared type (INTEGER, INT, BOOLEAN,
 # NUMERIC, none) could.
@@ -125,6 +131,7 @@ def _seed(conn: apsw.Connection) -> None:
                                      {"comment_id": "c2", "line": 1}], now)
     conn.execute("INSERT INTO escalations (session_id, reaction, priority, message, created_at)"
                  " VALUES ('p-1', 'needs-input', 'urgent', 'm', ?)", (now,))
+    conn.execute("INSERT INTO session_usage (session_id, messages, updated_at) VALUES ('p-1', 1, ?)", (now,))
 
 
 def test_rows_carry_booleans_and_leave_numbers_alone(conn: apsw.Connection) -> None:

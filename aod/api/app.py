@@ -17,6 +17,7 @@ from aod.api import (
     session_routes,
     stats_routes,
     stream_routes,
+    usage_routes,
 )
 from aod.api.context import CONTEXT, AppContext
 from aod.api.errors import json_errors
@@ -39,6 +40,7 @@ def build_app(ctx: AppContext) -> web.Application:
     app.add_routes(scm_routes.routes)
     app.add_routes(escalation_routes.routes)
     app.add_routes(stats_routes.routes)
+    app.add_routes(usage_routes.routes)
     app.add_routes(openapi.routes)
     app.add_routes(metrics_routes.routes)
     app.add_routes(dashboard_routes.routes)

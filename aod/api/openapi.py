@@ -38,6 +38,7 @@ TAGS = (
     ("control", "Starting, talking to and ending agents in tmux."),
     ("pull requests", "Pull request observations, as the SCM observer records them."),
     ("escalations", "Pages for the human that the reactions recorded."),
+    ("usage", "Tokens and cost from Claude Code's transcripts."),
     ("stream", "The live change stream."),
     ("operations", "Health, status, maintenance and this document."),
     ("dashboard", "The browser dashboard's page and files (aod/dashboard/), served as they are."),
@@ -184,9 +185,31 @@ def _schemas() -> Json:
             tools=_array(_object("tool_name:s count:i failures:i p50_ms:i? p95_ms:i?",
                                  "`failures`: events with `ok` false; p50/p95: nearest rank over the known "
                                  "`duration_ms` (null when none is known)"))),
+        "UsageTotals": _usage_totals(),
+        "UsageItem": {"allOf": [_ref("UsageTotals"), _object(
+            "key:s? first_at:s end:s active:b cost_per_hour:n?", "`key`: the day or month (the daemon's local "
+            "calendar), model, project id or session id (null: no aod session or project known), or the block's "
+            "start. Blocks also have `first_at` (its first message), `end` (start + 5 h), `active` (not over and "
+            "a message in the last 5 h) and `cost_per_hour` (cost over the time from its first to its last "
+            "message; null with one message).",
+            optional=("first_at", "end", "active", "cost_per_hour"), last_at={"type": "string"})],
+            "title": "[UsageTotals](#usagetotals) with `key`"},
+        "Usage": _object("group_by:s since:s? until:s?", "Tokens and cost of the window, grouped; `since` and "
+                         "`until` as stored (UTC).", items=_array(_ref("UsageItem")), total=_ref("UsageTotals"),
+                         unpriced_models=_array({"type": "string"})),
         "Change": _object("seq:i entity:s op:s id:s session_id:s? project_id:s? at:s",
                           "The `data` of a stream frame: one change_log row.", data={"type": "object"}),
     }
+
+
+def _usage_totals() -> Json:
+    return _object(
+        "messages:i input_tokens:i output_tokens:i cache_creation_input_tokens:i cache_read_input_tokens:i "
+        "cost_usd:n unpriced_messages:i sidechain_messages:i sidechain_cost_usd:n",
+        "One row per assistant message (deduplicated by message id + request id). `cost_usd` sums the priced "
+        "messages only: `unpriced_messages` had a model with no price (never counted as free); `sidechain_*`: "
+        "what subagents spent, included in the totals.",
+        optional=("last_at",), models=_array({"type": "string"}), last_at={"type": "string"})
 
 
 def _envelope() -> Json:
@@ -535,6 +558,23 @@ def _paths() -> dict[str, dict[str, Op]]:
                                      {"type": "string", "format": "date-time"}),
                               _query("project", "only this project id's sessions and their events"),
                               _query("session", "only this session and its events")]),
+        },
+        "/v1/usage": {
+            "get": Op("get_usage", "usage", "Tokens and cost grouped by day, month, model, project, session or 5-hour block",
+                      _json(200, "the report", _ref("Usage")),
+                      ((*BAD_PARAM[:2], "`group_by` is none of the groupings, `since`/`until` are neither a date "
+                        "nor an RFC 3339 instant, or `since` is not before `until`"),),
+                      description="From the transcripts of the sessions aod saw (tailed live) and of `aod import "
+                      "claude`. Days and months are the daemon's local calendar, as ccusage reports them; 5-hour "
+                      "blocks are ccusage's (a block starts at the hour of its first message; a message more than "
+                      "5 h after its start or after the previous message starts the next one). Items are in key "
+                      "order.",
+                      params=[_query("group_by", "day (default), month, model, project, session or block",
+                                     _enum(("day", "month", "model", "project", "session", "block"))),
+                              _query("since", "window start: RFC 3339, or a date (`YYYY-MM-DD` / `YYYYMMDD`, the "
+                                     "daemon's local midnight); default: the first message"),
+                              _query("until", "window end, exclusive: RFC 3339, or a date (the whole day "
+                                     "included); default: no end")]),
         },
         "/v1/openapi.json": {
             "get": Op("openapi_json", "operations", "This document",

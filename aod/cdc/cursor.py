@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-ENTITIES = ("session", "pr", "check", "event", "escalation")
+ENTITIES = ("session", "pr", "check", "event", "escalation", "usage")
 _EPOCH = re.compile(r"[0-9A-Za-z_-]{1,64}")
 _MAX_SEQ = (1 << 63) - 1
 

@@ -17,6 +17,7 @@ PING = b": ping\n\n"
 # The table behind each entity the change_log triggers write (aod/migrations), for its flags.
 ENTITY_TABLES = {
     "session": "sessions", "event": "events", "pr": "prs", "check": "pr_checks", "escalation": "escalations",
+    "usage": "session_usage",
 }
 _ENTITY_FLAGS = {entity: BOOLEANS.get(table, ()) for entity, table in ENTITY_TABLES.items()}
 

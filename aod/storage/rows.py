@@ -17,6 +17,7 @@ BOOLEANS: dict[str, tuple[str, ...]] = {
     "events": ("ok", "trimmed"),
     "prs": ("draft",),
     "pr_comments": ("resolved",),
+    "usage": ("is_sidechain",),
 }
 
 # A query's columns do not say which table they come from (a join, `c.*`), so rows are converted
