@@ -23,6 +23,7 @@ from aod.cdc.broadcaster import Broadcaster
 from aod.cdc.poller import Poller
 from aod.config import Config
 from aod.config_reload import ConfigHolder
+from aod.faults import Faults
 from aod.ingest.ingestor import Ingestor
 from aod.ingest.service import IngestSettings
 from aod.ingest.spool import SpoolIngester
@@ -169,8 +170,9 @@ def _reactions(db: Database, holder: ConfigHolder) -> dict[str, Coroutine[Any, A
         deliveries.wake()
 
     engine = ReactionEngine(db, holder, on_recorded=recorded)
-    deliveries = DeliveryWorker(db, holder)
-    nudger = Nudger(db, send_to_session, on_given_up=engine.touch)
+    faults = Faults.from_environ(os.environ)  # the test seam (AOD_FAULT_PAUSE), read once, here
+    deliveries = DeliveryWorker(db, holder, faults)
+    nudger = Nudger(db, send_to_session, on_given_up=engine.touch, faults=faults)
     db.add_commit_listener(engine.wake)
     holder.subscribe(engine.sweep)
     return {"scm-observer": ScmObserver(db, holder).run(), "reactions": engine.run(), "nudger": nudger.run(),

@@ -2,7 +2,7 @@
 reaction pipeline, restarted, and shown the same facts again. Exactly one nudge per signature,
 exactly one page per escalation, and no page lost.
 
-The daemon pauses at a point through the AOD_FAULT_PAUSE test seam (aod/reactions/faults.py),
+The daemon pauses at a point through the AOD_FAULT_PAUSE test seam (aod/faults.py),
 so the signal lands exactly there, not somewhere near it.
 """
 

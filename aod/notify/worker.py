@@ -21,8 +21,8 @@ import aiohttp
 
 from aod import __version__
 from aod.config_reload import ConfigHolder
+from aod.faults import Faults
 from aod.notify.notifiers import NotifyError, send
-from aod.reactions.faults import pause_point
 from aod.storage import deliveries
 from aod.storage.database import Database
 from aod.timefmt import iso_from_seconds, now_iso, seconds_from_iso
@@ -56,9 +56,10 @@ def page_for(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class DeliveryWorker:
-    def __init__(self, db: Database, holder: ConfigHolder) -> None:
+    def __init__(self, db: Database, holder: ConfigHolder, faults: Faults | None = None) -> None:
         self.db = db
         self.holder = holder
+        self.faults = faults or Faults()
         self._wake = asyncio.Event()
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(IN_FLIGHT)
@@ -120,7 +121,7 @@ class DeliveryWorker:
     async def _attempt(self, row: dict[str, Any]) -> None:
         delivery_id = row["id"]
         if row["attempts"] == 0:
-            await pause_point("escalation-recorded")
+            await self.faults.pause("escalation-recorded")
         notifier = self.holder.config.notifiers.get(row["notifier"])
         if notifier is None:
             await self.db.write(lambda conn: deliveries.fail(
@@ -146,4 +147,4 @@ class DeliveryWorker:
         await self.db.write(lambda conn: deliveries.mark_sent(conn, delivery_id, now_iso()))
         log.info("delivered", extra={"delivery": delivery_id, "escalation": row["escalation_id"],
                                      "notifier": notifier.name})
-        await pause_point("delivery-sent")
+        await self.faults.pause("delivery-sent")

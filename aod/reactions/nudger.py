@@ -23,8 +23,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from aod.faults import Faults
 from aod.lifecycle.status import Activity
-from aod.reactions.faults import pause_point
 from aod.runtime import tmux
 from aod.storage import nudges, sessions
 from aod.storage.database import Database
@@ -57,8 +57,9 @@ async def pane_shows(session: Mapping[str, Any], text: str) -> bool:
 
 class Nudger:
     def __init__(self, db: Database, send: Send, shown: Shown = pane_shows,
-                 on_given_up: Callable[[str], None] | None = None) -> None:
+                 on_given_up: Callable[[str], None] | None = None, faults: Faults | None = None) -> None:
         self.db = db
+        self.faults = faults or Faults()
         self.send = send
         self.shown = shown
         # Told the session id when a nudge fails for good: the engine then pages the human.
@@ -119,7 +120,7 @@ class Nudger:
             # Retrying cannot give a session a pane: page the human at once instead.
             await self._failed(nudge, "the session has no tmux pane to type into", final=True)
             return
-        await pause_point("nudge-decided")
+        await self.faults.pause("nudge-decided")
         text = f"{nudge['message']}\n\n{marker(nudge_id)}"
         if nudge["typing_since"] is not None and await self.shown(session, marker(nudge_id)):
             log.info("a cut-off nudge is on screen already; pressing Enter only", extra={"nudge": nudge_id})
@@ -130,10 +131,10 @@ class Nudger:
         except Exception as exc:
             await self._failed(nudge, f"{type(exc).__name__}: {exc}")
             return
-        await pause_point("nudge-typed")
+        await self.faults.pause("nudge-typed")
         await self.db.write(lambda conn: nudges.mark_sent(conn, nudge_id, now_iso()))
         log.info("nudged", extra={"session": nudge["session_id"], "reaction": nudge["reaction"], "nudge": nudge_id})
-        await pause_point("nudge-sent")
+        await self.faults.pause("nudge-sent")
 
     async def _failed(self, nudge: dict[str, Any], error: str, *, final: bool = False) -> None:
         attempts = nudge["attempts"] + 1
