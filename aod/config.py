@@ -35,11 +35,13 @@ __all__ = [
     "REACTION_KEYS",
     "Config",
     "ConfigError",
+    "ForwardConfig",
     "HookConfig",
     "IngestConfig",
     "LifecycleConfig",
     "ModelPrice",
     "NotifierConfig",
+    "PostgresForwardConfig",
     "PriceRates",
     "ReactionConfig",
     "ReaperConfig",
@@ -285,6 +287,16 @@ def _price(value: Any, key: str) -> float:
     raise _invalid(key, "a price in USD per million tokens (a number, 0 or more)", value)
 
 
+def _postgres_dsn(value: Any, key: str) -> str:
+    if isinstance(value, str) and value == "":
+        return value
+    if isinstance(value, str):
+        parts = urlsplit(value)
+        if parts.scheme in ("postgresql", "postgres") and (parts.netloc or parts.query):
+            return str(value)
+    raise _invalid(key, 'a "postgresql://user@host:port/db" URL, or "" to not forward', value)
+
+
 def _setting(default: Any, check: Check) -> Any:
     return field(default=default, metadata={"check": check})
 
@@ -352,6 +364,19 @@ class RetentionConfig:
     change_log_days: float = _setting(7.0, _positive_number)
     batch_size: int = _setting(500, _integer(1, 100_000))
     interval: float = _setting(3600.0, _duration(positive=True))  # how often the janitor prunes
+
+
+@dataclass(frozen=True)
+class PostgresForwardConfig:
+    dsn: str = _setting("", _postgres_dsn)  # "" = off
+    batch_size: int = _setting(1000, _integer(1, 100_000))  # change_log rows per PostgreSQL transaction
+    # The circuit breaker: after 5 failures in a row, no attempt for this long, then one probe.
+    open_for: float = _setting(30.0, _duration(positive=True))
+
+
+@dataclass(frozen=True)
+class ForwardConfig:
+    postgres: PostgresForwardConfig = field(default_factory=PostgresForwardConfig)
 
 
 @dataclass(frozen=True)
@@ -465,6 +490,7 @@ class Config:
     scm: ScmConfig = field(default_factory=ScmConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    forward: ForwardConfig = field(default_factory=ForwardConfig)
     usage: UsageConfig = field(default_factory=UsageConfig)
     reactions: Mapping[str, ReactionConfig] = field(default_factory=lambda: _DEFAULT_REACTIONS)
     notifiers: Mapping[str, NotifierConfig] = field(default_factory=lambda: MappingProxyType({}))
@@ -486,7 +512,7 @@ _SECTIONS: Mapping[str, type] = {
     "stream": StreamConfig,
     "retention": RetentionConfig,
 }
-_TOP_KEYS = (*_SECTIONS, "usage", "reactions", "notifiers", "routing", "data_dir", "socket")
+_TOP_KEYS = (*_SECTIONS, "forward", "usage", "reactions", "notifiers", "routing", "data_dir", "socket")
 
 # --- building from a TOML document --------------------------------------------------------------
 
@@ -534,6 +560,14 @@ def _usage(value: Any) -> UsageConfig:
         prices[model] = ModelPrice(_rates(rates, prefix),
                                    None if long is None else _rates(long, f"{prefix}.long_context"))
     return UsageConfig(prices=MappingProxyType(prices))
+
+
+def _forward(value: Any) -> ForwardConfig:
+    table = _table(value, "forward")
+    for key in table:
+        if key != "postgres":
+            raise _unknown(f"forward.{key}", ("postgres",))
+    return ForwardConfig(postgres=_build(PostgresForwardConfig(), table.get("postgres", {}), "forward.postgres"))
 
 
 def _reactions(value: Any) -> Mapping[str, ReactionConfig]:
@@ -638,6 +672,7 @@ def _from_doc(
         socket_path=Path(socket_path),
         config_path=config_path,
         usage=_usage(doc.get("usage", {})),
+        forward=_forward(doc.get("forward", {})),
         reactions=_reactions(doc.get("reactions", {})),
         notifiers=notifiers,
         routing=routing,

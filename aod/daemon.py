@@ -24,6 +24,7 @@ from aod.cdc.poller import Poller
 from aod.config import Config
 from aod.config_reload import ConfigHolder
 from aod.faults import Faults
+from aod.forward.job import Forwarder
 from aod.ingest.ingestor import Ingestor
 from aod.ingest.service import IngestSettings
 from aod.ingest.spool import SpoolIngester
@@ -123,6 +124,9 @@ async def _serve(config: Config) -> int:
                 **sd_notify.jobs(notifier, storage.db, lambda: ctx.metrics.accepted, watchdog_interval)}
         tasks += [asyncio.create_task(job, name=name) for name, job in jobs.items()]
         ctx.jobs.add(tailer_job(storage.db, lambda: usage_prices(ctx.config))).start()
+        ctx.forwarder = Forwarder(storage.db, lambda: ctx.config.forward.postgres)
+        ctx.jobs.add(ctx.forwarder.job()).start()
+        holder.subscribe(lambda _: ctx.forwarder.wake() if ctx.forwarder else None)  # [forward.postgres] changed?
         log.info("aod is serving", extra={"version": __version__, "pid": os.getpid(), "socket": str(config.socket_path),
                                           "tcp": ctx.tcp_address, "data_dir": str(config.data_dir),
                                           "spooled_events_ingested": drained})

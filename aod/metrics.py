@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import apsw
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -38,6 +38,7 @@ DELIVERY_STATES = ("pending", "sent", "failed")
 PRIORITIES = ("urgent", "action", "info")
 STORAGE_STATES = ("ok", "full", "readonly")
 VERDICTS = ("alive", "dead", "failed", "unknown")
+CIRCUIT_STATES = ("closed", "open", "half_open")
 _REASON = re.compile(r"[a-z_. ]{1,32}")
 
 
@@ -67,6 +68,7 @@ class Facts:
     poller_position: int | None = None
     storage_state: str = "ok"
     config_errors: int = 0
+    forward: dict[str, Any] = field(default_factory=dict)  # /v1/status's `forward` object
 
 
 def read_facts(conn: apsw.Connection) -> Facts:
@@ -113,6 +115,22 @@ class _FactsCollector(Collector):
                                 value=lag)
         yield GaugeMetricFamily("aod_config_errors", "Errors of the last config reload (the previous config stays)",
                                 value=f.config_errors)
+        yield from _forward(f.forward)
+
+
+def _forward(f: dict[str, Any]) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    yield GaugeMetricFamily("aod_forward_enabled", "1 when [forward.postgres] forwards to a team store",
+                            value=1 if f.get("enabled") else 0)
+    yield _by_label("aod_forward_circuit", "1 for the circuit breaker's state (all 0 while forwarding is off)",
+                    "state", CIRCUIT_STATES, {f["circuit"]: 1} if f.get("circuit") else {})
+    yield GaugeMetricFamily("aod_forward_lag_rows", "change_log rows not yet in the team store",
+                            value=f.get("lag_rows", 0))
+    yield GaugeMetricFamily("aod_forward_lag_seconds", "Age of the oldest change_log row not yet in the team store",
+                            value=f.get("lag_seconds", 0.0))
+    yield CounterMetricFamily("aod_forward_rows", "change_log rows forwarded since the daemon started",
+                              value=f.get("forwarded_rows", 0))
+    yield CounterMetricFamily("aod_forward_failures", "Failed attempts to write to the team store since the start",
+                              value=f.get("failures", 0))
 
 
 def _by_label(name: str, doc: str, label: str, known: tuple[str, ...], counts: dict[str, int]) -> GaugeMetricFamily:

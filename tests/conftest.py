@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
     from tests.helpers.browser import RecordedPage
+    from tests.helpers.postgres import Postgres
     from tests.helpers.tmux import TmuxServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -156,3 +157,21 @@ def page(browser: Browser) -> Iterator[RecordedPage]:
 
     with new_page(browser) as p:
         yield p
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A private PostgreSQL cluster for the whole run (tests/helpers/postgres.py), stopped after."""
+    from tests.helpers.postgres import remove_cluster, start_cluster
+
+    pg = start_cluster()
+    yield pg
+    remove_cluster(pg)
+
+
+@pytest.fixture
+def team_dsn(postgres: Postgres) -> str:
+    """A fresh database of that cluster with the team schema; the owner's dsn."""
+    from tests.helpers.postgres import new_team_database
+
+    return new_team_database(postgres)

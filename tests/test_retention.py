@@ -192,7 +192,7 @@ def test_db_prune_opens_the_file_itself_only_when_no_daemon_runs(short_dir: Path
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout) | {"events_before": "", "change_log_before": ""} == {
         "dry_run": True, "events": 12, "change_log": 13, "floor_before": 0, "floor_after": 13,
-        "events_before": "", "change_log_before": "",
+        "events_before": "", "change_log_before": "", "waiting_for_forward": False,
     }
     assert len(ro(data, "SELECT * FROM events")) == 15
 

@@ -27,6 +27,7 @@ COMMITTED = {
     "0005_session_error_at": "91bed30d85ae01fa3d3469d03f35bada2e7529fc4aaaa2bba355e58d263c698b",
     "0006_events_for_stats": "c6afd9446d02d3dba28e8e357c0216d5694e4bc994babd294252467e92509a52",
     "0007_keyset_indexes": "54b05cc8d3d276dcb5576ec9bc0e70827353864f9fe75153a395f7cf68078f4e",
+    "0009_forward": "f72877456567c4fe7d5f6532440dbe5d63d618ba2b48ca9a316b92aba2c209c6",
     "0008_usage": "bb151e9a3ebcab4d1a1401de66243741b5cd657c3304b6a64e770ee5455e6233",
 }
 

@@ -23,4 +23,5 @@ async def scrape(request: web.Request) -> web.Response:
     facts.writer_queue = ctx.db.writer.queue_depth
     facts.storage_state = ctx.db.health.state
     facts.config_errors = len(ctx.config_errors)
+    facts.forward = await ctx.forward_status()
     return web.Response(body=ctx.metrics.render(facts), headers={"Content-Type": metrics.CONTENT_TYPE})

@@ -173,7 +173,9 @@ def _schemas() -> Json:
                                  rejected=_array(_object("index:i error:s"))),
         "PrObservation": _observation(),
         "PruneReport": _object("dry_run:b events_before:s change_log_before:s events:i change_log:i "
-                               "floor_before:i floor_after:i", "What retention deleted (or would delete)."),
+                               "floor_before:i floor_after:i waiting_for_forward:b",
+                               "What retention deleted (or would delete); `waiting_for_forward`: old rows kept"
+                               " because [forward.postgres] has not shipped them yet."),
         "Status": _status(),
         "CheckReport": _object("ok:b db_path:s full:b", "The database self-check.",
                                checks=_array(_object("name:s ok:b detail:s"))),
@@ -249,6 +251,15 @@ def _status() -> Json:
                             by_priority=_object(" ".join(f"{p}:i" for p in PRIORITIES))),
         notifiers=_array({"type": "string"}),
         routing=_object(" ".join(f"{p}:a" for p in PRIORITIES), "Which notifiers each priority pages."),
+        forward=_object(
+            "enabled:b target:s? tenant:s? circuit:s? failures_in_a_row:i cursor:i? head:i lag_rows:i lag_seconds:n "
+            "forwarded_rows:i upserted_rows:i batches:i failures:i last_error:s? last_error_at:s? "
+            "last_success_at:s? retention_waiting:b",
+            "Forwarding to the team PostgreSQL ([forward.postgres]). `target`: the dsn without its password; "
+            "`tenant`: the role it logs in as; `circuit`: `closed`, `open` (5 failures in a row: no attempt until "
+            "`open_for` passed) or `half_open` (one probe batch); `cursor`: the last change_log seq the team store "
+            "committed; `lag_rows` / `lag_seconds`: change_log rows not forwarded yet and the age of the oldest; "
+            "`retention_waiting`: retention keeps rows past their age until they are forwarded."),
         jobs={"type": "object", "description": "The background jobs by name (reaper, cdc-poller, retention, ...). "
               "`state`: `running` a pass, `waiting` for `next_due` or a wake, `backoff` after a pass failed "
               "(`last_error`; it runs again at `next_due`, the pause doubling per failure in a row up to 60 s), "

@@ -164,6 +164,7 @@ async def status(request: web.Request) -> web.Response:
         "routing": {priority: list(names) for priority, names in ctx.config.routing.items()},
         # A job whose step raised shows "backoff" and its error until it runs again (restarts counts them).
         "jobs": ctx.jobs.status(),
+        "forward": await ctx.forward_status(),
     })
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import apsw
 
-from aod.storage import change_log, meta
+from aod.storage import change_log, forward, meta
 from aod.storage.rows import scalar_int
 
 
@@ -23,6 +23,7 @@ class Batch:
     events: int
     changes: int
     floor: int
+    held: bool = False  # rows old enough to go were kept: the forwarder has not shipped them yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,7 @@ class Plan:
     changes: int
     floor_before: int
     floor_after: int
+    held: bool = False
 
 
 def _events_end(conn: apsw.Connection, before: str, limit: int) -> int | None:
@@ -51,15 +53,25 @@ def prune_batch(conn: apsw.Connection, events_before: str, changes_before: str, 
     Runs inside the caller's write transaction, so the floor moves with the deletion.
     """
     events = changes = 0
+    held = False
     last_event = _events_end(conn, events_before, limit)
+    # Forwarding on: nothing goes that the team store does not have yet (its cursor's change_log
+    # rows and the events they name wait; the floor stops below them).
+    hold = forward.hold(conn)
+    if hold is not None and last_event is not None:
+        first_kept = forward.first_held_event(conn, hold)
+        if first_kept is not None and last_event >= first_kept:
+            last_event, held = (first_kept - 1 if first_kept > 1 else None), True
     if last_event is not None:
         conn.execute("DELETE FROM events WHERE id <= ?", (last_event,))
         events = conn.changes()
     last_seq = change_log.old_prefix_end(conn, changes_before, limit)
+    if hold is not None and last_seq is not None and last_seq > hold:
+        last_seq, held = (hold or None), True
     if last_seq is not None:
         changes = change_log.delete_through(conn, last_seq)
         meta.raise_retention_floor(conn, last_seq)
-    return Batch(events, changes, meta.retention_floor(conn))
+    return Batch(events, changes, meta.retention_floor(conn), held)
 
 
 def _old_events(conn: apsw.Connection, before: str) -> int:
@@ -76,4 +88,14 @@ def plan(conn: apsw.Connection, events_before: str, changes_before: str) -> Plan
     events = _old_events(conn, events_before)
     changes, last_gone = change_log.old_prefix(conn, changes_before)
     floor = meta.retention_floor(conn)
-    return Plan(events, changes, floor, max(floor, last_gone or 0))
+    hold = forward.hold(conn)
+    held = False
+    if hold is not None and last_gone is not None and last_gone > hold:
+        held, last_gone = True, hold
+        changes = scalar_int(conn.execute("SELECT count(*) FROM change_log WHERE seq <= ?", (hold,)))
+    if hold is not None and events:
+        first_kept = forward.first_held_event(conn, hold)
+        if first_kept is not None:
+            kept = min(events, scalar_int(conn.execute("SELECT count(*) FROM events WHERE id < ?", (first_kept,))))
+            held, events = held or kept < events, kept
+    return Plan(events, changes, floor, max(floor, last_gone or 0), held)

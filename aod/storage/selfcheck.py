@@ -20,7 +20,7 @@ from aod.storage.rows import scalar_text
 
 TABLES = (
     "projects", "sessions", "session_aliases", "events", "prs", "pr_checks", "pr_comments",
-    "reaction_trackers", "escalations", "deliveries", "dead_letters", "change_log", "meta",
+    "reaction_trackers", "escalations", "deliveries", "dead_letters", "change_log", "meta", "forward_cursor",
 )
 CDC_TABLES = ("sessions", "events", "prs", "pr_checks", "escalations")
 ROUND_TRIP = "change_log trigger"

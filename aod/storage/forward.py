@@ -1,0 +1,162 @@
+"""SQL of forwarding: the `forward_cursor` table, this file's machine id, and reading one batch
+(change_log rows after the cursor and the current rows they name) for the team store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import apsw
+import orjson
+
+from aod.storage import meta
+
+# What each team table receives, in the order a row is read (and copied): the local columns but
+# `content_key` (a dedup hash of no use elsewhere). tenant_id and machine_id are added on the way.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "projects": ("id", "path", "name", "origin_url", "created_at", "archived_at"),
+    "sessions": ("id", "project_id", "agent", "agent_session_id", "status", "activity", "activity_at", "error",
+                 "error_at", "is_alive", "termination_reason", "runtime", "runtime_handle", "pid", "workspace_path",
+                 "branch", "title", "created_at", "updated_at", "last_event_at", "ended_at"),
+    "events": ("uid", "id", "session_id", "agent", "kind", "tool_name", "tool_use_id", "occurred_at", "received_at",
+               "duration_ms", "ok", "payload", "payload_bytes", "trimmed"),
+    "prs": ("url", "session_id", "number", "state", "draft", "review_decision", "mergeability", "ci_state",
+            "head_sha", "title", "updated_at"),
+    "pr_checks": ("pr_url", "name", "commit_sha", "status", "url", "created_at", "updated_at"),
+    "escalations": ("id", "session_id", "reaction", "priority", "message", "created_at", "acked_at"),
+}
+# Stored as 0/1 (NULL: unknown) here, boolean there.
+FLAGS = frozenset({"is_alive", "ok", "trimmed", "draft"})
+
+
+@dataclass
+class Batch:
+    """change_log rows (after, last_seq] and the current state of every row they name."""
+
+    after: int
+    last_seq: int
+    changes: int
+    rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+
+    @property
+    def row_count(self) -> int:
+        return sum(len(r) for r in self.rows.values())
+
+
+def machine_id(conn: apsw.Connection) -> str:
+    value = meta.get(conn, "machine_id")
+    if value is None:
+        raise apsw.Error("meta.machine_id is missing: the database was not migrated")
+    return value
+
+
+def start(conn: apsw.Connection, target: str) -> int:
+    """Where forwarding to `target` stands; a new target (or forwarding turned on) starts a cursor
+    at 0, and a cursor for another target goes: only one team store is fed, and held for."""
+    row = conn.execute("SELECT seq FROM forward_cursor WHERE target = ?", (target,)).fetchone()
+    if row is not None:
+        return int(row[0])
+    conn.execute("DELETE FROM forward_cursor")
+    conn.execute("INSERT INTO forward_cursor (target, seq) VALUES (?, 0)", (target,))
+    return 0
+
+
+def advance(conn: apsw.Connection, target: str, seq: int, at: str) -> None:
+    """Only after the team store committed everything up to `seq`; never moves back."""
+    conn.execute("UPDATE forward_cursor SET seq = max(seq, ?), forwarded_at = ? WHERE target = ?", (seq, at, target))
+
+
+def release(conn: apsw.Connection) -> bool:
+    """Forwarding is off: retention no longer waits for it. Whether a cursor was there."""
+    conn.execute("DELETE FROM forward_cursor")
+    return conn.changes() > 0
+
+
+def hold(conn: apsw.Connection) -> int | None:
+    """The seq retention must keep every change_log row above (None: nothing forwards)."""
+    row = conn.execute("SELECT min(seq) FROM forward_cursor").fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def first_held_event(conn: apsw.Connection, after: int) -> int | None:
+    """The lowest event id a change_log row above `after` names: retention keeps it and all later ones."""
+    row = conn.execute(
+        "SELECT min(CAST(entity_id AS INTEGER)) FROM change_log WHERE seq > ? AND entity = 'event'", (after,)
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+@dataclass(frozen=True)
+class Lag:
+    cursor: int | None  # None: forwarding is off
+    head: int
+    rows: int
+    oldest_at: str | None  # `at` of the oldest change_log row not forwarded yet
+    forwarded_at: str | None
+
+
+def lag(conn: apsw.Connection) -> Lag:
+    # The highest seq ever assigned (AUTOINCREMENT's own record; the table may be pruned empty).
+    top = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'change_log'").fetchone()
+    head = 0 if top is None else int(top[0])
+    row = conn.execute("SELECT seq, forwarded_at FROM forward_cursor ORDER BY seq LIMIT 1").fetchone()
+    if row is None:
+        return Lag(None, head, 0, None, None)
+    seq, forwarded_at = int(row[0]), row[1]
+    oldest = conn.execute("SELECT at FROM change_log WHERE seq > ? ORDER BY seq LIMIT 1", (seq,)).fetchone()
+    return Lag(seq, head, max(0, head - seq), None if oldest is None else oldest[0], forwarded_at)
+
+
+def read_batch(conn: apsw.Connection, after: int, limit: int) -> Batch:
+    """One read transaction: the next `limit` change_log rows and the rows they name (and their
+    sessions), as they are now.
+
+    A row changed again after its change_log row was written is read in its newer state: the team
+    store gets the newest state early, and the later change_log row upserts the same state again."""
+    named: dict[str, set[str]] = {"session": set(), "event": set(), "pr": set(), "check": set(), "escalation": set()}
+    last = after
+    changes = 0
+    for seq, entity, entity_id, session_id in conn.execute(
+        "SELECT seq, entity, entity_id, session_id FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+    ):
+        last, changes = seq, changes + 1
+        if entity in named:
+            named[entity].add(entity_id)
+        # An event moves its session's bookkeeping (last_event_at, activity_at, updated_at) in the
+        # same transaction, which makes no change_log row of its own: ship that session too.
+        if session_id is not None:
+            named["session"].add(session_id)
+    batch = Batch(after, last, changes)
+    if not changes:
+        return batch
+    batch.rows = {
+        "projects": _select(conn, "projects", "id IN (SELECT project_id FROM sessions WHERE id IN"
+                            " (SELECT value FROM json_each(?)))", named["session"]),
+        "sessions": _select(conn, "sessions", "id IN (SELECT value FROM json_each(?))", named["session"]),
+        "events": _select(conn, "events", "id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))", named["event"]),
+        "prs": _select(conn, "prs", "url IN (SELECT value FROM json_each(?))", named["pr"]),
+        # A check's entity_id joins pr_url, name and commit_sha with newlines (0001_schema's cdc_pr_checks).
+        "pr_checks": _select(conn, "pr_checks", "pr_url || char(10) || name || char(10) || commit_sha IN"
+                             " (SELECT value FROM json_each(?))", named["check"]),
+        "escalations": _select(conn, "escalations", "id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))",
+                               named["escalation"]),
+    }
+    return batch
+
+
+def _select(conn: apsw.Connection, table: str, where: str, keys: set[str]) -> list[tuple[Any, ...]]:
+    if not keys:
+        return []
+    columns = COLUMNS[table]
+    flags = [i for i, c in enumerate(columns) if c in FLAGS]
+    rows = conn.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE {where}", (orjson.dumps(sorted(keys)).decode(),))
+    if not flags:
+        return [tuple(r) for r in rows]
+    out = []
+    for r in rows:
+        values = list(r)
+        for i in flags:
+            if values[i] is not None:
+                values[i] = bool(values[i])
+        out.append(tuple(values))
+    return out
