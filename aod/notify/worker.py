@@ -12,7 +12,6 @@ the same `Idempotency-Key` / delivery id, so the receiver can tell.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -22,6 +21,7 @@ import aiohttp
 from aod import __version__
 from aod.config_reload import ConfigHolder
 from aod.faults import Faults
+from aod.jobs import Job, run_until_cancelled
 from aod.notify.notifiers import NotifyError, send
 from aod.storage import deliveries
 from aod.storage.database import Database
@@ -60,32 +60,29 @@ class DeliveryWorker:
         self.db = db
         self.holder = holder
         self.faults = faults or Faults()
-        self._wake = asyncio.Event()
+        self.woken = asyncio.Event()  # the job's wake flag
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(IN_FLIGHT)
         self._http: aiohttp.ClientSession | None = None
 
     def wake(self, *_: object) -> None:
-        self._wake.set()
+        self.woken.set()
 
     async def run(self) -> None:
-        self._http = aiohttp.ClientSession()
         try:
-            while True:
-                next_due: str | None = None
-                try:
-                    await self._start_due()
-                    next_due = await self.db.read(deliveries.next_due_at)
-                except Exception:
-                    log.exception("reading pending deliveries failed")
-                wait = MAX_SLEEP if next_due is None else seconds_from_iso(next_due) - time.time()
-                # Past due means in flight right now: its task wakes this loop when it is done.
-                timeout = MAX_SLEEP if wait <= 0 else min(MAX_SLEEP, wait)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                self._wake.clear()
+            await run_until_cancelled(Job("deliveries", self.step, woken=self.woken))
         finally:
             await self.stop()
+
+    async def step(self) -> float:
+        """Start every delivery that is due; due again at the next one's time."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        await self._start_due()
+        next_due = await self.db.read(deliveries.next_due_at)
+        wait = MAX_SLEEP if next_due is None else seconds_from_iso(next_due) - time.time()
+        # Past due means in flight right now: its task wakes the job when it is done.
+        return MAX_SLEEP if wait <= 0 else min(MAX_SLEEP, wait)
 
     async def _start_due(self) -> None:
         now = now_iso()
@@ -116,7 +113,7 @@ class DeliveryWorker:
             except Exception:
                 log.exception("delivery failed unexpectedly", extra={"delivery": row["id"]})
             finally:
-                self._wake.set()  # its next try may now be the earliest
+                self.woken.set()  # its next try may now be the earliest
 
     async def _attempt(self, row: dict[str, Any]) -> None:
         delivery_id = row["id"]

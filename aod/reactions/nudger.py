@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aod.faults import Faults
+from aod.jobs import Job, run_until_cancelled
 from aod.lifecycle.status import Activity
 from aod.runtime import tmux
 from aod.storage import nudges, sessions
@@ -64,31 +65,25 @@ class Nudger:
         self.shown = shown
         # Told the session id when a nudge fails for good: the engine then pages the human.
         self.on_given_up = on_given_up
-        self._wake = asyncio.Event()
+        self.woken = asyncio.Event()  # the job's wake flag
         self._current: asyncio.Task[None] | None = None
 
     def wake(self, *_: object) -> None:
-        self._wake.set()
+        self.woken.set()
 
     async def run(self) -> None:
         try:
-            while True:
-                next_due: str | None = None
-                try:
-                    # Shielded: cancelling run() (a stop) must not cut a nudge in half; stop() waits.
-                    self._current = asyncio.create_task(self._round())
-                    await asyncio.shield(self._current)
-                    next_due = await self.db.read(nudges.next_due_at)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("sending nudges failed")
-                timeout = MAX_SLEEP if next_due is None else min(MAX_SLEEP, max(0.05, seconds_from_iso(next_due) - time.time()))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                self._wake.clear()
+            await run_until_cancelled(Job("nudger", self.step, woken=self.woken))
         finally:
             await self.stop()
+
+    async def step(self) -> float:
+        """Send every nudge that is due; due again at the next one's time."""
+        # Shielded: stopping the job must not cut a nudge in half; stop() waits for it.
+        self._current = asyncio.create_task(self._round())
+        await asyncio.shield(self._current)
+        next_due = await self.db.read(nudges.next_due_at)
+        return MAX_SLEEP if next_due is None else min(MAX_SLEEP, max(0.05, seconds_from_iso(next_due) - time.time()))
 
     async def stop(self) -> None:
         """Let a nudge being typed finish (briefly), so a graceful stop never cuts one in half."""
