@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import run_aod
 from tests.helpers.daemon import Daemon
 from tests.helpers.waiting import wait_for
 from tests.test_transcripts import SHOP, SUBAGENT
@@ -81,6 +82,19 @@ def test_live_tailing_counts_every_message_once_across_appends_a_rewrite_and_sig
         blocks = d.get("/v1/usage?group_by=block").body["items"]
         assert [(b["key"], b["end"], b["messages"], b["active"]) for b in blocks] == [
             ("2025-10-01T09:00:00.000000Z", "2025-10-01T14:00:00.000000Z", 8, False)]
+        # aod usage: the same figures as a table, with a total row.
+        shown = run_aod("usage", env={**aod_env, "AOD_SOCKET": str(d.socket), "COLUMNS": "250"})
+        assert shown.returncode == 0, shown.stderr
+        rows = [line.split() for line in shown.stdout.splitlines()]
+        assert rows[0][:2] == ["date", "models"] and [r[0] for r in rows[1:]] == ["2025-10-01", "2025-10-02", "Total"]
+        assert rows[-1][-1] == "$0.07" and rows[-1][-2] == f"{2328 + 883 + 9633 + 76448:,}"
+        # The session object and aod show carry the same totals, kept with the rows.
+        totals = d.session(done["key"])["usage"]
+        assert (totals["messages"], totals["cost_usd"]) == (8, pytest.approx(done["cost_usd"]))
+        assert totals["models"] == {"claude-sonnet-4-5-20250929": 5, "claude-haiku-4-5-20251001": 2, "<synthetic>": 1}
+        show = run_aod("show", done["key"], env={**aod_env, "AOD_SOCKET": str(d.socket), "COLUMNS": "250"})
+        assert f"$0.07 for {2328 + 883 + 9633 + 76448:,} tokens in 8 messages" in show.stdout, show.stdout
+        assert "subagents: $0.01 in 2 messages" in show.stdout
     finally:
         d.stop()
 

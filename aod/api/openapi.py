@@ -156,7 +156,12 @@ def _schemas() -> Json:
         "Session": _session(),
         "SessionDetail": _session_with("A session with its PRs, reaction trackers, escalations and latest events.",
                                        prs=_array(_ref("Pr")), trackers=_array(_ref("Tracker")),
-                                       escalations=_array(_ref("Escalation")), events=_array(_ref("EventSummary"))),
+                                       escalations=_array(_ref("Escalation")), events=_array(_ref("EventSummary")),
+                                       usage={"type": ["object", "null"], "description": "Tokens and cost from its "
+                                              "transcript (null before any): `messages`, the four token counts, "
+                                              "`cost_usd`, `unpriced_messages`, `sidechain_messages`, "
+                                              "`sidechain_cost_usd` (subagents, included in the totals), "
+                                              "`models` (messages per model), `updated_at`."}),
         "EventSummary": _object(EVENT_SUMMARY, "An event in a list: its payload only with `payload=1`.",
                                 optional=("payload",), payload={"type": "object"}),
         "Event": _object(EVENT_SUMMARY, "An event with the hook payload as stored (trimmed when `trimmed`).",

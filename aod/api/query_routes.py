@@ -17,7 +17,7 @@ from aod.api.errors import STORAGE_MESSAGES, ApiError, json_response, storage_co
 from aod.config import PRIORITIES
 from aod.ingest import spool
 from aod.lifecycle.status import Status
-from aod.storage import dead_letters, escalations, events, meta, projects, prs, sessions, trackers
+from aod.storage import dead_letters, escalations, events, meta, projects, prs, sessions, trackers, usage
 from aod.storage.health import free_bytes
 
 routes = web.RouteTableDef()
@@ -47,6 +47,7 @@ def _session_detail(conn: Any, session_id: str) -> dict[str, Any] | None:
     session["prs"] = prs.for_session(conn, session_id)
     session["trackers"] = trackers.for_session(conn, session_id)
     session["escalations"] = escalations.for_session(conn, session_id)
+    session["usage"] = usage.session_totals(conn, session_id)
     session["events"], _ = events.listing(conn, events.EventFilter(session=session_id), RECENT_EVENTS, None)
     return session
 

@@ -505,6 +505,26 @@ def _tracker_line(t: Row, now: datetime) -> str:
     return f"  {_clean(t.get('reaction'))}: {', '.join(bits)}"
 
 
+def _usage_lines(u: Row) -> list[str]:
+    """Tokens and cost from the session's transcript; subagents' share and unpriced models said apart."""
+    tokens = sum(int(u.get(k) or 0) for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+                                               "cache_read_input_tokens"))
+    cost = f"${float(u.get('cost_usd') or 0):,.2f}"
+    lines = [f"  {cost} for {tokens:,} tokens in {_plural(int(u.get('messages') or 0), 'message')}"
+             f" (input {int(u.get('input_tokens') or 0):,}, output {int(u.get('output_tokens') or 0):,},"
+             f" cache write {int(u.get('cache_creation_input_tokens') or 0):,},"
+             f" cache read {int(u.get('cache_read_input_tokens') or 0):,})"]
+    if u.get("sidechain_messages"):
+        lines.append(f"  subagents: ${float(u.get('sidechain_cost_usd') or 0):,.2f} in "
+                     f"{_plural(int(u['sidechain_messages']), 'message')}")
+    models = u.get("models") or {}
+    if models:
+        lines.append("  models: " + ", ".join(f"{_clean(m)} ({n})" for m, n in sorted(models.items())))
+    if u.get("unpriced_messages"):
+        lines.append(f"  not priced: {_plural(int(u['unpriced_messages']), 'message')} of a model with no price")
+    return lines
+
+
 def _escalation_line(e: Row, now: datetime) -> str:
     acked = f"acked {relative_time(e['acked_at'], now)}" if e.get("acked_at") else "NOT ACKED"
     return (
@@ -525,6 +545,9 @@ def session_detail(
     prs = session.get("prs") or []
     if prs:
         blocks.append("\n".join(["pull requests", *(line for pr in prs for line in _pr_lines(pr))]))
+    usage = session.get("usage")
+    if usage:
+        blocks.append("\n".join(["usage", *_usage_lines(usage)]))
     trackers = session.get("trackers") or []
     if trackers:
         blocks.append("\n".join(["reactions", *(_tracker_line(t, at) for t in trackers)]))
