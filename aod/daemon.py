@@ -39,6 +39,8 @@ from aod.reactions.nudger import Nudger
 from aod.runtime.send import send_to_session
 from aod.runtime.watch import RuntimeWatch
 from aod.scm.observer import ScmObserver
+from aod.sessions.control import SessionControl
+from aod.sessions.facts import FactWriter
 from aod.storage import probe
 from aod.storage.database import Database, Storage, open_storage
 from aod.storage.lock import DataDirBusy
@@ -93,11 +95,15 @@ async def _serve(config: Config) -> int:
         if inherited.unix is None:  # an inherited socket answers at its path: that is not another daemon
             await asyncio.to_thread(check_socket_path, config.socket_path)
         token = await asyncio.to_thread(ensure_token, config.data_dir)
-        ingestor = Ingestor(storage.db, _ingest_settings(config))
+        holder = ConfigHolder(config)
+        # The one writer of session state: the status rules bound once, stuck_after read live.
+        facts = FactWriter(lambda: holder.config.lifecycle.stuck_after)
+        ingestor = Ingestor(storage.db, _ingest_settings(config), facts)
+        control = SessionControl(storage.db, facts, data_dir=config.data_dir, socket_path=config.socket_path)
         ctx = AppContext(config=config, db=storage.db, ingestor=ingestor, token=token,
-                         spool_dir=config.data_dir / "spool")
+                         spool_dir=config.data_dir / "spool", control=control)
         storage.db.writer.observer, ingestor.observer = ctx.metrics.committed, ctx.metrics.ingested
-        holder = _config_holder(ctx)
+        _config_holder(ctx, holder)
         stream_jobs += await _start_stream(ctx, storage.db, holder)
         runner = web.AppRunner(build_app(ctx), handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
                                access_log=logging.getLogger("aiohttp.access"),
@@ -113,14 +119,14 @@ async def _serve(config: Config) -> int:
 
         spool = SpoolIngester(ctx.spool_dir, ingestor)
         drained = await spool.drain_safely()
-        reaper = Reaper(storage.db, lambda: _reaper_settings(ctx.config))
+        reaper = Reaper(storage.db, lambda: _reaper_settings(ctx.config), facts)
         reaper.observer = ctx.metrics.reaped
         reaper.watch = RuntimeWatch(reaper.wake)  # exits wake it: no polling while nothing happens
         await _reconcile(reaper)
         ctx.ready = True
         notifier.send("READY=1")  # only now: what /readyz answers 200 to
         jobs = {"config-watch": holder.watch(stop), "reaper": reaper.run(stop), "spool-watch": spool.watch(stop),
-                "storage-probe": probe.run(storage.db), **_reactions(storage.db, holder),
+                "storage-probe": probe.run(storage.db), **_reactions(storage.db, holder, facts),
                 **sd_notify.jobs(notifier, storage.db, lambda: ctx.metrics.accepted, watchdog_interval)}
         tasks += [asyncio.create_task(job, name=name) for name, job in jobs.items()]
         ctx.jobs.add(tailer_job(storage.db, lambda: usage_prices(ctx.config))).start()
@@ -153,20 +159,17 @@ def _ingest_settings(config: Config) -> IngestSettings:
     return IngestSettings(
         max_payload_bytes=config.ingest.max_payload_bytes,
         dedup_window=config.ingest.dedup_window,
-        stuck_after=config.lifecycle.stuck_after,
     )
 
 
-def _config_holder(ctx: AppContext) -> ConfigHolder:
+def _config_holder(ctx: AppContext, holder: ConfigHolder) -> None:
     """The config every part reads, reloaded when its file changes (the watch runs as a job)."""
-    holder = ConfigHolder(ctx.config)
     ctx.config_errors = holder.errors
     holder.subscribe(lambda new: setattr(ctx, "config", new))
     holder.subscribe(lambda new: ctx.ingestor.configure(_ingest_settings(new)))
-    return holder
 
 
-def _reactions(db: Database, holder: ConfigHolder) -> dict[str, Coroutine[Any, Any, None]]:
+def _reactions(db: Database, holder: ConfigHolder, facts: FactWriter) -> dict[str, Coroutine[Any, Any, None]]:
     """The SCM observer, the reaction engine, and its two outboxes (nudges, pages)."""
 
     def recorded(_: object) -> None:
@@ -179,7 +182,7 @@ def _reactions(db: Database, holder: ConfigHolder) -> dict[str, Coroutine[Any, A
     nudger = Nudger(db, send_to_session, on_given_up=engine.touch, faults=faults)
     db.add_commit_listener(engine.wake)
     holder.subscribe(engine.sweep)
-    return {"scm-observer": ScmObserver(db, holder).run(), "reactions": engine.run(), "nudger": nudger.run(),
+    return {"scm-observer": ScmObserver(db, holder, facts).run(), "reactions": engine.run(), "nudger": nudger.run(),
             "deliveries": deliveries.run()}
 
 
@@ -206,7 +209,7 @@ async def _stop_stream(broadcaster: Broadcaster | None, jobs: list[asyncio.Task[
 
 def _reaper_settings(config: Config) -> ReaperSettings:
     r = config.reaper
-    return ReaperSettings(r.interval, r.grace, r.probe_timeout, config.lifecycle.stuck_after)
+    return ReaperSettings(r.interval, r.grace, r.probe_timeout)
 
 
 async def _reconcile(reaper: Reaper) -> None:

@@ -30,6 +30,7 @@ from aod.config import parse_config  # noqa: E402
 from aod.reactions.engine import apply, evaluate  # noqa: E402
 from aod.scm.observation import parse_observation  # noqa: E402
 from aod.scm.record import record_observations  # noqa: E402
+from aod.sessions.facts import FactWriter  # noqa: E402
 from aod.storage import prs, trackers  # noqa: E402
 from aod.storage.connection import open_connection  # noqa: E402
 from aod.storage.migrate import migrate  # noqa: E402
@@ -47,12 +48,13 @@ def _seed(path: Path, n: int) -> None:
     migrate(path)
     conn = open_connection(path)
     now = now_iso()
+    facts = FactWriter(lambda: 600.0)
     with conn:
         conn.execute("INSERT INTO projects (id, path, name, created_at) VALUES ('w', '/w', 'w', ?)", (now,))
         for i in range(n):
             conn.execute("INSERT INTO sessions (id, project_id, agent, created_at, updated_at) VALUES (?, 'w', 'a', ?, ?)",
                          (f"w-{i}", now, now))
-            record_observations(conn, f"w-{i}", [_observation(i)], now=now, stuck_after=600.0)
+            record_observations(conn, facts, f"w-{i}", [_observation(i)], now=now)
         apply(conn, parse_config({}), time.time(), [f"w-{i}" for i in range(n)])
     conn.close()
 

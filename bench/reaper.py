@@ -30,12 +30,13 @@ import apsw
 from aod.config import StorageConfig
 from aod.lifecycle.reaper import Reaper, ReaperSettings
 from aod.runtime import process
+from aod.sessions.facts import FactWriter
 from aod.storage.database import Storage, open_storage
 from aod.timefmt import now_iso
 
 PANES = 10
 CHILDREN = 10
-SETTINGS = ReaperSettings(interval=5.0, grace=60.0, probe_timeout=10.0, stuck_after=600.0)
+SETTINGS = ReaperSettings(interval=5.0, grace=60.0, probe_timeout=10.0)
 
 
 async def seed(storage: Storage, n: int, panes: list[str], pids: list[int]) -> None:
@@ -85,7 +86,7 @@ async def measure(n: int, rounds: int, panes: list[str], pids: list[int]) -> dic
         storage = await open_storage(Path(tmp), StorageConfig())
         try:
             await seed(storage, n, panes, pids)
-            reaper = Reaper(storage.db, lambda: SETTINGS)
+            reaper = Reaper(storage.db, lambda: SETTINGS, FactWriter(lambda: 600.0))
             times: dict[str, list[float]] = {"quiet": [], "changes": [], "naive": []}
             for _ in range(rounds):
                 started = time.perf_counter()

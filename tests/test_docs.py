@@ -35,6 +35,8 @@ from aod.config import REACTION_KEYS, ReactionConfig, parse_config
 from aod.config_reload import RESTART_ONLY
 from aod.ingest.ingestor import Ingestor
 from aod.ingest.service import IngestSettings
+from aod.sessions.control import SessionControl
+from aod.sessions.facts import FactWriter
 from aod.storage.database import open_storage
 from tests.conftest import FIXTURES
 from tests.helpers.daemon import Daemon
@@ -60,9 +62,11 @@ async def app(data_dir: Path) -> AsyncIterator[web.Application]:
     config = parse_config({}, data_dir=data_dir, socket=data_dir / "aod.sock")
     storage = await open_storage(data_dir, config.storage)
     settings = IngestSettings(max_payload_bytes=config.ingest.max_payload_bytes,
-                              dedup_window=config.ingest.dedup_window, stuck_after=config.lifecycle.stuck_after)
-    ctx = AppContext(config=config, db=storage.db, ingestor=Ingestor(storage.db, settings), token="t" * 43,
-                     spool_dir=data_dir / "spool")
+                              dedup_window=config.ingest.dedup_window)
+    facts = FactWriter(lambda: config.lifecycle.stuck_after)
+    control = SessionControl(storage.db, facts, data_dir=data_dir, socket_path=data_dir / "aod.sock")
+    ctx = AppContext(config=config, db=storage.db, ingestor=Ingestor(storage.db, settings, facts), token="t" * 43,
+                     spool_dir=data_dir / "spool", control=control)
     yield build_app(ctx)
     await storage.close()
 

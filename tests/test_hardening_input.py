@@ -20,6 +20,7 @@ from aod.ingest.ingestor import Ingestor
 from aod.ingest.normalize import dead_letter_text, event_columns, stored_payload
 from aod.ingest.service import IngestSettings
 from aod.ingest.spool import SpoolIngester
+from aod.sessions.facts import FactWriter
 from aod.shown import shown
 from aod.storage.database import open_storage
 from aod.storage.keyset import BadCursor, decode, encode
@@ -279,7 +280,8 @@ class _FailsOnMarker(Ingestor):
 async def test_a_file_that_fails_its_whole_batch_is_set_aside_alone(data_dir: Path) -> None:
     storage = await open_storage(data_dir, StorageConfig())
     try:
-        ingestor = _FailsOnMarker(storage.db, IngestSettings(max_payload_bytes=65536, dedup_window=5, stuck_after=600))
+        ingestor = _FailsOnMarker(storage.db, IngestSettings(max_payload_bytes=65536, dedup_window=5),
+                                  FactWriter(lambda: 600.0))
         spool = data_dir / "spool"
         for n in range(5):
             uid = "trips-a-bug" if n == 2 else f"fine-{n}"
@@ -307,7 +309,7 @@ async def test_a_full_disk_keeps_every_spool_file_for_later(data_dir: Path) -> N
         spool = data_dir / "spool"
         for n in range(3):
             _spool(spool, f"{n}.json", json.dumps({"uid": f"kept-{n}", "agent": "claude-code", "payload": payload()}).encode())
-        ingester = SpoolIngester(spool, _DiskFull(storage.db, IngestSettings(65536, 5, 600)))
+        ingester = SpoolIngester(spool, _DiskFull(storage.db, IngestSettings(65536, 5), FactWriter(lambda: 600.0)))
         with pytest.raises(apsw.FullError):
             await ingester.drain()
         assert await ingester.drain_safely() == 0

@@ -16,10 +16,12 @@ import pytest
 
 from aod.ingest.ingestor import Ingestor
 from aod.ingest.service import IngestSettings, Summary
+from aod.sessions.facts import FactWriter
 from aod.storage.database import Database, Storage, open_storage
 from tests.conftest import FIXTURES
 
-SETTINGS = IngestSettings(max_payload_bytes=65536, dedup_window=5.0, stuck_after=600.0)
+SETTINGS = IngestSettings(max_payload_bytes=65536, dedup_window=5.0)
+FACTS = FactWriter(lambda: 600.0)
 
 
 @pytest.fixture
@@ -129,7 +131,7 @@ async def test_a_batched_call_that_raises_fails_its_requests_and_no_other(storag
 
 async def test_requests_on_one_session_in_one_transaction_update_it_once(storage: Storage) -> None:
     db = storage.db
-    ingestor = Ingestor(db, SETTINGS)
+    ingestor = Ingestor(db, SETTINGS, FACTS)
     # The session exists first: what follows can only update it.
     assert (await ingestor.ingest([_event("first")], source="test")).accepted == 1
     await db.write(lambda c: c.execute(  # counts every UPDATE of a session row from here on
@@ -148,7 +150,7 @@ async def test_requests_on_one_session_in_one_transaction_update_it_once(storage
 
 async def test_the_dedup_window_spans_the_requests_of_one_transaction(storage: Storage) -> None:
     db = storage.db
-    ingestor = Ingestor(db, SETTINGS)
+    ingestor = Ingestor(db, SETTINGS, FACTS)
     gate = await _Gate.holding(db)
     # A re-fired hook: new uid, same content, in another request of the same transaction.
     same = [asyncio.ensure_future(ingestor.ingest([_event(uid, tool_use_id="toolu-same")], source="test"))
@@ -165,7 +167,7 @@ async def test_a_failing_transaction_stores_the_good_items_and_dead_letters_the_
     await db.write(lambda c: c.execute(
         "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.uid = 'poison'"
         " BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"))
-    ingestor = Ingestor(db, SETTINGS)
+    ingestor = Ingestor(db, SETTINGS, FACTS)
     gate = await _Gate.holding(db)
     bad = asyncio.ensure_future(ingestor.ingest([_event("good-1"), _event("poison"), _event("good-2")], source="test"))
     other = asyncio.ensure_future(ingestor.ingest([_event("good-3")], source="test"))
@@ -184,5 +186,5 @@ async def test_a_failing_transaction_stores_the_good_items_and_dead_letters_the_
 async def test_a_request_with_no_items_writes_nothing(storage: Storage) -> None:
     db = storage.db
     before = db.writer_stats.transactions
-    assert (await Ingestor(db, SETTINGS).ingest([], source="test")).body() == {"accepted": 0, "duplicates": 0, "rejected": []}
+    assert (await Ingestor(db, SETTINGS, FACTS).ingest([], source="test")).body() == {"accepted": 0, "duplicates": 0, "rejected": []}
     assert db.writer_stats.transactions == before

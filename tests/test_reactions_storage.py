@@ -14,6 +14,7 @@ from aod.reactions.engine import apply, evaluate
 from aod.scm.observation import parse_observation
 from aod.scm.observer import _watched_sessions
 from aod.scm.record import record_observations
+from aod.sessions.facts import FactWriter
 from aod.storage import nudges
 from aod.timefmt import iso_from_seconds, seconds_from_iso
 from tests.helpers.rows import T0, seed_session
@@ -24,7 +25,7 @@ NOW = seconds_from_iso(T0)
 def red(conn: apsw.Connection, session_id: str, sha: str) -> None:
     obs = parse_observation({"url": f"https://gh/{session_id}/pr/1", "number": 1, "state": "open", "head_sha": sha,
                              "checks": [{"name": "unit", "status": "failed", "url": f"https://ci/{sha}"}]})
-    record_observations(conn, session_id, [obs], now=T0, stuck_after=600.0)
+    record_observations(conn, FactWriter(lambda: 600.0), session_id, [obs], now=T0)
 
 
 def test_a_nudge_decision_writes_the_tracker_and_the_outbox_row_together(conn: apsw.Connection) -> None:

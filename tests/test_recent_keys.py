@@ -9,13 +9,15 @@ import orjson
 import pytest
 
 from aod.ingest.envelope import parse_envelope
-from aod.ingest.projects import ProjectLocation
 from aod.ingest.recent_keys import RecentKeys
 from aod.ingest.service import IngestSettings, Prepared, Request, ingest, prepare
+from aod.sessions.facts import FactWriter
+from aod.sessions.projects import ProjectLocation
 from aod.timefmt import iso_from_seconds
 from tests.conftest import FIXTURES
 
-SETTINGS = IngestSettings(max_payload_bytes=65536, dedup_window=5.0, stuck_after=600.0)
+SETTINGS = IngestSettings(max_payload_bytes=65536, dedup_window=5.0)
+FACTS = FactWriter(lambda: 600.0)
 
 
 def test_a_key_is_seen_within_the_window_only() -> None:
@@ -73,13 +75,13 @@ def test_after_a_failed_commit_forgetting_the_write_lets_its_retry_store_the_eve
     item = _prepared("PreToolUse", "u-1")
     failed = object()
     with pytest.raises(apsw.IOError), conn:  # every item went through, then the COMMIT failed
-        ingest(conn, [Request([item], "test", failed)], SETTINGS, now=now, recent=recent)
+        ingest(conn, [Request([item], "test", failed)], SETTINGS, FACTS, now=now, recent=recent)
         raise apsw.IOError("disk went away")
     assert conn.execute("SELECT count(*) FROM events").fetchone() == (0,)
     assert recent.seen(item.key, 100.0)  # what the Ingestor must undo before it retries
     recent.forget(failed)
     with conn:
-        (summary,) = ingest(conn, [Request([item], "test")], SETTINGS, now=now, recent=recent)
+        (summary,) = ingest(conn, [Request([item], "test")], SETTINGS, FACTS, now=now, recent=recent)
     assert summary.accepted == 1
     assert conn.execute("SELECT count(*) FROM events").fetchone() == (1,)
 
@@ -95,22 +97,22 @@ def test_an_exception_inside_ingest_forgets_the_keys_it_recorded(conn: apsw.Conn
 
     monkeypatch.setattr(events, "insert_many", broken)
     with pytest.raises(apsw.FullError), conn:
-        ingest(conn, [Request([item], "test")], SETTINGS, now=now, recent=recent)
+        ingest(conn, [Request([item], "test")], SETTINGS, FACTS, now=now, recent=recent)
     assert len(recent) == 0
     assert not recent.seen(item.key, 100.0)
 
 
 def test_the_window_is_refilled_from_the_newest_events(db_path: Path, conn: apsw.Connection) -> None:
     with conn:
-        ingest(conn, [Request([_prepared("PreToolUse", "u-3")], "test")], SETTINGS, now=iso_from_seconds(100.0),
+        ingest(conn, [Request([_prepared("PreToolUse", "u-3")], "test")], SETTINGS, FACTS, now=iso_from_seconds(100.0),
                recent=RecentKeys(SETTINGS.dedup_window))
     fresh = RecentKeys(SETTINGS.dedup_window)  # a restarted daemon
     with conn:
-        (summary,) = ingest(conn, [Request([_prepared("PreToolUse", "u-4")], "test")], SETTINGS,
+        (summary,) = ingest(conn, [Request([_prepared("PreToolUse", "u-4")], "test")], SETTINGS, FACTS,
                             now=iso_from_seconds(102.0), recent=fresh)
     assert summary.duplicates == 1 and summary.accepted == 0
     later = RecentKeys(SETTINGS.dedup_window)  # restarted after the window passed
     with conn:
-        (summary,) = ingest(conn, [Request([_prepared("PreToolUse", "u-5")], "test")], SETTINGS,
+        (summary,) = ingest(conn, [Request([_prepared("PreToolUse", "u-5")], "test")], SETTINGS, FACTS,
                             now=iso_from_seconds(106.0), recent=later)
     assert summary.accepted == 1

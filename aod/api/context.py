@@ -15,6 +15,7 @@ from aod.forward.job import Forwarder, off_status
 from aod.ingest.ingestor import Ingestor
 from aod.jobs import Jobs
 from aod.metrics import Metrics
+from aod.sessions.control import SessionControl
 from aod.storage import forward
 from aod.storage.database import Database
 
@@ -26,6 +27,7 @@ class AppContext:
     ingestor: Ingestor
     token: str
     spool_dir: Path
+    control: SessionControl  # spawn, send, kill; its FactWriter is the one writer of session state
     started_at: float = field(default_factory=time.monotonic)
     ready: bool = False
     tcp_address: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import apsw
 from aiohttp import web
 
 from aod.api.bodies import read_json
@@ -23,11 +24,10 @@ async def post_pr(request: web.Request) -> web.Response:
         observation = parse_observation(await read_json(request))
     except InvalidObservation as exc:
         raise ApiError(400, "invalid_observation", str(exc)) from None
-    stuck_after = ctx.config.lifecycle.stuck_after
     now = now_iso()
 
-    def record(conn: object) -> dict[str, object]:
-        session = record_observations(conn, session_id, [observation], now=now, stuck_after=stuck_after)
+    def record(conn: apsw.Connection) -> dict[str, object]:
+        session = record_observations(conn, ctx.control.facts, session_id, [observation], now=now)
         return {"session": session, "pr": prs.get(conn, observation["url"])}
 
     try:

@@ -17,9 +17,10 @@ import apsw
 
 from aod.ingest.envelope import Envelope, InvalidItem, parse_envelope
 from aod.ingest.normalize import dead_letter_text
-from aod.ingest.projects import ProjectLocation, locate
 from aod.ingest.recent_keys import RecentKeys
 from aod.ingest.service import IngestSettings, Prepared, Rejected, Request, Summary, ingest, prepare
+from aod.sessions.facts import FactWriter
+from aod.sessions.projects import ProjectLocation, locate
 from aod.storage.database import Database
 from aod.storage.health import classify
 from aod.timefmt import now_iso
@@ -32,9 +33,10 @@ YIELD_EVERY = 64
 
 
 class Ingestor:
-    def __init__(self, db: Database, settings: IngestSettings) -> None:
+    def __init__(self, db: Database, settings: IngestSettings, facts: FactWriter) -> None:
         self.db = db
         self.settings = settings
+        self.facts = facts  # the one writer of sessions: every event's facts and status go through it
         self._locations: dict[str | None, ProjectLocation] = {}
         # The dedup window; only ever touched inside write functions, i.e. on the writer thread.
         self._recent = RecentKeys(settings.dedup_window)
@@ -69,7 +71,7 @@ class Ingestor:
 
     def _write(self, conn: apsw.Connection, requests: list[Request]) -> list[Summary]:
         """The writer thread's call for every ingest request of one transaction."""
-        return ingest(conn, requests, self.settings, now=now_iso(), recent=self._recent)
+        return ingest(conn, requests, self.settings, self.facts, now=now_iso(), recent=self._recent)
 
     async def _store(self, request: Request) -> Summary:
         try:
@@ -91,7 +93,7 @@ class Ingestor:
 
     def _isolated(self, conn: apsw.Connection, request: Request, now: str) -> list[Summary]:
         # Every item in a savepoint of its own: one that still fails becomes a dead letter.
-        return ingest(conn, [request], self.settings, now=now, recent=self._recent, isolate=True)
+        return ingest(conn, [request], self.settings, self.facts, now=now, recent=self._recent, isolate=True)
 
     async def _locate(self, envelope: Envelope) -> ProjectLocation:
         cwd = envelope.payload.get("cwd")

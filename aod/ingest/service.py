@@ -26,14 +26,13 @@ from aod.ingest.normalize import (
     event_columns,
     stored_payload,
 )
-from aod.ingest.projects import ProjectLocation
 from aod.ingest.recent_keys import RecentKeys
 from aod.lifecycle.activity import ActivityState, apply_event
 from aod.lifecycle.liveness import Runtime, runtime_after_event
-from aod.lifecycle.manager import write_facts
 from aod.lifecycle.resume import PAIR_WINDOW, is_fresh_start, is_resume_start
-from aod.lifecycle.status import Activity, SessionFacts, TerminationReason, derive_status, pr_facts
-from aod.storage import dead_letters, events, projects, prs, sessions
+from aod.sessions.facts import FactWriter
+from aod.sessions.projects import ProjectLocation
+from aod.storage import dead_letters, events, projects, sessions
 from aod.storage.health import classify
 from aod.timefmt import iso_from_seconds, seconds_from_iso
 
@@ -48,7 +47,6 @@ _SESSION, _KIND, _OCCURRED_AT, _RECEIVED_AT, _DURATION = 1, 3, 6, 7, 8
 class IngestSettings:
     max_payload_bytes: int
     dedup_window: float
-    stuck_after: float
 
 
 @dataclass(slots=True)
@@ -107,13 +105,13 @@ class Request:
 
 
 def ingest(
-    conn: apsw.Connection, requests: list[Request], settings: IngestSettings, *, now: str, recent: RecentKeys,
-    isolate: bool = False,
+    conn: apsw.Connection, requests: list[Request], settings: IngestSettings, facts: FactWriter, *, now: str,
+    recent: RecentKeys, isolate: bool = False,
 ) -> list[Summary]:
     """Store `requests` in the caller's transaction. `recent` is the dedup window; the keys this
     call records in it belong to each request's token, which the caller forgets if the
-    transaction fails."""
-    batch = _Batch(conn, settings, now, recent)
+    transaction fails. Sessions are written through `facts`."""
+    batch = _Batch(conn, settings, facts, now, recent)
     try:
         batch.prefetch([i for r in requests for i in r.items if isinstance(i, Prepared)])
         summaries = []
@@ -140,9 +138,11 @@ class _SessionState:
 
 
 class _Batch:
-    def __init__(self, conn: apsw.Connection, settings: IngestSettings, now: str, recent: RecentKeys) -> None:
+    def __init__(self, conn: apsw.Connection, settings: IngestSettings, facts: FactWriter, now: str,
+                 recent: RecentKeys) -> None:
         self.conn = conn
         self.settings = settings
+        self.facts = facts
         self.now = now
         self.now_seconds = seconds_from_iso(now)
         self.recent = recent
@@ -307,9 +307,7 @@ class _Batch:
     def _absorb(self, phantom: str, into: str) -> None:
         """Fold the throwaway session of a --resume into the session it resumed."""
         self.flush_events()  # the phantom's start may still wait in self.rows
-        ended = {"activity": Activity.EXITED.value, "termination_reason": TerminationReason.EXITED.value, "ended_at": self.now}
-        write_facts(self.conn, phantom, ended, now=self.now, stuck_after=self.settings.stuck_after)
-        sessions.absorb(self.conn, phantom, into)
+        self.facts.absorb(self.conn, phantom, into, now=self.now)
         self.sessions.pop(phantom, None)
         self.aliases = {k: (into if v == phantom else v) for k, v in self.aliases.items()}
         self.fresh_starts = {k: v for k, v in self.fresh_starts.items() if v != phantom}
@@ -318,11 +316,10 @@ class _Batch:
         conn = self.conn
         project_id = projects.ensure(conn, project.path, project.name, project.origin_url, self.now)
         session_id = wanted_id if wanted_id is not None and not sessions.exists(conn, wanted_id) else sessions.new_id(conn, project_id)
-        sessions.create(conn, {
+        self.facts.create(conn, {
             "id": session_id, "project_id": project_id, "agent": env.agent,
             "agent_session_id": cols.agent_session_id, "workspace_path": cols.cwd,
-            "created_at": self.now, "updated_at": self.now,
-        })
+        }, now=self.now)
         self.created.add(session_id)
         return session_id
 
@@ -387,25 +384,15 @@ class _Batch:
             state.changes["is_alive"] = None  # a new handle is unproven until the reaper probes it
 
     def flush_sessions(self) -> None:
-        """One UPDATE per touched session, with the status derived from the final facts."""
+        """One UPDATE per touched session: its final facts, and the status the FactWriter derives from them."""
         for session_id, state in self.sessions.items():
             a = state.activity
-            if state.row["termination_reason"] is not None and a.termination_reason is None:
-                state.changes.setdefault("is_alive", None)  # came back: the old verdict no longer holds
-            facts = SessionFacts(
-                activity=a.activity,
-                termination_reason=a.termination_reason,
-                last_event_at=seconds_from_iso(state.last_event_at) if state.last_event_at else None,
-                prs=pr_facts(prs.status_rows(self.conn, session_id)),
-            )
-            sessions.update(self.conn, session_id, {
+            self.facts.write(self.conn, session_id, {
                 **state.changes,
                 "activity": a.activity, "activity_at": a.activity_at, "error": a.error, "error_at": a.error_at,
                 "termination_reason": a.termination_reason, "ended_at": a.ended_at,
                 "last_event_at": state.last_event_at, "updated_at": self.now,
-                "status": derive_status(facts, now=self.now_seconds, stuck_after=self.settings.stuck_after),
-            })
-
+            }, now=self.now, row=state.row)
 
 def _runtime_key(env: Envelope) -> tuple[str, object] | None:
     """Who sent an event: the agent process (its pid), else its tmux pane."""

@@ -22,13 +22,13 @@ from typing import Any
 
 import apsw
 
-from aod.lifecycle import manager
 from aod.runtime.probe import Probe
 from aod.runtime.probes import Observation, Target, probe_all
 from aod.runtime.watch import RuntimeWatch
+from aod.sessions.facts import FactWriter, Silence, observed_fields
 from aod.storage import sessions
 from aod.storage.database import Database
-from aod.timefmt import iso_from_seconds, now_iso, seconds_from_iso
+from aod.timefmt import now_iso, seconds_from_iso
 
 log = logging.getLogger("aod.reaper")
 
@@ -44,7 +44,6 @@ class ReaperSettings:
     interval: float
     grace: float
     probe_timeout: float
-    stuck_after: float
 
 
 @dataclass
@@ -55,10 +54,11 @@ class TickReport:
 
 
 class Reaper:
-    def __init__(self, db: Database, settings: Callable[[], ReaperSettings]) -> None:
+    def __init__(self, db: Database, settings: Callable[[], ReaperSettings], facts: FactWriter) -> None:
         """`settings` is asked afresh every tick, so a reloaded config applies at the next one."""
         self.db = db
         self._settings = settings
+        self.facts = facts  # writes what the probes found, and working -> stuck
         self.ticks = 0
         self._failing: set[str] = set()  # sessions whose probe failed last time: warn once per streak
         self.observer: Callable[[TickReport, float], None] | None = None  # the metrics: verdicts, seconds
@@ -118,9 +118,8 @@ class Reaper:
     async def tick(self) -> TickReport:
         started = time.monotonic()
         settings = self.settings
-        before = iso_from_seconds(time.time() - settings.stuck_after)
-        rows, silent, next_silent = await self.db.read(lambda c: (
-            sessions.probe_targets(c), sessions.silent_working(c, before), sessions.next_silent(c, before)))
+        looked_at = time.time()
+        rows, silence = await self.db.read(lambda c: (sessions.probe_targets(c), self.facts.silence(c, now=looked_at)))
         targets = [
             Target(r["id"], r["runtime"], r["runtime_handle"],
                    seconds_from_iso(r["last_event_at"]) if r["last_event_at"] else None)
@@ -132,16 +131,21 @@ class Reaper:
         now = now_iso()
         by_id = {r["id"]: r for r in rows}
         worth_writing = [o for o in observations if _changes_something(o, by_id[o.session_id], now, settings.grace)]
-        if worth_writing or silent:
-            report.ended, report.restatused = await self.db.write(lambda c: _write(c, worth_writing, settings))
+        if worth_writing or silence.overdue:
+            report.ended, report.restatused = await self.db.write(lambda c: self._write(c, worth_writing, settings))
         for session_id in report.ended:
             log.info("session runtime lost", extra={"session": session_id})
-        self.next_due = _next_due(observations, by_id, report.ended, next_silent, settings)
+        self.next_due = _next_due(observations, by_id, report.ended, silence, settings)
         await self._watch(observations, settings)
         self.ticks += 1
         if self.observer is not None:
             self.observer(report, time.monotonic() - started)
         return report
+
+    def _write(self, conn: apsw.Connection, observations: list[Observation], s: ReaperSettings) -> tuple[list[str], list[str]]:
+        now = now_iso()
+        ended = self.facts.observed(conn, observations, now=now, grace=s.grace)
+        return ended, self.facts.restatus_silent(conn, now=now)
 
     async def _watch(self, observations: list[Observation], settings: ReaperSettings) -> None:
         """Have the watch wake us when what the probe saw alive goes away."""
@@ -171,18 +175,12 @@ def _changes_something(obs: Observation, row: dict[str, Any], now: str, grace: f
     `row` is a `probe_targets` row: the fields it lacks (termination_reason, ended_at) are
     unset on every live session, so a probe that sets them changes something.
     """
-    fields = manager.observed_fields(obs, row, now=now, grace=grace)
+    fields = observed_fields(obs, row, now=now, grace=grace)
     return any(row.get(k) != v for k, v in fields.items())
 
 
-def _write(conn: apsw.Connection, observations: list[Observation], s: ReaperSettings) -> tuple[list[str], list[str]]:
-    now = now_iso()
-    ended = manager.apply_observations(conn, observations, now=now, grace=s.grace, stuck_after=s.stuck_after)
-    return ended, manager.restatus_silent(conn, now=now, stuck_after=s.stuck_after)
-
-
 def _next_due(observations: list[Observation], rows: dict[str, dict[str, Any]], ended: list[str],
-              next_silent: str | None, s: ReaperSettings) -> float | None:
+              silence: Silence, s: ReaperSettings) -> float | None:
     """When the next tick must run whatever happens: a dead runtime's grace ends (the rule holds:
     only dead with no event for `grace` ends a session), or a working session turns stuck."""
     due = []
@@ -192,6 +190,6 @@ def _next_due(observations: list[Observation], rows: dict[str, dict[str, Any]], 
             seen = row["last_event_at"] or row["created_at"]
             if seen:
                 due.append(seconds_from_iso(seen) + s.grace)
-    if next_silent is not None:
-        due.append(seconds_from_iso(next_silent) + s.stuck_after)
+    if silence.next_at is not None:
+        due.append(silence.next_at)
     return min(due) + DEADLINE_SLACK if due else None

@@ -31,6 +31,7 @@ from aod.config_reload import ConfigHolder
 from aod.scm.gh_parse import PR_FIELDS, REVIEW_THREADS_QUERY, GhOutputError, prs_from_list, thread_comments
 from aod.scm.observation import InvalidObservation, parse_observation
 from aod.scm.record import UnknownSession, record_observations
+from aod.sessions.facts import FactWriter
 from aod.storage import prs, sessions
 from aod.storage.database import Database
 from aod.timefmt import iso_from_seconds, now_iso
@@ -79,9 +80,10 @@ def _watched_sessions(conn: Any, quiet_since: str) -> list[dict[str, Any]]:
 
 
 class ScmObserver:
-    def __init__(self, db: Database, holder: ConfigHolder) -> None:
+    def __init__(self, db: Database, holder: ConfigHolder, facts: FactWriter) -> None:
         self.db = db
         self.holder = holder
+        self.facts = facts
         self._watches: dict[str, _Watch] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
         self._limit = 0
@@ -162,10 +164,8 @@ class ScmObserver:
         digest = orjson.dumps(observations, option=orjson.OPT_SORT_KEYS)
         if not observations or digest == watch.last_written:
             return
-        stuck_after = config.lifecycle.stuck_after
         try:
-            await self.db.write(lambda conn: record_observations(
-                conn, sid, observations, now=now_iso(), stuck_after=stuck_after))
+            await self.db.write(lambda conn: record_observations(conn, self.facts, sid, observations, now=now_iso()))
         except UnknownSession:
             return
         watch.last_written = digest

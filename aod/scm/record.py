@@ -8,8 +8,7 @@ from typing import Any
 
 import apsw
 
-from aod.lifecycle.manager import write_facts
-from aod.lifecycle.status import TerminationReason
+from aod.sessions.facts import FactWriter
 from aod.storage import prs, sessions
 
 
@@ -18,13 +17,10 @@ class UnknownSession(LookupError):
 
 
 def record_observations(
-    conn: apsw.Connection, session_id: str, observations: Sequence[dict[str, Any]], *, now: str, stuck_after: float
+    conn: apsw.Connection, facts: FactWriter, session_id: str, observations: Sequence[dict[str, Any]], *, now: str
 ) -> dict[str, Any]:
-    """Write validated observations (see scm.observation) and re-derive the session's status.
-
-    A session whose PRs are all settled and one of them merged ends as `merged`: the work it
-    was started for has landed. Returns the session's id and (new) status.
-    """
+    """Write validated observations (see scm.observation); `facts` re-derives the session's status
+    (and ends it `merged` when its work has landed). Returns the session's id and (new) status."""
     session = sessions.get(conn, session_id)
     if session is None:
         raise UnknownSession(session_id)
@@ -33,10 +29,6 @@ def record_observations(
         prs.upsert_checks(conn, obs["url"], obs["checks"], now)
         if obs["comments"] is not None:
             prs.replace_comments(conn, obs["url"], obs["comments"], now)
-    ended: dict[str, Any] = {}
-    if (session["termination_reason"] is None and any(o["state"] == "merged" for o in observations)
-            and prs.open_count(conn, session_id) == 0):
-        ended = {"termination_reason": TerminationReason.MERGED.value, "ended_at": now}
-    after = write_facts(conn, session_id, ended, now=now, stuck_after=stuck_after)
-    assert after is not None  # read above, in this same transaction
+    merged = any(o["state"] == "merged" for o in observations)
+    after = facts.prs_recorded(conn, session, merged=merged, now=now)
     return {"id": session_id, "status": after["status"]}

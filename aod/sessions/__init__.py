@@ -1,0 +1,1 @@
+"""Session use cases: the one owner of session state (facts, status), and spawn / send / kill."""
