@@ -22,6 +22,7 @@ from aod.cdc.frames import StreamItem, change_frames
 from aod.jobs import Job, run_until_cancelled
 from aod.storage import change_log, meta
 from aod.storage.database import Database
+from aod.storage.rows import scalar_int
 
 log = logging.getLogger("aod.stream")
 
@@ -115,7 +116,7 @@ class Poller:
 
     def _moved(self, conn: apsw.Connection) -> bool:
         """Whether any other connection committed since this reader last looked (remembered now)."""
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        version = scalar_int(conn.execute("PRAGMA data_version"))
         moved = self._versions.get(id(conn)) != version
         self._versions[id(conn)] = version
         return moved

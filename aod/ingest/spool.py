@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import AsyncGenerator
@@ -95,7 +96,9 @@ class SpoolIngester:
                 if classify(exc) is not None:
                     raise
                 error = f"could not ingest spool file {path.name}: {type(exc).__name__}: {exc}"
-                await self.ingestor.db.write(lambda conn, e=error, t=text: dead_letters.add(conn, "spool", e, t, now_iso()))
+                await self.ingestor.db.write(
+                    functools.partial(dead_letters.add, source="spool", error=error, body=text, now=now_iso())
+                )
                 poison.add(index)
                 continue
             if summary.rejected:
