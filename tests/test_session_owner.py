@@ -1,5 +1,5 @@
-"""Who may do what, checked on the source (AST): rules that an import or a call in the wrong place
-would break without any behaviour test noticing at once."""
+"""One owner of session state, checked on the source (AST): a second writer of the sessions table
+would break it without any behaviour test noticing at once."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-# --- one owner of session state -------------------------------------------------------------------
-#
 # The sessions table's facts and status are written only by aod/sessions/ (the FactWriter), on
 # top of the table's SQL in aod/storage/sessions.py: a second writer would set a status that no
 # rule derived, or facts without the status they lead to.
