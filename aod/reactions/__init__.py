@@ -1,0 +1,1 @@
+"""Reactions: conditions and budget rules (pure), the engine that records decisions, the nudger."""

@@ -1,0 +1,1 @@
+"""Token usage and its cost: the price table and the usage reports."""
