@@ -279,6 +279,23 @@ def escalations(f: Facts) -> Check:
     return Check("escalations", "ok", f"{total} open, every priority with one is routed" if total else "none open")
 
 
+def forward(f: Facts) -> Check:
+    if f.status is None:
+        return Check("forward", "warn", "unknown: no daemon to ask")
+    fw = f.status.get("forward") or {}
+    if not fw.get("enabled"):
+        return Check("forward", "ok", "off (no [forward.postgres] dsn)")
+    behind = f"{fw.get('lag_rows', 0)} change(s) not forwarded, the oldest {fw.get('lag_seconds', 0):.0f} s old"
+    reach = (f"check that {fw.get('target')} answers and that its role may write the schema aod"
+             " (`aod team migrate` creates it); aod probes again by itself")
+    if fw.get("circuit") != "closed":
+        return Check("forward", "fail", f"the team store's circuit is {fw.get('circuit')} after"
+                     f" {fw.get('failures_in_a_row')} failures in a row ({fw.get('last_error')}); {behind}", reach)
+    if fw.get("retention_waiting"):
+        return Check("forward", "warn", f"retention keeps old rows until they are forwarded: {behind}", reach)
+    return Check("forward", "ok", f"forwarding to {fw.get('target')} as {fw.get('tenant')}: {behind}")
+
+
 def tools(f: Facts) -> list[Check]:
     out = []
     for name, needed_for in (("tmux", "aod spawn, send and the reaper's pane probes"), ("git", "worktrees"),
@@ -294,6 +311,7 @@ def tools(f: Facts) -> list[Check]:
 
 CHECKS: tuple[Callable[[Facts], Check], ...] = (
     daemon, version, config, data_dir, token, socket, hooks, service, spool, database, wal, disk, escalations,
+    forward,
 )
 
 

@@ -15,7 +15,7 @@ from tests.helpers.daemon import Daemon
 
 UID = os.geteuid()
 EVERY_CHECK = ["daemon", "version", "config", "data dir", "token", "socket", "hooks", "service", "spool",
-               "database", "wal", "disk", "escalations", "tmux", "git", "gh"]
+               "database", "wal", "disk", "escalations", "forward", "tmux", "git", "gh"]
 
 
 def _stat(mode: int, uid: int = UID) -> os.stat_result:

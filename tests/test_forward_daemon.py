@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 
+from aod import doctor
 from aod.storage.forward import COLUMNS
 from tests.conftest import FIXTURES
 from tests.helpers.daemon import Daemon, request
@@ -72,6 +73,11 @@ class Ingest:
 
     def wait_acked(self, n: int, timeout: float = 30) -> None:
         _until(lambda: self.acked >= n, timeout, f"only {self.acked} events acknowledged")
+
+
+def _doctor_facts(forward: dict[str, Any]) -> doctor.Facts:
+    return doctor.Facts(cli_version="0", uid=0, socket_path="/s", data_dir="/d", config_path=None,
+                        status={"forward": forward})
 
 
 def _until(condition: Callable[[], Any], timeout: float, message: str | Callable[[], str]) -> Any:
@@ -190,6 +196,8 @@ def test_postgres_killed_mid_stream_opens_the_circuit_and_ingest_does_not_notice
                 assert opened
                 down = daemon.status()["forward"]
                 assert down["last_error"] and down["lag_rows"] > 0, down
+                verdict = doctor.forward(_doctor_facts(down))
+                assert verdict.status == "fail" and "circuit is open" in verdict.detail, verdict
                 ingest.wait_acked(ingest.acked + 1000)
                 outage_until = time.monotonic()
             finally:
@@ -202,6 +210,7 @@ def test_postgres_killed_mid_stream_opens_the_circuit_and_ingest_does_not_notice
             statistics.median(before), statistics.median(during))
         forward = _caught_up(daemon)  # the probe closes the circuit, then the backlog goes
         assert forward["failures"] >= 5
+        assert doctor.forward(_doctor_facts(forward)).status == "ok"
     finally:
         daemon.stop()
     assert _assert_same(daemon, team_dsn) == ingest.acked

@@ -17,12 +17,12 @@ EXIT_USAGE = 2
 def _runners() -> dict[str, ModuleType]:
     """The module that runs each command (queries and control answer several). Imported here,
     not at the top: `aod hook`, which an agent runs for every event, needs none of them."""
-    from aod.cli import ack, control, dashboard, doctor, escalations, hooks, queries, service, usage
+    from aod.cli import ack, control, dashboard, doctor, escalations, hooks, queries, service, team, usage
 
     return {
         **dict.fromkeys(queries.COMMANDS, queries), **dict.fromkeys(control.COMMANDS, control),
         "hooks": hooks, "ack": ack, "escalations": escalations, "service": service, "doctor": doctor,
-        "dashboard": dashboard, "usage": usage,
+        "dashboard": dashboard, "usage": usage, "team": team,
     }
 
 
@@ -37,7 +37,7 @@ def _global_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from aod.cli import ack, control, dashboard, doctor, escalations, hooks, queries, service, usage
+    from aod.cli import ack, control, dashboard, doctor, escalations, hooks, queries, service, team, usage
 
     common = _global_options()
     parser = argparse.ArgumentParser(prog="aod", parents=[common], description=__doc__.splitlines()[0])
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_parser(commands, [common])
     dashboard.add_parser(commands, [common])
     usage.add_parser(commands, [common])
+    team.add_parser(commands, [common])
     commands.add_parser("hook", parents=[common], help="forward a hook payload on stdin to aod (always exits 0)")
 
     db = commands.add_parser("db", parents=[common], help="database maintenance")
