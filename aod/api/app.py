@@ -8,6 +8,7 @@ from aod.api import (
     check_routes,
     dashboard_routes,
     escalation_routes,
+    import_routes,
     ingest_routes,
     metrics_routes,
     openapi,
@@ -41,6 +42,7 @@ def build_app(ctx: AppContext) -> web.Application:
     app.add_routes(escalation_routes.routes)
     app.add_routes(stats_routes.routes)
     app.add_routes(usage_routes.routes)
+    app.add_routes(import_routes.routes)
     app.add_routes(openapi.routes)
     app.add_routes(metrics_routes.routes)
     app.add_routes(dashboard_routes.routes)

@@ -592,6 +592,31 @@ def _paths() -> dict[str, dict[str, Op]]:
                               _query("until", "window end, exclusive: RFC 3339, or a date (the whole day "
                                      "included); default: no end")]),
         },
+        "/v1/import/claude": {
+            "post": Op("import_claude", "usage", "Store what `aod import claude` read from Claude Code's transcripts",
+                       _json(200, "what was stored", _object(
+                           "sessions:i", "`matched`: the agent session ids whose aod session its hooks reported "
+                           "(their events were left out, their usage taken); `events`: what ingest made of the "
+                           "rest (as `POST /v1/events` answers); `usage`: new usage rows and ones already stored.",
+                           matched=_array({"type": "string"}), events=_ref("IngestSummary"),
+                           usage=_object("accepted:i duplicates:i"))),
+                       (*BODY, (400, "invalid_body", "the body is not a JSON object, `sessions` is no array, a "
+                                "session has no `agent_session_id`, or a usage item is malformed (the message "
+                                "names it)")),
+                       description="Safe while sessions run: events go through ingest like hook events, with "
+                       "uids derived from the transcript (so importing again adds nothing); usage items are "
+                       "priced by the daemon and keyed by message id + request id like the live tailer's rows.",
+                       body=_body(_input(
+                           "", "One entry per agent session (a long one may come in several).",
+                           required=("sessions",), sessions=_array(_input(
+                               "agent_session_id:s", "Claude Code's session id, its envelopes (`POST /v1/events`) "
+                               "and its usage items: `message_id`, `request_id`, `agent_session_id`, `model`, "
+                               "`input_tokens`, `output_tokens`, `cache_creation_input_tokens`, "
+                               "`cache_creation_1h_tokens`, `cache_read_input_tokens`, `occurred_at`, "
+                               "`is_sidechain`.", required=("agent_session_id",),
+                               events=_array(_ref("Envelope")), usage=_array({"type": "object"})))),
+                           "the sessions read"), stores=True),
+        },
         "/v1/openapi.json": {
             "get": Op("openapi_json", "operations", "This document",
                       _json(200, "the OpenAPI document", {"type": "object"}), ()),

@@ -17,12 +17,13 @@ EXIT_USAGE = 2
 def _runners() -> dict[str, ModuleType]:
     """The module that runs each command (queries and control answer several). Imported here,
     not at the top: `aod hook`, which an agent runs for every event, needs none of them."""
+    import aod.cli.imports as imports
     from aod.cli import ack, control, dashboard, doctor, escalations, hooks, queries, service, team, usage
 
     return {
         **dict.fromkeys(queries.COMMANDS, queries), **dict.fromkeys(control.COMMANDS, control),
         "hooks": hooks, "ack": ack, "escalations": escalations, "service": service, "doctor": doctor,
-        "dashboard": dashboard, "usage": usage, "team": team,
+        "dashboard": dashboard, "usage": usage, "import": imports, "team": team,
     }
 
 
@@ -37,6 +38,7 @@ def _global_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import aod.cli.imports as imports
     from aod.cli import ack, control, dashboard, doctor, escalations, hooks, queries, service, team, usage
 
     common = _global_options()
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_parser(commands, [common])
     dashboard.add_parser(commands, [common])
     usage.add_parser(commands, [common])
+    imports.add_parser(commands, [common])
     team.add_parser(commands, [common])
     commands.add_parser("hook", parents=[common], help="forward a hook payload on stdin to aod (always exits 0)")
 

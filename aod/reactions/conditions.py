@@ -19,6 +19,9 @@ BRAKE_RUNS = 3
 MAX_COMMENT = 1000
 # Sessions that ended like this prompt the `exited` reaction (killed is the human's own doing).
 EXIT_REASONS = (TerminationReason.EXITED.value, TerminationReason.RUNTIME_LOST.value)
+# An exit that happened longer ago than this when aod learns of it is history, not news: `aod import
+# claude` ends every session of a transcript that went quiet, and nobody is to be paged for those.
+EXIT_NEWS_FOR = 3600.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,9 @@ def exited(view: SessionView, now: float, stuck_after: float) -> Condition | Non
     s = view.session
     reason = s.get("termination_reason")
     if reason not in EXIT_REASONS:
+        return None
+    ended = s.get("ended_at")
+    if ended and now - seconds_from_iso(ended) > EXIT_NEWS_FOR:
         return None
     how = "exited" if reason == TerminationReason.EXITED else "was lost (its runtime is gone)"
     return Condition(f"{reason}@{s.get('ended_at') or ''}", f"Session {s['id']} {how}.")

@@ -213,3 +213,17 @@ def unpriced_models(conn: apsw.Connection, since: str | None, until: str | None)
     extra = " AND " if where else " WHERE "
     return [r[0] for r in conn.execute(
         f"SELECT DISTINCT u.model FROM usage u{where}{extra}u.cost_usd IS NULL ORDER BY 1", args)]
+
+
+def reported_by_hooks(conn: apsw.Connection, agent_session_ids: Iterable[str], import_prefix: str) -> set[str]:
+    """The agent session ids whose aod session has an event its hooks sent (not an import's)."""
+    found = set()
+    for agent_session_id in agent_session_ids:
+        session_id = sessions.by_alias(conn, AGENT, agent_session_id)
+        if session_id is None:
+            continue
+        hooked = conn.execute("SELECT 1 FROM events WHERE session_id = ? AND substr(uid, 1, ?) != ? LIMIT 1",
+                              (session_id, len(import_prefix), import_prefix)).fetchone()
+        if hooked is not None:
+            found.add(agent_session_id)
+    return found

@@ -1,0 +1,59 @@
+"""`POST /v1/import/claude`: what `aod import claude` read from Claude Code's transcripts, stored
+through the daemon (so an import is safe while it runs). Events go through ingest like any hook
+event (uids derived from the transcript: importing again adds nothing), except for sessions the
+hooks already reported, whose events are there already: of those only the usage is taken."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from aod.api.bodies import read_json_object
+from aod.api.context import context
+from aod.api.errors import ApiError, json_response
+from aod.storage import usage
+from aod.timefmt import now_iso
+from aod.transcripts.importer import UID_PREFIX
+from aod.transcripts.rows import usage_item
+from aod.usage.prices import configured
+
+routes = web.RouteTableDef()
+SOURCE = "import:claude"
+
+
+def _sessions(body: dict[str, Any]) -> list[dict[str, Any]]:
+    found = body.get("sessions")
+    if not isinstance(found, list):
+        raise ApiError(400, "invalid_body", "sessions: expected an array")
+    for i, s in enumerate(found):
+        where = f"sessions[{i}]"
+        if not isinstance(s, dict) or not isinstance(s.get("agent_session_id"), str) or not s["agent_session_id"]:
+            raise ApiError(400, "invalid_body", f"{where}.agent_session_id: expected a string")
+        for key in ("events", "usage"):
+            if not isinstance(s.get(key, []), list):
+                raise ApiError(400, "invalid_body", f"{where}.{key}: expected an array")
+    return found
+
+
+@routes.post("/v1/import/claude")
+async def import_claude(request: web.Request) -> web.Response:
+    ctx = context(request)
+    found = _sessions(await read_json_object(request))
+    table = configured(ctx.config)
+    rows = []
+    for i, s in enumerate(found):
+        for j, item in enumerate(s.get("usage", [])):
+            try:
+                rows.append(usage_item(item, table))
+            except ValueError as exc:
+                raise ApiError(400, "invalid_body", f"sessions[{i}].usage[{j}].{exc}") from None
+    ids = [s["agent_session_id"] for s in found]
+    hooked = await ctx.db.read(lambda c: usage.reported_by_hooks(c, ids, UID_PREFIX))
+    events = [e for s in found if s["agent_session_id"] not in hooked for e in s.get("events", [])]
+    summary = (await ctx.ingestor.ingest(events, source=SOURCE)).body() if events else \
+        {"accepted": 0, "duplicates": 0, "rejected": []}
+    now = now_iso()
+    added = await ctx.db.write(lambda c: usage.store(c, rows, now))
+    return json_response({"sessions": len(found), "matched": sorted(hooked), "events": summary,
+                          "usage": {"accepted": added, "duplicates": len(rows) - added}})
