@@ -15,6 +15,7 @@ from aod.runtime.probes import Observation
 from aod.scm.observation import parse_observation
 from aod.sessions.control import Refused, SessionControl
 from aod.sessions.facts import FactWriter, Silence, observed_fields
+from aod.sessions.projects import ProjectLocation
 from aod.storage import prs, sessions
 from aod.storage.database import Storage, open_storage
 from aod.timefmt import iso_from_seconds, seconds_from_iso
@@ -133,6 +134,23 @@ def test_a_created_session_has_its_status_derived(conn: apsw.Connection) -> None
     created = facts.create(conn, {"id": "proj-7", "project_id": "proj", "agent": "claude-code", "runtime": "tmux"},
                            now=at(0))
     assert (created["status"], created["activity"], created["created_at"], created["is_alive"]) == ("idle", "idle", at(0), None)
+
+
+def test_an_adopted_session_takes_the_id_its_client_named_while_it_is_free(conn: apsw.Connection) -> None:
+    facts = FactWriter(lambda: 600.0)
+    here = ProjectLocation("/src/shop", "shop", "git@example.com:shop.git")
+
+    def adopt(wanted: str | None) -> str:
+        return facts.adopt(conn, wanted_id=wanted, agent="claude-code", agent_session_id=f"agent-{wanted}",
+                           workspace="/src/shop/api", project=here, now=at(0))
+
+    assert adopt("named-by-hand") == "named-by-hand"
+    assert adopt("named-by-hand") == "shop-1"  # taken: the project's next number instead
+    assert adopt(None) == "shop-2"
+    adopted = row(conn, "named-by-hand")
+    assert (adopted["project_id"], adopted["workspace_path"], adopted["status"]) == ("shop", "/src/shop/api", "idle")
+    (origin,) = conn.execute("SELECT origin_url FROM projects WHERE id = 'shop'").fetchone()
+    assert origin == "git@example.com:shop.git"
 
 
 # --- control's refusals ---------------------------------------------------------------------------

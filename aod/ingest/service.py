@@ -32,7 +32,7 @@ from aod.lifecycle.liveness import Runtime, runtime_after_event
 from aod.lifecycle.resume import PAIR_WINDOW, is_fresh_start, is_resume_start
 from aod.sessions.facts import FactWriter
 from aod.sessions.projects import ProjectLocation
-from aod.storage import dead_letters, events, projects, sessions
+from aod.storage import dead_letters, events, sessions
 from aod.storage.health import classify
 from aod.timefmt import iso_from_seconds, seconds_from_iso
 
@@ -313,13 +313,9 @@ class _Batch:
         self.fresh_starts = {k: v for k, v in self.fresh_starts.items() if v != phantom}
 
     def _create_session(self, wanted_id: str | None, env: Envelope, cols: EventColumns, project: ProjectLocation) -> str:
-        conn = self.conn
-        project_id = projects.ensure(conn, project.path, project.name, project.origin_url, self.now)
-        session_id = wanted_id if wanted_id is not None and not sessions.exists(conn, wanted_id) else sessions.new_id(conn, project_id)
-        self.facts.create(conn, {
-            "id": session_id, "project_id": project_id, "agent": env.agent,
-            "agent_session_id": cols.agent_session_id, "workspace_path": cols.cwd,
-        }, now=self.now)
+        session_id = self.facts.adopt(self.conn, wanted_id=wanted_id, agent=env.agent,
+                                      agent_session_id=cols.agent_session_id, workspace=cols.cwd, project=project,
+                                      now=self.now)
         self.created.add(session_id)
         return session_id
 

@@ -22,7 +22,8 @@ from aod.lifecycle.liveness import judge
 from aod.lifecycle.status import Activity, SessionFacts, Status, TerminationReason, derive_status, pr_facts
 from aod.runtime import process
 from aod.runtime.probes import Observation
-from aod.storage import prs, sessions
+from aod.sessions.projects import ProjectLocation
+from aod.storage import projects, prs, sessions
 from aod.storage.rows import BOOLEANS, as_booleans
 from aod.timefmt import iso_from_seconds, seconds_from_iso
 
@@ -83,6 +84,23 @@ class FactWriter:
         created = sessions.get(conn, row["id"])
         assert created is not None
         return created
+
+    def adopt(
+        self, conn: apsw.Connection, *, wanted_id: str | None, agent: str, agent_session_id: str | None,
+        workspace: str | None, project: ProjectLocation, now: str,
+    ) -> str:
+        """A session for an agent aod did not start, from its first event; its id.
+
+        It belongs to its project (made on first sight) and takes the id the client named
+        (AOD_SESSION_ID) while that is free, else the project's next `{project}-{n}`.
+        """
+        project_id = projects.ensure(conn, project.path, project.name, project.origin_url, now)
+        session_id = wanted_id
+        if session_id is None or sessions.exists(conn, session_id):
+            session_id = sessions.new_id(conn, project_id)
+        self.create(conn, {"id": session_id, "project_id": project_id, "agent": agent,
+                           "agent_session_id": agent_session_id, "workspace_path": workspace}, now=now)
+        return session_id
 
     def killed(self, conn: apsw.Connection, session_id: str, *, now: str) -> dict[str, Any] | None:
         return self.write(conn, session_id, {
