@@ -9,7 +9,7 @@ from typing import Any
 import apsw
 import orjson
 
-from aod.storage import meta
+from aod.storage import change_log, meta
 
 # What each team table receives, in the order a row is read (and copied): the local columns but
 # `content_key` (a dedup hash of no use elsewhere). tenant_id and machine_id are added on the way.
@@ -80,10 +80,7 @@ def hold(conn: apsw.Connection) -> int | None:
 
 def first_held_event(conn: apsw.Connection, after: int) -> int | None:
     """The lowest event id a change_log row above `after` names: retention keeps it and all later ones."""
-    row = conn.execute(
-        "SELECT min(CAST(entity_id AS INTEGER)) FROM change_log WHERE seq > ? AND entity = 'event'", (after,)
-    ).fetchone()
-    return None if row is None or row[0] is None else int(row[0])
+    return change_log.first_event_after(conn, after)
 
 
 @dataclass(frozen=True)
@@ -96,15 +93,12 @@ class Lag:
 
 
 def lag(conn: apsw.Connection) -> Lag:
-    # The highest seq ever assigned (AUTOINCREMENT's own record; the table may be pruned empty).
-    top = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'change_log'").fetchone()
-    head = 0 if top is None else int(top[0])
+    head = change_log.head(conn)
     row = conn.execute("SELECT seq, forwarded_at FROM forward_cursor ORDER BY seq LIMIT 1").fetchone()
     if row is None:
         return Lag(None, head, 0, None, None)
     seq, forwarded_at = int(row[0]), row[1]
-    oldest = conn.execute("SELECT at FROM change_log WHERE seq > ? ORDER BY seq LIMIT 1", (seq,)).fetchone()
-    return Lag(seq, head, max(0, head - seq), None if oldest is None else oldest[0], forwarded_at)
+    return Lag(seq, head, max(0, head - seq), change_log.oldest_at_after(conn, seq), forwarded_at)
 
 
 def read_batch(conn: apsw.Connection, after: int, limit: int) -> Batch:
@@ -116,9 +110,7 @@ def read_batch(conn: apsw.Connection, after: int, limit: int) -> Batch:
     named: dict[str, set[str]] = {"session": set(), "event": set(), "pr": set(), "check": set(), "escalation": set()}
     last = after
     changes = 0
-    for seq, entity, entity_id, session_id in conn.execute(
-        "SELECT seq, entity, entity_id, session_id FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
-    ):
+    for seq, entity, entity_id, session_id in change_log.named_after(conn, after, limit):
         last, changes = seq, changes + 1
         if entity in named:
             named[entity].add(entity_id)
