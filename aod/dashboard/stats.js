@@ -2,6 +2,7 @@
 // and per tool its latency (p50, p95) and failure rate. Re-read after changes, at most every 2 s.
 import { ApiError, get, query } from "./api.js";
 import { h, s } from "./dom.js";
+import * as cost from "./cost.js";
 
 export const NAME = "stats";
 const HOUR = 3600 * 1000;
@@ -10,12 +11,14 @@ let state = null;
 export function mount(root) {
   state = { root, body: h("div", { class: "stats" }), timer: 0 };
   root.append(h("section", { "aria-label": "stats" }, h("h1", {}, "Last hour"), state.body));
+  cost.mount(root);
   load();
 }
 
-export function unmount() { clearTimeout(state.timer); state = null; }
+export function unmount() { clearTimeout(state.timer); state = null; cost.unmount(); }
 
 export function update(batch) {
+  cost.update(batch);
   if (!state || state.timer || !batch.some((c) => c.entity === "event")) return;
   state.timer = setTimeout(() => { if (state) { state.timer = 0; load(); } }, 2000);
 }

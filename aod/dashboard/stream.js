@@ -4,7 +4,7 @@ import { enqueue, clearAll } from "./store.js";
 import { hhmm } from "./dom.js";
 import { get } from "./api.js";
 
-const ENTITIES = ["session", "pr", "check", "event", "escalation"];
+const ENTITIES = ["session", "pr", "check", "event", "escalation", "usage"];
 const OFFLINE_AFTER_MS = 5000;
 let source = null;
 // The first connection names a cursor no database has: the daemon subscribes us, then answers
