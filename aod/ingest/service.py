@@ -14,7 +14,7 @@ that still fails becomes a dead letter while the others land.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import apsw
 
@@ -84,13 +84,20 @@ class Rejected:
     body: str
 
 
+class Rejection(TypedDict):
+    """One refused item of a request's answer: its place in the request and why."""
+
+    index: int
+    error: str
+
+
 @dataclass
 class Summary:
     """What one request came to (its answer's body); rejected items by index, in order."""
 
     accepted: int = 0
     duplicates: int = 0
-    rejected: list[dict[str, object]] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
 
     def body(self) -> dict[str, object]:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}

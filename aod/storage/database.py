@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import apsw
 
@@ -26,6 +26,7 @@ from aod.storage.readers import ReaderPool
 from aod.storage.writer import BatchFn, Writer, WriterStats
 
 T = TypeVar("T")
+ItemT = TypeVar("ItemT")
 CommitListener = Callable[[], None]
 DEFAULTS = StorageConfig()
 log = logging.getLogger("aod.storage")
@@ -74,7 +75,7 @@ class Database:
         """
         return await self._writer.submit(fn)
 
-    async def write_batched(self, fn: BatchFn, item: Any, *, weight: int = 1) -> Any:
+    async def write_batched(self, fn: BatchFn[ItemT, T], item: ItemT, *, weight: int = 1) -> T:
         """Like `write`, but every item of one transaction naming `fn` goes to one `fn(conn, items)`
         call, which returns one result per item; `weight` (a count of rows) bounds a transaction."""
         return await self._writer.submit_batched(fn, item, weight=weight)

@@ -32,8 +32,9 @@ from aod.storage.health import StorageHealth, note_errno
 
 WriteFn = Callable[[apsw.Connection], Any]
 T = TypeVar("T")
+ItemT = TypeVar("ItemT")
 # Called once per transaction with the items of its requests that name it; one result per item.
-BatchFn = Callable[[apsw.Connection, list[Any]], list[Any]]
+BatchFn = Callable[[apsw.Connection, list[ItemT]], list[T]]
 # Called on the writer thread after each transaction with its size and seconds (the metrics).
 CommitObserver = Callable[[int, float], None]
 
@@ -106,12 +107,12 @@ class Writer:
         self._queue.put(_Request(fn, future, loop, _PLAIN))
         return future
 
-    def submit_batched(self, fn: BatchFn, item: Any, *, weight: int = 1) -> asyncio.Future[Any]:
+    def submit_batched(self, fn: BatchFn[ItemT, T], item: ItemT, *, weight: int = 1) -> asyncio.Future[T]:
         """Queue `item` for `fn(conn, items)`, one call per transaction for all items naming `fn`."""
         if self._closed:
             raise WriterClosed("the database is closed")
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Request(fn, future, loop, item, weight))
         return future
 
