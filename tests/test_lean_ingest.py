@@ -188,3 +188,20 @@ def test_a_slow_head_is_closed_after_the_header_timeout(daemon: Daemon) -> None:
         closed = wait_closed(sock, HEADER_TIMEOUT + 3)
         assert closed is not None and time.monotonic() - started >= HEADER_TIMEOUT - 0.5
     assert daemon.get("/healthz").status == 200
+
+
+def test_a_kept_alive_connection_closes_a_header_timeout_after_its_last_answer(daemon: Daemon) -> None:
+    # The idle timer is armed once and looked at lazily: a request in between moves the close
+    # to a whole timeout after that request's answer, not the first answer's.
+    with connect(daemon, "unix") as sock:
+        replies = Responses(sock)
+        sock.sendall(_post(b"/v1/events", _envelope("toolu_k1")))
+        assert replies.next()[0] == 202
+        first = time.monotonic()
+        time.sleep(HEADER_TIMEOUT / 2)
+        sock.sendall(_post(b"/v1/events", _envelope("toolu_k2")))
+        assert replies.next()[0] == 202
+        last = time.monotonic()
+        closed = wait_closed(sock, HEADER_TIMEOUT + 3)
+        assert closed is not None and HEADER_TIMEOUT - 0.5 <= closed <= HEADER_TIMEOUT + 1.5, closed
+        assert last + closed - first > HEADER_TIMEOUT + 2

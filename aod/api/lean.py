@@ -44,6 +44,8 @@ HOOKS_PREFIX = b"/v1/hooks/"
 MAX_HEAD = 64 * 1024
 HEAD_END = b"\r\n\r\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# "HTTP/1.1 202 Accepted" and the like: formatted once per status, not once per answer.
+_STATUS_LINES: dict[int, bytes] = {}
 SHUTDOWN_POLL = 0.02
 
 
@@ -59,6 +61,13 @@ def ingest_route(method: bytes | str, url: bytes) -> str | None:
     if agent and agent.isascii() and not any(c in agent for c in b"/%#{}"):
         return agent.decode()
     return None
+
+
+def _status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())
+    return line
 
 
 def _mimetype(header: bytes | None) -> str:
@@ -119,7 +128,10 @@ class LeanProtocol(asyncio.Protocol):
         self._stopped = False  # no more input is read: a refused head or a broken request
         self._queue: deque[_Request] = deque()
         self._task: asyncio.Task[None] | None = None
+        # The idle timer is armed once and checked lazily: arming and cancelling a loop timer
+        # for every request cost ~1.4 µs each; now a request only stamps or clears `_idle_since`.
         self._timer: asyncio.TimerHandle | None = None
+        self._idle_since: float | None = None  # loop time since when no complete request is in
         self._closing = False
 
     # --- asyncio.Protocol ---
@@ -134,7 +146,7 @@ class LeanProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.connections.discard(self)
-        self._cancel_timer()
+        self._drop_timer()
         self._closing = True
         if self._inner is not None:
             self._inner.connection_lost(exc)
@@ -318,9 +330,8 @@ class LeanProtocol(asyncio.Protocol):
                 return
             # Closing (shutdown, the client's EOF): the last answer owed here says so.
             keep = request.keep_alive and not (self._closing and not self._queue and self._handover is None)
-            transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                            b"Connection: %s\r\n\r\n%s" % (status, HTTPStatus(status).phrase.encode(), len(body),
-                                                           b"keep-alive" if keep else b"close", body))
+            transport.write(b"%sContent-Type: application/json\r\nContent-Length: %d\r\nConnection: %s\r\n\r\n%s"
+                            % (_status_line(status), len(body), b"keep-alive" if keep else b"close", body))
             if not keep:
                 transport.close()
                 return
@@ -367,7 +378,7 @@ class LeanProtocol(asyncio.Protocol):
     def _hand_over(self, replay: bytes) -> None:
         transport = self._transport
         assert transport is not None
-        self._cancel_timer()
+        self._drop_timer()
         self._server.connections.discard(self)
         self._inner = self._make_inner()
         self._handover = None
@@ -380,16 +391,28 @@ class LeanProtocol(asyncio.Protocol):
     # --- idle and partial requests (aod/api/connections.py) ---
 
     def _arm_timer(self) -> None:
-        self._cancel_timer()
-        self._timer = asyncio.get_running_loop().call_later(HEADER_TIMEOUT, self._timed_out)
+        loop = asyncio.get_running_loop()
+        self._idle_since = loop.time()
+        if self._timer is None:
+            self._timer = loop.call_later(HEADER_TIMEOUT, self._timed_out)
 
     def _cancel_timer(self) -> None:
+        self._idle_since = None  # the pending timer, if any, finds this and goes
+
+    def _drop_timer(self) -> None:
+        self._idle_since = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
     def _timed_out(self) -> None:
         self._timer = None
+        if self._idle_since is None:
+            return  # busy since: armed again once idle
+        left = self._idle_since + HEADER_TIMEOUT - asyncio.get_running_loop().time()
+        if left > 0:  # a request came and went meanwhile: wait out the rest of its idle time
+            self._timer = asyncio.get_running_loop().call_later(left, self._timed_out)
+            return
         # As aiohttp's keep-alive timer: only a connection with no complete request is closed.
         if self._task is None and not self._queue and self._transport is not None:
             self._transport.close()
