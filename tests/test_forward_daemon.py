@@ -122,7 +122,7 @@ def _team(dsn: str, machine: str) -> dict[str, dict[tuple[Any, ...], tuple[Any, 
 
 
 def _key(table: str, columns: tuple[str, ...], row: tuple[Any, ...]) -> tuple[Any, ...]:
-    n = {"pr_checks": 3}.get(table, 1)
+    n = {"pr_checks": 3, "usage": 2}.get(table, 1)
     return tuple(row[:n])
 
 

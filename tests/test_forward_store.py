@@ -39,6 +39,11 @@ def _seed(conn: apsw.Connection, n: int = 3) -> None:
                  " ('https://github.com/o/r/pull/7', 'ci', 'abc', 'failed', ?, ?)", (T0, T0))
     conn.execute("INSERT INTO escalations (session_id, reaction, priority, message, created_at) VALUES"
                  " ('proj-1', 'ci-failed', 'urgent', 'CI fails', ?)", (T0,))
+    for i, cost in enumerate((0.25, None)):
+        conn.execute("INSERT INTO usage (message_id, request_id, session_id, model, input_tokens, output_tokens,"
+                     " cache_creation_input_tokens, cache_creation_1h_tokens, cache_read_input_tokens, cost_usd,"
+                     " occurred_at, is_sidechain) VALUES (?, 'req', 'proj-1', 'claude-x', 10, 20, 30, 0, 40, ?, ?, ?)",
+                     (f"msg-{i}", cost, T0, i))
 
 
 def _forwarder(db: Database, dsn: str, **options: Any) -> Forwarder:
@@ -68,16 +73,21 @@ async def test_a_batch_lands_with_tenant_and_machine_and_a_resend_changes_nothin
     assert _rows(team_dsn, "SELECT name, status FROM aod.pr_checks") == [("ci", "failed")]
     assert _rows(team_dsn, "SELECT reaction, priority FROM aod.escalations") == [("ci-failed", "urgent")]
     assert _rows(team_dsn, "SELECT id, path FROM aod.projects") == [("proj", "/src/proj")]
+    assert _rows(team_dsn, "SELECT message_id, cost_usd, is_sidechain, input_tokens + cache_read_input_tokens"
+                           " FROM aod.usage ORDER BY 1") == [("msg-0", 0.25, False, 50), ("msg-1", None, True, 50)]
+    assert await db.read(forward.usage_cursor) == 2
     head = (await db.read(forward.lag)).head
     assert (await db.read(forward.lag)).cursor == head and fwd.forwarded == head
 
     # A crash after PostgreSQL committed but before the cursor moved: the batch goes again.
-    await db.write(lambda c: c.execute("UPDATE forward_cursor SET seq = 0"))
+    await db.write(lambda c: (c.execute("UPDATE forward_cursor SET seq = 0"), c.execute(
+        "DELETE FROM meta WHERE key = ?", (forward.USAGE_CURSOR,))))
     await db.write(lambda c: c.execute("UPDATE sessions SET status = 'needs_input' WHERE id = 'proj-1'"))
     again = _forwarder(db, team_dsn)
     await again.step()
     assert _rows(team_dsn, "SELECT count(*), count(DISTINCT uid) FROM aod.events") == [(3, 3)]
     assert _rows(team_dsn, "SELECT id, status FROM aod.sessions") == [("proj-1", "needs_input")]
+    assert _rows(team_dsn, "SELECT count(*) FROM aod.usage") == [(2,)]
     for table in ("sessions", "prs", "pr_checks", "escalations", "projects"):
         assert _rows(team_dsn, f"SELECT count(*) FROM aod.{table}") == [(1,)], table
 
@@ -162,4 +172,4 @@ async def test_a_new_team_store_gets_its_schema_from_a_forwarder_that_may_create
     await fwd.step()
     assert fwd.last_error is None
     assert _rows(dsn, "SELECT count(*) FROM aod.events") == [(3,)]
-    assert _rows(dsn, "SELECT count(*) FROM pg_policies WHERE schemaname = 'aod'") == [(12,)]
+    assert _rows(dsn, "SELECT count(*) FROM pg_policies WHERE schemaname = 'aod'") == [(14,)]

@@ -29,6 +29,10 @@ def _machine(conn: apsw.Connection, who: str) -> None:
     for check in ("lint", "test"):
         conn.execute("INSERT INTO pr_checks (pr_url, name, commit_sha, status, created_at, updated_at)"
                      " VALUES (?, ?, 'abc', 'failed', ?, ?)", (url, check, now, now))
+    for i in range(3 if who == "alice" else 1):
+        conn.execute("INSERT INTO usage (message_id, request_id, session_id, model, input_tokens, output_tokens,"
+                     " cache_creation_input_tokens, cache_creation_1h_tokens, cache_read_input_tokens, cost_usd,"
+                     " occurred_at) VALUES (?, 'r', 'api-1', 'claude-x', 100, 10, 0, 0, 0, 0.5, ?)", (f"m{i}", now))
 
 
 async def _forward_as(tmp_path: Path, who: str, dsn: str) -> None:
@@ -79,9 +83,11 @@ async def test_team_sessions_and_stats_across_machines(tmp_path: Path, postgres:
     stats = _team("stats", *lead, env=aod_env)
     assert [(r["repository"], r["failed_checks"], r["prs"], r["people"]) for r in stats["ci_failures"]] == [
         ("https://github.com/acme/alice-repo", 2, 1, 1), ("https://github.com/acme/bob-repo", 2, 1, 1)]
-    assert stats["cost"] is None  # no machine forwarded usage: no aod.usage table
+    today = now_iso()[:10]
+    assert [(r["person"], r["day"], r["messages"], r["tokens"], r["cost_usd"]) for r in stats["cost"]] == [
+        ("alice", today, 3, 330, 1.5), ("bob", today, 1, 110, 0.5)]
     text = run_aod("team", "stats", *lead, env=aod_env)
-    assert text.returncode == 0 and "acme/bob-repo" in text.stdout and "no aod.usage table" in text.stdout
+    assert text.returncode == 0 and "acme/bob-repo" in text.stdout and "cost per person per day" in text.stdout
 
     bad = run_aod("team", "sessions", *lead, "--cursor", "nonsense", env=aod_env)
     assert bad.returncode == 2 and "not a cursor" in bad.stderr

@@ -103,7 +103,7 @@ def _stats_text(body: Mapping[str, Any], width: int | None) -> str:
     cost = body.get("cost")
     parts.append("")
     if cost is None:
-        parts.append("cost per person per day: not in the team store (no aod.usage table: no machine forwards usage)")
+        parts.append("cost per person per day: not in the team store (no aod.usage table: `aod team migrate` adds it)")
     else:
         parts.append(f"cost per person per day, last {days} days:")
         parts.append(table(list(cost), [("day", "day"), ("person", "person"), ("messages", "messages"),

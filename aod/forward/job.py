@@ -46,6 +46,7 @@ class Forwarder:
         self._store: TeamStore | None = None
         self._target: str | None = None
         self._cursor: int | None = None
+        self._usage_cursor: int | None = None
         self._machine_id: str | None = None
         self._released = False
         self._idle = True
@@ -92,22 +93,23 @@ class Forwarder:
 
     async def _attempt(self, options: PostgresForwardConfig, now: float) -> float | None:
         assert self._store is not None and self._target is not None
-        if self._cursor is None or self._machine_id is None:
+        if self._cursor is None or self._machine_id is None or self._usage_cursor is None:
             target = self._target
             self._cursor = await self._db.write(lambda c: forward.start(c, target))
+            self._usage_cursor = await self._db.read(forward.usage_cursor)
             self._machine_id = await self._db.read(forward.machine_id)
             self._released = False
-        after, limit = self._cursor, options.batch_size
-        batch = await self._db.read(lambda c: forward.read_batch(c, after, limit))
-        if batch.changes:
+        after, usage_after, limit = self._cursor, self._usage_cursor, options.batch_size
+        batch = await self._db.read(lambda c: forward.read_batch(c, after, limit, usage_after))
+        if not batch.empty:
             store, machine_id = self._store, self._machine_id
             try:
                 await asyncio.to_thread(store.upsert, batch, machine_id)
             except (psycopg.Error, OSError) as exc:
                 return self._failed(exc)
-            target, last, at = self._target, batch.last_seq, iso_from_seconds(time.time())
-            await self._db.write(lambda c: forward.advance(c, target, last, at))
-            self._cursor = batch.last_seq
+            target, at = self._target, iso_from_seconds(time.time())
+            await self._db.write(lambda c: forward.advance(c, target, batch, at))
+            self._cursor, self._usage_cursor = batch.last_seq, batch.usage_last
             self.forwarded += batch.changes
             self.upserted += batch.row_count
             self.batches += 1
@@ -121,9 +123,9 @@ class Forwarder:
         if self.breaker.state(now) != "closed":
             log.info("forwarding to the team store again", extra={"target": self._target})
         self.breaker.succeeded()
-        if batch.changes >= limit:
+        if batch.changes >= limit or batch.usage_last - batch.usage_after >= limit:
             return 0.0
-        if batch.changes:
+        if not batch.empty:
             return LINGER
         self._idle = True
         return None
@@ -150,7 +152,7 @@ class Forwarder:
             self._store.close()
         self._store = TeamStore(options.dsn)
         self._target = target_of(options.dsn)
-        self._cursor = None  # a new team store has its own cursor
+        self._cursor = self._usage_cursor = None  # a new team store has its own cursors
         self.breaker.succeeded()
 
     async def _off(self) -> None:
@@ -158,7 +160,7 @@ class Forwarder:
         if self._store is not None:
             store, self._store = self._store, None
             await asyncio.to_thread(store.close)
-        self._target = self._cursor = None
+        self._target = self._cursor = self._usage_cursor = None
         if not self._released:
             if await self._db.write(forward.release):
                 log.info("forwarding is off: retention no longer waits for it")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -85,7 +86,7 @@ def cost_per_person_per_day(conn: psycopg.Connection[dict[str, Any]], days: int)
         return None
     rows = conn.execute(
         "SELECT tenant_id AS person, (occurred_at AT TIME ZONE 'UTC')::date AS day, count(*) AS messages,"
-        " sum(input_tokens + output_tokens + cache_creation_input_tokens + cache_read_input_tokens) AS tokens,"
+        " sum(input_tokens + output_tokens + cache_creation_input_tokens + cache_read_input_tokens)::bigint AS tokens,"
         " round(sum(cost_usd)::numeric, 4)::float AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced"
         " FROM aod.usage WHERE occurred_at >= now() - make_interval(days => %s)"
         " GROUP BY 1, 2 ORDER BY 2 DESC, 1",
@@ -95,5 +96,12 @@ def cost_per_person_per_day(conn: psycopg.Connection[dict[str, Any]], days: int)
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else (str(v) if hasattr(v, "isoformat") else v)
-            for k, v in row.items()}
+    """Timestamps and dates as ISO text, numerics (a sum) as numbers: what JSON can carry."""
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, datetime | date):
+            v = v.isoformat()
+        elif isinstance(v, Decimal):
+            v = int(v) if v == v.to_integral_value() else float(v)
+        out[k] = v
+    return out

@@ -24,6 +24,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "prs": ("tenant_id", "machine_id", "url"),
     "pr_checks": ("tenant_id", "machine_id", "pr_url", "name", "commit_sha"),
     "escalations": ("tenant_id", "machine_id", "id"),
+    "usage": ("tenant_id", "machine_id", "message_id", "request_id"),
 }
 CONNECT_TIMEOUT = 5
 # A statement that hangs (a stopped server that still holds the socket) fails instead of pinning the thread.
@@ -52,8 +53,9 @@ class TeamStore:
                                    keepalives_interval=5, keepalives_count=2,
                                    options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}")
             try:
-                if conn.execute("SELECT to_regclass('aod.events')").fetchone() == (None,):
-                    # A new team store: its schema, if this role may create it (else the error says so).
+                missing = "SELECT to_regclass('aod.events') IS NULL OR to_regclass('aod.usage') IS NULL"
+                if conn.execute(missing).fetchone() == (True,):
+                    # A new (or older) team store: its schema, if this role may create it (else the error says so).
                     conn.close()
                     team_schema.migrate(self.dsn)
                     return self._connect()

@@ -95,3 +95,33 @@ def old_prefix(conn: apsw.Connection, before: str) -> tuple[int, int | None]:
     else:
         found = only_row(conn.execute("SELECT count(*), max(seq) FROM change_log WHERE seq < ?", (kept[0],)))
     return found
+
+
+# --- forwarding to the team store (aod.storage.forward) and what retention holds for it ------
+
+
+def named_after(conn: apsw.Connection, after: int, limit: int) -> list[tuple[int, str, str, str | None]]:
+    """(seq, entity, entity_id, session_id) of the next `limit` rows after `after`."""
+    rows = conn.execute(
+        "SELECT seq, entity, entity_id, session_id FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+    )
+    return cast(list[tuple[int, str, str, str | None]], rows.fetchall())
+
+
+def oldest_at_after(conn: apsw.Connection, seq: int) -> str | None:
+    """`at` of the first row after `seq` (None: there is none)."""
+    row = conn.execute("SELECT at FROM change_log WHERE seq > ? ORDER BY seq LIMIT 1", (seq,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def first_event_after(conn: apsw.Connection, after: int) -> int | None:
+    """The lowest event id a row above `after` names."""
+    row = conn.execute(
+        "SELECT min(CAST(entity_id AS INTEGER)) FROM change_log WHERE seq > ? AND entity = 'event'", (after,)
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def count_through(conn: apsw.Connection, seq: int) -> int:
+    """How many rows are left up to `seq`."""
+    return scalar_int(conn.execute("SELECT count(*) FROM change_log WHERE seq <= ?", (seq,)))

@@ -24,9 +24,15 @@ COLUMNS: dict[str, tuple[str, ...]] = {
             "head_sha", "title", "updated_at"),
     "pr_checks": ("pr_url", "name", "commit_sha", "status", "url", "created_at", "updated_at"),
     "escalations": ("id", "session_id", "reaction", "priority", "message", "created_at", "acked_at"),
+    # Not a change_log entity: its rows are insert-only, shipped by id after their own cursor.
+    "usage": ("message_id", "request_id", "id", "session_id", "agent_session_id", "model", "input_tokens",
+              "output_tokens", "cache_creation_input_tokens", "cache_creation_1h_tokens", "cache_read_input_tokens",
+              "cost_usd", "occurred_at", "is_sidechain"),
 }
 # Stored as 0/1 (NULL: unknown) here, boolean there.
-FLAGS = frozenset({"is_alive", "ok", "trimmed", "draft"})
+FLAGS = frozenset({"is_alive", "ok", "trimmed", "draft", "is_sidechain"})
+# meta key: the last local usage id the team store committed (the usage rows' own cursor).
+USAGE_CURSOR = "forward_usage_id"
 
 
 @dataclass
@@ -37,6 +43,12 @@ class Batch:
     last_seq: int
     changes: int
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    usage_after: int = 0
+    usage_last: int = 0  # the last usage id in `rows["usage"]` (usage_after when none)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes and self.usage_last == self.usage_after
 
     @property
     def row_count(self) -> int:
@@ -57,13 +69,23 @@ def start(conn: apsw.Connection, target: str) -> int:
     if row is not None:
         return int(row[0])
     conn.execute("DELETE FROM forward_cursor")
+    conn.execute("DELETE FROM meta WHERE key = ?", (USAGE_CURSOR,))
     conn.execute("INSERT INTO forward_cursor (target, seq) VALUES (?, 0)", (target,))
     return 0
 
 
-def advance(conn: apsw.Connection, target: str, seq: int, at: str) -> None:
-    """Only after the team store committed everything up to `seq`; never moves back."""
-    conn.execute("UPDATE forward_cursor SET seq = max(seq, ?), forwarded_at = ? WHERE target = ?", (seq, at, target))
+def usage_cursor(conn: apsw.Connection) -> int:
+    return int(meta.get(conn, USAGE_CURSOR) or 0)
+
+
+def advance(conn: apsw.Connection, target: str, batch: Batch, at: str) -> None:
+    """Only after the team store committed `batch`; never moves back."""
+    conn.execute("UPDATE forward_cursor SET seq = max(seq, ?), forwarded_at = ? WHERE target = ?",
+                 (batch.last_seq, at, target))
+    if batch.usage_last > batch.usage_after:
+        conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value ="
+                     " CAST(max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+                     (USAGE_CURSOR, str(batch.usage_last)))
 
 
 def release(conn: apsw.Connection) -> bool:
@@ -101,7 +123,7 @@ def lag(conn: apsw.Connection) -> Lag:
     return Lag(seq, head, max(0, head - seq), change_log.oldest_at_after(conn, seq), forwarded_at)
 
 
-def read_batch(conn: apsw.Connection, after: int, limit: int) -> Batch:
+def read_batch(conn: apsw.Connection, after: int, limit: int, usage_after: int = 0) -> Batch:
     """One read transaction: the next `limit` change_log rows and the rows they name (and their
     sessions), as they are now.
 
@@ -118,10 +140,14 @@ def read_batch(conn: apsw.Connection, after: int, limit: int) -> Batch:
         # same transaction, which makes no change_log row of its own: ship that session too.
         if session_id is not None:
             named["session"].add(session_id)
-    batch = Batch(after, last, changes)
+    batch = Batch(after, last, changes, usage_after=usage_after, usage_last=usage_after)
+    usage = _usage(conn, usage_after, limit)
+    if usage:
+        batch.rows["usage"] = usage
+        batch.usage_last = int(usage[-1][COLUMNS["usage"].index("id")])
     if not changes:
         return batch
-    batch.rows = {
+    batch.rows |= {
         "projects": _select(conn, "projects", "id IN (SELECT project_id FROM sessions WHERE id IN"
                             " (SELECT value FROM json_each(?)))", named["session"]),
         "sessions": _select(conn, "sessions", "id IN (SELECT value FROM json_each(?))", named["session"]),
@@ -136,12 +162,24 @@ def read_batch(conn: apsw.Connection, after: int, limit: int) -> Batch:
     return batch
 
 
+def _usage(conn: apsw.Connection, after: int, limit: int) -> list[tuple[Any, ...]]:
+    """The next usage rows by id (a database from before migration 0008 has no usage table)."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'usage'").fetchone() is None:
+        return []
+    return _flags("usage", conn.execute(
+        f"SELECT {', '.join(COLUMNS['usage'])} FROM usage WHERE id > ? ORDER BY id LIMIT ?", (after, limit)))
+
+
 def _select(conn: apsw.Connection, table: str, where: str, keys: set[str]) -> list[tuple[Any, ...]]:
     if not keys:
         return []
     columns = COLUMNS[table]
-    flags = [i for i, c in enumerate(columns) if c in FLAGS]
-    rows = conn.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE {where}", (orjson.dumps(sorted(keys)).decode(),))
+    return _flags(table, conn.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE {where}",
+                                      (orjson.dumps(sorted(keys)).decode(),)))
+
+
+def _flags(table: str, rows: Any) -> list[tuple[Any, ...]]:
+    flags = [i for i, c in enumerate(COLUMNS[table]) if c in FLAGS]
     if not flags:
         return [tuple(r) for r in rows]
     out = []

@@ -92,7 +92,7 @@ def plan(conn: apsw.Connection, events_before: str, changes_before: str) -> Plan
     held = False
     if hold is not None and last_gone is not None and last_gone > hold:
         held, last_gone = True, hold
-        changes = scalar_int(conn.execute("SELECT count(*) FROM change_log WHERE seq <= ?", (hold,)))
+        changes = change_log.count_through(conn, hold)
     if hold is not None and events:
         first_kept = forward.first_held_event(conn, hold)
         if first_kept is not None:
