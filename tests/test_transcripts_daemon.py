@@ -92,6 +92,8 @@ def test_live_tailing_counts_every_message_once_across_appends_a_rewrite_and_sig
         totals = d.session(done["key"])["usage"]
         assert (totals["messages"], totals["cost_usd"]) == (8, pytest.approx(done["cost_usd"]))
         assert totals["models"] == {"claude-sonnet-4-5-20250929": 5, "claude-haiku-4-5-20251001": 2, "<synthetic>": 1}
+        (listed,) = d.get("/v1/sessions").body["items"]
+        assert listed["id"] == done["key"] and listed["usage"] == totals
         show = run_aod("show", done["key"], env={**aod_env, "AOD_SOCKET": str(d.socket), "COLUMNS": "250"})
         assert f"$0.07 for {2328 + 883 + 9633 + 76448:,} tokens in 8 messages" in show.stdout, show.stdout
         assert "subagents: $0.01 in 2 messages" in show.stdout

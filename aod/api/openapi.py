@@ -124,6 +124,11 @@ def _session() -> Json:
     props["status"] = _enum(Status)
     props["activity"] = _enum(Activity)
     props["termination_reason"] = _enum(TerminationReason, nullable=True)
+    # In the listing and the detail; not in the spawn and kill answers.
+    props["usage"] = {"type": ["object", "null"], "description": "Tokens and cost from its transcript (null "
+                      "before any): `messages`, the four token counts, `cost_usd`, `unpriced_messages`, "
+                      "`sidechain_messages`, `sidechain_cost_usd` (subagents, included in the totals), `models` "
+                      "(messages per model), `updated_at`."}
     return schema
 
 
@@ -156,12 +161,7 @@ def _schemas() -> Json:
         "Session": _session(),
         "SessionDetail": _session_with("A session with its PRs, reaction trackers, escalations and latest events.",
                                        prs=_array(_ref("Pr")), trackers=_array(_ref("Tracker")),
-                                       escalations=_array(_ref("Escalation")), events=_array(_ref("EventSummary")),
-                                       usage={"type": ["object", "null"], "description": "Tokens and cost from its "
-                                              "transcript (null before any): `messages`, the four token counts, "
-                                              "`cost_usd`, `unpriced_messages`, `sidechain_messages`, "
-                                              "`sidechain_cost_usd` (subagents, included in the totals), "
-                                              "`models` (messages per model), `updated_at`."}),
+                                       escalations=_array(_ref("Escalation")), events=_array(_ref("EventSummary"))),
         "EventSummary": _object(EVENT_SUMMARY, "An event in a list: its payload only with `payload=1`.",
                                 optional=("payload",), payload={"type": "object"}),
         "Event": _object(EVENT_SUMMARY, "An event with the hook payload as stored (trimmed when `trimmed`).",

@@ -37,7 +37,16 @@ async def list_sessions(request: web.Request) -> web.Response:
         active=request.query.get("active", "") in ("1", "true", "yes"),
     )
     limit, cursor = params.limit(request), request.query.get("cursor") or None
-    return await params.page(request, lambda c: sessions.listing(c, flt, limit, cursor))
+    return await params.page(request, lambda c: _with_usage(c, sessions.listing(c, flt, limit, cursor)))
+
+
+def _with_usage(conn: Any, page: tuple[list[dict[str, Any]], str | None]) -> tuple[list[dict[str, Any]], str | None]:
+    """Each session of a page with its tokens and cost (null before any), read in the same transaction."""
+    items, cursor = page
+    totals = usage.totals_for(conn, [item["id"] for item in items])
+    for item in items:
+        item["usage"] = totals.get(item["id"])
+    return items, cursor
 
 
 def _session_detail(conn: Any, session_id: str) -> dict[str, Any] | None:

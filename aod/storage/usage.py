@@ -134,6 +134,17 @@ def session_totals(conn: apsw.Connection, session_id: str) -> dict[str, Any] | N
     return found
 
 
+def totals_for(conn: apsw.Connection, session_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """session_totals of many sessions (a listing's page) in one query."""
+    if not session_ids:
+        return {}
+    marks = ",".join("?" * len(session_ids))
+    found = dicts(conn.execute(f"SELECT * FROM session_usage WHERE session_id IN ({marks})", list(session_ids)))
+    for item in found:
+        item["models"] = orjson.loads(item["models"])
+    return {item["session_id"]: item for item in found}
+
+
 def offsets(conn: apsw.Connection) -> dict[str, dict[str, Any]]:
     return {r["path"]: r for r in dicts(conn.execute("SELECT * FROM transcript_offsets"))}
 

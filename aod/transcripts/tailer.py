@@ -92,7 +92,8 @@ class TranscriptTailer:
             return False
         if chunk.restarted:
             log.info("transcript rewritten: reading it again from its start", extra={"path": path})
-        parsed = [line for raw in chunk.lines if (line := lines.parse(raw)) is not None]
+        # Only assistant lines carry usage; the rest (tool results of many KB) need no JSON parse.
+        parsed = [line for raw in chunk.lines if b'"usage"' in raw and (line := lines.parse(raw)) is not None]
         rows = usage_rows(parsed, self._prices(), session_id)
         pos = chunk.position
         offset = usage.Offset(path, session_id, pos.offset, pos.inode, pos.fingerprint)
