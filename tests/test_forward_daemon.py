@@ -4,6 +4,7 @@ up with exactly the local rows, after a SIGKILL of the daemon and after a SIGKIL
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import statistics
 import threading
@@ -214,3 +215,33 @@ def test_postgres_killed_mid_stream_opens_the_circuit_and_ingest_does_not_notice
     finally:
         daemon.stop()
     assert _assert_same(daemon, team_dsn) == ingest.acked
+
+
+def test_a_stopped_postgres_holds_neither_ingest_nor_the_daemons_exit(
+        data_dir: Path, aod_env: dict[str, str], team_dsn: str, postgres: Postgres) -> None:
+    daemon = Daemon(data_dir, aod_env, _config(team_dsn)).start()
+    base = json.loads((FIXTURES / "PostToolUse.bash.json").read_text())
+
+    def post(n: int) -> float:
+        started = time.monotonic()
+        reply = daemon.post("/v1/events", {"events": [{"agent": "claude-code", "payload": base | {
+            "tool_use_id": f"t{n}-{i}"}} for i in range(BATCH)]})
+        assert reply.status == 202 and reply.body["accepted"] == BATCH
+        return time.monotonic() - started
+
+    post(0)
+    _caught_up(daemon)
+    postgres.signal_all(signal.SIGSTOP)
+    try:
+        assert max(post(n) for n in range(1, 6)) < 1.0  # acknowledged as ever
+        _until(lambda: daemon.status()["forward"]["lag_rows"] > 0, 5, "no lag while PostgreSQL is stopped")
+        time.sleep(0.3)  # the forwarder now waits on the stopped server
+        started = time.monotonic()
+        assert daemon.stop(signal.SIGTERM, timeout=10) == 0
+        assert time.monotonic() - started < 5, "SIGTERM must end the daemon within 5 s"
+    finally:
+        postgres.signal_all(signal.SIGCONT)
+    daemon.start()
+    _caught_up(daemon)
+    daemon.stop()
+    assert _assert_same(daemon, team_dsn) == 6 * BATCH

@@ -3,7 +3,10 @@ team schema, roles and row-level security; no daemon (tests/test_forward_daemon.
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -173,3 +176,23 @@ async def test_a_new_team_store_gets_its_schema_from_a_forwarder_that_may_create
     assert fwd.last_error is None
     assert _rows(dsn, "SELECT count(*) FROM aod.events") == [(3,)]
     assert _rows(dsn, "SELECT count(*) FROM pg_policies WHERE schemaname = 'aod'") == [(14,)]
+
+
+async def test_a_stopped_postgres_is_a_failed_attempt_after_the_timeout(
+        db: Database, team_dsn: str, postgres: Postgres) -> None:
+    await db.write(_seed)
+    options = PostgresForwardConfig(dsn=team_dsn)
+    fwd = Forwarder(db, lambda: options, attempt_timeout=0.5)
+    await fwd.step()  # connected, first batch in
+    await db.write(lambda c: insert_event(c, "uid-late"))
+    postgres.signal_all(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        delay = await fwd.step()
+        assert time.monotonic() - started < 3
+        assert delay is not None and fwd.failures == 1 and "no answer" in (fwd.last_error or "")
+    finally:
+        postgres.signal_all(signal.SIGCONT)
+    await asyncio.sleep(delay)
+    await fwd.step()  # a new connection; the old one is left to the thread still waiting on it
+    assert _rows(team_dsn, "SELECT count(*) FROM aod.events WHERE uid = 'uid-late'") == [(1,)]

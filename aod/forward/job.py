@@ -14,10 +14,12 @@ attempted until `open_for` passed and a single probe batch succeeds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -30,17 +32,50 @@ from aod.storage.database import Database
 from aod.timefmt import iso_from_seconds, parse_iso
 
 log = logging.getLogger("aod.forward")
+T = TypeVar("T")
 
 # After a batch, wait this long before the next one unless it was full: commits arriving
 # meanwhile make one batch instead of one PostgreSQL transaction each.
 LINGER = 0.05
 RETRY = 0.5  # between failed attempts while the circuit is still closed
+# One attempt (connect + one batch; ~40 ms for 1,000 rows) taking longer than this failed: a
+# PostgreSQL that is stopped rather than dead keeps the socket open and never answers.
+ATTEMPT_TIMEOUT = 15.0
+
+
+async def in_thread(fn: Callable[[], T]) -> T:
+    """`fn()` on a daemon thread of its own. Not asyncio.to_thread: asyncio.run waits for the
+    default executor's threads at exit, so a PostgreSQL that hangs (stopped, not dead) would hold
+    a SIGTERM'd daemon for the whole statement timeout; nobody waits for a daemon thread."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():  # the step was cancelled meanwhile (the daemon is stopping)
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            outcome: tuple[T | None, BaseException | None] = (fn(), None)
+        except BaseException as exc:
+            outcome = (None, exc)
+        # A closed loop: the daemon is gone, and the answer with it.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, name="aod-forward", daemon=True).start()
+    return await future
 
 
 class Forwarder:
     def __init__(self, db: Database, options: Callable[[], PostgresForwardConfig],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, attempt_timeout: float = ATTEMPT_TIMEOUT) -> None:
         self._db = db
+        self._attempt_timeout = attempt_timeout
         self._options = options
         self._clock = clock
         self._store: TeamStore | None = None
@@ -104,8 +139,8 @@ class Forwarder:
         if not batch.empty:
             store, machine_id = self._store, self._machine_id
             try:
-                await asyncio.to_thread(store.upsert, batch, machine_id)
-            except (psycopg.Error, OSError) as exc:
+                await self._team_store(lambda: store.upsert(batch, machine_id))
+            except (psycopg.Error, OSError, TimeoutError) as exc:
                 return self._failed(exc)
             target, at = self._target, iso_from_seconds(time.time())
             await self._db.write(lambda c: forward.advance(c, target, batch, at))
@@ -117,8 +152,8 @@ class Forwarder:
         elif self.breaker.state(now) == "half_open":
             # Nothing to ship, but the probe must still reach the team store to close the circuit.
             try:
-                await asyncio.to_thread(self._store.ping)
-            except (psycopg.Error, OSError) as exc:
+                await self._team_store(self._store.ping)
+            except (psycopg.Error, OSError, TimeoutError) as exc:
                 return self._failed(exc)
         if self.breaker.state(now) != "closed":
             log.info("forwarding to the team store again", extra={"target": self._target})
@@ -129,6 +164,17 @@ class Forwarder:
             return LINGER
         self._idle = True
         return None
+
+    async def _team_store(self, call: Callable[[], None]) -> None:
+        try:
+            async with asyncio.timeout(self._attempt_timeout):
+                await in_thread(call)
+        except TimeoutError:
+            # The thread stays blocked on the old connection until PostgreSQL answers; the next
+            # attempt gets a store (and a connection) of its own, which that thread never touches.
+            assert self._store is not None
+            self._store = TeamStore(self._store.dsn)
+            raise TimeoutError(f"no answer from the team store within {self._attempt_timeout:g}s") from None
 
     def _failed(self, exc: BaseException) -> float:
         now = self._clock()
@@ -159,7 +205,7 @@ class Forwarder:
         """Forwarding is not configured: drop the connection, and let retention go on without it."""
         if self._store is not None:
             store, self._store = self._store, None
-            await asyncio.to_thread(store.close)
+            await in_thread(store.close)
         self._target = self._cursor = self._usage_cursor = None
         if not self._released:
             if await self._db.write(forward.release):
@@ -168,7 +214,7 @@ class Forwarder:
 
     async def close(self) -> None:
         if self._store is not None:
-            await asyncio.to_thread(self._store.close)
+            await in_thread(self._store.close)
 
     def status(self, lag: forward.Lag, keep_days: float, now: float | None = None) -> dict[str, Any]:
         """The `forward` object of /v1/status (and what /metrics and `aod doctor` read); `keep_days`:

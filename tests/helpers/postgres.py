@@ -8,6 +8,7 @@ with trust auth for local connections (a throwaway cluster nobody else can reach
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -90,6 +91,23 @@ class Postgres:
                 if s.connect_ex(("127.0.0.1", self.port)) != 0:
                     return
             time.sleep(0.05)
+
+    def signal_all(self, sig: int) -> None:
+        """`sig` to the postmaster and each of its children (its backends): SIGSTOP freezes the
+        server with every socket still open, SIGCONT thaws it."""
+        master = self.postmaster_pid()
+        pids = [master]
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rpartition(")")[2].split()[1]) == master:
+                    pids.append(int(entry))
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
 
     def sql(self, statement: str, dsn: str | None = None) -> list[tuple[object, ...]]:
         import psycopg
