@@ -27,6 +27,7 @@ def test_a_transcript_reads_as_the_hook_events_of_its_session() -> None:
         ("PreToolUse", "Bash"), ("PostToolUseFailure", "Bash"),
         ("PreToolUse", "Task"), ("PostToolUse", "Task"),  # the subagent's own lines are no events here
         ("PreToolUse", "Edit"), ("PostToolUse", "Edit"),
+        ("StopFailure", None),  # Claude Code's placeholder reply for a failed request
         ("Stop", None), ("SessionEnd", None),  # quiet for more than an hour: over
     ]
     failed = session.events[3]
@@ -34,6 +35,7 @@ def test_a_transcript_reads_as_the_hook_events_of_its_session() -> None:
     assert failed["occurred_at"] == "2025-10-01T09:00:09.400000Z" and failed["agent"] == "claude-code"
     assert all(e["payload"]["session_id"] == session.agent_session_id for e in session.events)
     assert session.events[1]["payload"]["prompt"] == "Fix the rounding bug in the checkout total"
+    assert session.events[8]["payload"]["error"] == "API Error: overloaded"
     # Derived from the transcript: read again, the same uids.
     (again,) = read_transcript(SHOP, NOW)
     assert [e["uid"] for e in again.events] == [e["uid"] for e in session.events]

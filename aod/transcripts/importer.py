@@ -38,6 +38,7 @@ class SessionImport:
     lines: int = 0
     first_at: str | None = None
     last_at: str | None = None
+    ended_in_error: bool = False  # its last line is Claude Code's reply to a failed request
 
     def body(self) -> dict[str, Any]:
         return {"agent_session_id": self.agent_session_id, "events": self.events, "usage": self.usage}
@@ -119,12 +120,15 @@ class _Builder:
             s.first_at = line.occurred_at
             self._event(s, line, "start", "SessionStart", source="startup")
         s.last_at = line.occurred_at
+        s.ended_in_error = line.api_error is not None
         if line.prompt is not None:
             self._event(s, line, key, "UserPromptSubmit", prompt=_shorten(line.prompt))
         for use in line.tool_uses:
             self.tools[use.tool_use_id] = (use.name, _shorten(use.input), line.occurred_at)
             self._event(s, line, use.tool_use_id, "PreToolUse", tool_name=use.name, tool_input=_shorten(use.input),
                         tool_use_id=use.tool_use_id)
+        if line.api_error is not None:
+            self._event(s, line, key, "StopFailure", error=_shorten(line.api_error))
         for result in line.tool_results:
             name, tool_input, started = self.tools.get(result.tool_use_id, (None, None, None))
             duration = None
@@ -142,7 +146,8 @@ class _Builder:
                 continue
             end = Line(type=None, occurred_at=s.last_at, session_id=s.agent_session_id, cwd=_cwd(s),
                        git_branch=None, is_sidechain=False)
-            self._event(s, end, "stop", "Stop", stop_hook_active=False)
+            if not s.ended_in_error:  # a Stop would clear the StopFailure's error
+                self._event(s, end, "stop", "Stop", stop_hook_active=False)
             if now - parse_iso(s.last_at).timestamp() >= ENDED_AFTER_SECONDS:
                 self._event(s, end, "end", "SessionEnd", reason="other")
         return list(self.sessions.values())

@@ -61,6 +61,7 @@ class Line:
     prompt: str | None = None
     tool_uses: tuple[ToolUse, ...] = field(default_factory=tuple)
     tool_results: tuple[ToolResult, ...] = field(default_factory=tuple)
+    api_error: str | None = None  # Claude Code's own reply for a failed request (isApiErrorMessage)
 
 
 def _text(value: Any) -> str | None:
@@ -130,8 +131,11 @@ def parse(raw: bytes) -> Line | None:
     uses: tuple[ToolUse, ...] = ()
     results: tuple[ToolResult, ...] = ()
     blocks = _blocks(message.get("content"))
+    api_error = None
     if kind == "assistant":
         usage = _usage(raw, doc, message)
+        if doc.get("isApiErrorMessage") is True:
+            api_error = _prompt(message.get("content")) or "API error"
         uses = tuple(ToolUse(b["id"], str(b.get("name") or ""), b.get("input")) for b in blocks
                      if b.get("type") == "tool_use" and _text(b.get("id")))
     elif kind == "user":
@@ -150,4 +154,5 @@ def parse(raw: bytes) -> Line | None:
         prompt=prompt,
         tool_uses=uses,
         tool_results=results,
+        api_error=api_error,
     )
