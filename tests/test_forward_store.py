@@ -196,3 +196,15 @@ async def test_a_stopped_postgres_is_a_failed_attempt_after_the_timeout(
     await asyncio.sleep(delay)
     await fwd.step()  # a new connection; the old one is left to the thread still waiting on it
     assert _rows(team_dsn, "SELECT count(*) FROM aod.events WHERE uid = 'uid-late'") == [(1,)]
+
+
+async def test_nul_characters_postgresql_cannot_hold_are_replaced_not_a_stuck_batch(
+        db: Database, team_dsn: str) -> None:
+    await db.write(_seed)
+    await db.write(lambda c: (insert_event(c, "uid-nul", payload='{"stdout": "a\\u0000b", "n": 1}'),
+                              c.execute("UPDATE sessions SET title = ? WHERE id = 'proj-1'", ("x\x00y",))))
+    fwd = _forwarder(db, team_dsn)
+    await fwd.step()
+    assert fwd.last_error is None
+    assert _rows(team_dsn, "SELECT payload FROM aod.events WHERE uid = 'uid-nul'") == [({"stdout": "a\ufffdb", "n": 1},)]
+    assert _rows(team_dsn, "SELECT title FROM aod.sessions") == [("x\ufffdy",)]

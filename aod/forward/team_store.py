@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 import psycopg
 from psycopg import sql
 
@@ -29,6 +30,35 @@ KEYS: dict[str, tuple[str, ...]] = {
 CONNECT_TIMEOUT = 5
 # A statement that hangs (a stopped server that still holds the socket) fails instead of pinning the thread.
 STATEMENT_TIMEOUT_MS = 30_000
+
+
+def _without_nul(row: tuple[object, ...]) -> tuple[object, ...]:
+    """PostgreSQL's text holds no NUL character and its jsonb no \\u0000, which SQLite keeps (a
+    tool's output, a prompt): each becomes U+FFFD, or that row would fail its batch forever."""
+    if not any(isinstance(v, str) and ("\x00" in v or "\\u0000" in v) for v in row):
+        return row
+    return tuple(_clean(v) if isinstance(v, str) else v for v in row)
+
+
+def _clean(text: str) -> str:
+    text = text.replace("\x00", "\ufffd")
+    if "\\u0000" not in text:
+        return text
+    try:
+        parsed = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text  # not JSON: a plain text column, where the escape is just six characters
+    return orjson.dumps(_clean_json(parsed)).decode()
+
+
+def _clean_json(value: object) -> object:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_clean_json(v) for v in value]
+    if isinstance(value, dict):
+        return {_clean_json(k): _clean_json(v) for k, v in value.items()}
+    return value
 
 
 def target_of(dsn: str) -> str:
@@ -102,7 +132,7 @@ class TeamStore:
             with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(
                     stage, sql.SQL(", ").join(map(sql.Identifier, columns)))) as copy:
                 for row in rows:
-                    copy.write_row(row)
+                    copy.write_row(_without_nul(row))
             keys = KEYS[table]
             names = ("tenant_id", "machine_id", *columns)
             updated = [c for c in names if c not in keys and c != "tenant_id"]
