@@ -29,8 +29,11 @@ from aod.usage.prices import PriceTable
 
 log = logging.getLogger("aod.transcripts")
 
-# How often the step looks for the transcripts of new sessions when no file change woke it.
+# How often the step runs. It looks for new sessions' transcripts and reads only when something
+# happened since (a commit: maybe a new session; a watched file changed), else every FALLBACK_EVERY
+# (a change no watch reported): an idle daemon pays one query per FALLBACK_EVERY, not per step.
 DISCOVER_EVERY = 2.0
+FALLBACK_EVERY = 30.0
 # An ended session's transcript is still read this long: its last lines may follow SessionEnd.
 AFTER_THE_END = 600.0
 
@@ -60,9 +63,19 @@ class TranscriptTailer:
         self._loaded = False
         self._watch: asyncio.Task[None] | None = None
         self._watched: frozenset[str] = frozenset()
-        self.wake: Callable[[], None] = lambda: None  # set to the Job's wake_threadsafe
+        self.wake: Callable[[], None] = lambda: None  # set to the Job's wake
+        self._changed = True  # a commit or a watched file since the last pass
+        self._last_pass = 0.0
+        self._more = False
+        self._unsubscribe = db.add_commit_listener(self._committed)
+
+    def _committed(self) -> None:
+        self._changed = True
 
     async def step(self) -> float | None:
+        if not (self._changed or self._more or time.monotonic() - self._last_pass >= FALLBACK_EVERY):
+            return DISCOVER_EVERY
+        self._changed, self._last_pass = False, time.monotonic()
         if not self._loaded:
             stored = await self._db.read(usage.offsets)
             self._tracked = {p: Tracked(r["session_id"], tail.Position(r["offset"], r["inode"], r["fingerprint"]))
@@ -81,6 +94,7 @@ class TranscriptTailer:
         for path, session_id in wanted.items():
             more |= await self._read(path, session_id)
         self._follow(frozenset(dirs))
+        self._more = more
         return 0.0 if more else DISCOVER_EVERY
 
     async def _read(self, path: str, session_id: str) -> bool:
@@ -115,9 +129,11 @@ class TranscriptTailer:
         # debounce: Claude Code appends a few lines per message; one read takes them all.
         async for _ in watchfiles.awatch(*dirs, debounce=200, step=50, recursive=True,
                                           watch_filter=lambda _, p: p.endswith(".jsonl")):
+            self._changed = True
             self.wake()
 
     async def close(self) -> None:
+        self._unsubscribe()
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
