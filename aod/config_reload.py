@@ -19,7 +19,6 @@ from pathlib import Path
 import watchfiles
 
 from aod.config import Config, ConfigError, parse_config, resolve_config_path
-from aod.jobs import Job, run_until_cancelled
 
 log = logging.getLogger("aod.config")
 
@@ -79,9 +78,6 @@ class ConfigHolder:
         for listener in tuple(self._listeners):
             listener(new)
         return True
-
-    async def watch(self, stop: asyncio.Event) -> None:
-        await run_until_cancelled(Job("config-watch", ConfigWatch(self, stop).step))
 
 
 class ConfigWatch:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import socket
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -22,14 +22,15 @@ from aod.api.security import ensure_token
 from aod.cdc.broadcaster import Broadcaster
 from aod.cdc.poller import Poller
 from aod.config import Config
-from aod.config_reload import ConfigHolder
+from aod.config_reload import ConfigHolder, ConfigWatch
 from aod.faults import Faults
 from aod.forward.job import Forwarder
 from aod.ingest.ingestor import Ingestor
 from aod.ingest.service import IngestSettings
-from aod.ingest.spool import SpoolIngester
+from aod.ingest.spool import SpoolIngester, SpoolWatch
+from aod.jobs import Job
 from aod.lifecycle.reaper import Reaper, ReaperSettings
-from aod.listen_fds import InheritedError, take_inherited_sockets
+from aod.listen_fds import Inherited, InheritedError, take_inherited_sockets
 from aod.maintenance.janitor import Janitor
 from aod.notify.routing import warn_if_unrouted
 from aod.notify.worker import DeliveryWorker
@@ -41,9 +42,9 @@ from aod.runtime.watch import RuntimeWatch
 from aod.scm.observer import ScmObserver
 from aod.sessions.control import SessionControl
 from aod.sessions.facts import FactWriter
-from aod.storage import probe
-from aod.storage.database import Database, Storage, open_storage
+from aod.storage.database import Database, open_storage
 from aod.storage.lock import DataDirBusy
+from aod.storage.probe import StorageProbe
 from aod.transcripts.tailer import tailer_job
 from aod.unix_socket import BoundSocket, bind_unix_socket, check_socket_path
 from aod.usage.prices import configured as usage_prices
@@ -83,76 +84,66 @@ async def _serve(config: Config) -> int:
     notifier, watchdog_interval = sd_notify.Notifier.from_environment()
     storage = await sd_notify.while_migrating(
         notifier, lambda on_pending: open_storage(config.data_dir, config.storage, on_pending))
-    runner: web.AppRunner | None = None
-    lean: LeanServer | None = None
-    bound: BoundSocket | None = None
-    ctx: AppContext | None = None
-    # Jobs started before a start-up step fails must stop before storage closes under them.
-    stream_jobs: list[asyncio.Task[None]] = []
-    tasks: list[asyncio.Task[None]] = []
     try:
-        # After the lock (a busy data dir is the clearer message), before any job starts.
-        if inherited.unix is None:  # an inherited socket answers at its path: that is not another daemon
-            await asyncio.to_thread(check_socket_path, config.socket_path)
-        token = await asyncio.to_thread(ensure_token, config.data_dir)
-        holder = ConfigHolder(config)
-        # The one writer of session state: the status rules bound once, stuck_after read live.
-        facts = FactWriter(lambda: holder.config.lifecycle.stuck_after)
-        ingestor = Ingestor(storage.db, _ingest_settings(config), facts)
-        control = SessionControl(storage.db, facts, data_dir=config.data_dir, socket_path=config.socket_path)
-        ctx = AppContext(config=config, db=storage.db, ingestor=ingestor, token=token,
-                         spool_dir=config.data_dir / "spool", control=control)
-        storage.db.writer.observer, ingestor.observer = ctx.metrics.committed, ctx.metrics.ingested
-        _config_holder(ctx, holder)
-        stream_jobs += await _start_stream(ctx, storage.db, holder)
-        runner = web.AppRunner(build_app(ctx), handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
-                               access_log=logging.getLogger("aiohttp.access"),
-                               keepalive_timeout=connections.HEADER_TIMEOUT)
-        await runner.setup()
-        assert runner.server is not None
-        lean = LeanServer(ctx)
-        protocol = lean.factory(runner.server)
-        bound = await _listen_unix(runner, protocol, config.socket_path, inherited.unix)
-        if config.server.tcp or inherited.tcp is not None:
-            limit = connections.tcp_connection_limit(fd_limit, config.storage.readers)
-            ctx.tcp_address = await _listen_tcp(runner, protocol, config.server.tcp, limit, inherited.tcp)
-
-        spool = SpoolIngester(ctx.spool_dir, ingestor)
-        drained = await spool.drain_safely()
-        reaper = Reaper(storage.db, lambda: _reaper_settings(ctx.config), facts)
-        reaper.observer = ctx.metrics.reaped
-        reaper.watch = RuntimeWatch(reaper.wake)  # exits wake it: no polling while nothing happens
-        await _reconcile(reaper)
-        ctx.ready = True
-        notifier.send("READY=1")  # only now: what /readyz answers 200 to
-        jobs = {"config-watch": holder.watch(stop), "reaper": reaper.run(stop), "spool-watch": spool.watch(stop),
-                "storage-probe": probe.run(storage.db), **_reactions(storage.db, holder, facts),
-                **sd_notify.jobs(notifier, storage.db, lambda: ctx.metrics.accepted, watchdog_interval)}
-        tasks += [asyncio.create_task(job, name=name) for name, job in jobs.items()]
-        ctx.jobs.add(tailer_job(storage.db, lambda: usage_prices(ctx.config))).start()
-        ctx.forwarder = Forwarder(storage.db, lambda: ctx.config.forward.postgres)
-        ctx.jobs.add(ctx.forwarder.job()).start()
-        holder.subscribe(lambda _: ctx.forwarder.wake() if ctx.forwarder else None)  # [forward.postgres] changed?
-        log.info("aod is serving", extra={"version": __version__, "pid": os.getpid(), "socket": str(config.socket_path),
-                                          "tcp": ctx.tcp_address, "data_dir": str(config.data_dir),
-                                          "spooled_events_ingested": drained})
-        warn_if_unrouted(config)
-        await stop.wait()
-        notifier.send("STOPPING=1")
-        log.info("stopping")
+        # The one start and the one stop: parts are entered in order and left in reverse, so each
+        # stops before what it stands on, also when a later part fails to start.
+        async with contextlib.AsyncExitStack() as parts:
+            try:
+                # After the lock (a busy data dir is the clearer message), before any job starts.
+                if inherited.unix is None:  # an inherited socket answers at its path: not another daemon
+                    await asyncio.to_thread(check_socket_path, config.socket_path)
+                ctx = await _context(config, storage.db)
+                jobs = ctx.jobs
+                await parts.enter_async_context(_stream(ctx))
+                await parts.enter_async_context(_http(ctx, inherited, fd_limit))
+                # Streams end first: aiohttp's cleanup waits for running handlers, and a stream never ends alone.
+                parts.push_async_callback(ctx.broadcaster.close)
+                spool = SpoolIngester(ctx.spool_dir, ctx.ingestor)
+                drained = await spool.drain_safely()
+                await parts.enter_async_context(_reaper(ctx))
+                await parts.enter_async_context(_storage_probe(ctx))
+                await parts.enter_async_context(_reactions(ctx))
+                await parts.enter_async_context(jobs.running(
+                    Job("config-watch", ConfigWatch(ctx.holder, stop).step),
+                    Job("spool-watch", SpoolWatch(spool, stop).step),
+                    *sd_notify.jobs(notifier, ctx.db, lambda: ctx.metrics.accepted, watchdog_interval),
+                    tailer_job(ctx.db, lambda: usage_prices(ctx.config)),
+                    *([ctx.forwarder.job()] if ctx.forwarder is not None else [])))
+                parts.enter_context(_ready(ctx, notifier))
+                log.info("aod is serving", extra={
+                    "version": __version__, "pid": os.getpid(), "socket": str(config.socket_path),
+                    "tcp": ctx.state.tcp_address, "data_dir": str(config.data_dir),
+                    "spooled_events_ingested": drained})
+                warn_if_unrouted(config)
+                await stop.wait()
+                notifier.send("STOPPING=1")
+                log.info("stopping")
+            finally:
+                stop.set()  # the file watchers' threads see it within a step: their jobs then stop at once
     finally:
-        if ctx is not None:
-            ctx.ready = False
-            # Streams first: aiohttp's cleanup waits for running handlers, and a stream never ends alone.
-            await _stop_stream(ctx.broadcaster, stream_jobs)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if ctx is not None:
-            await ctx.jobs.stop()
-        await _shutdown(runner, lean, storage, bound)
+        await storage.close()
     log.info("stopped")
     return EXIT_OK
+
+
+async def _context(config: Config, db: Database) -> AppContext:
+    """What the request handlers share, built once; config reaches every part through `holder`."""
+    token = await asyncio.to_thread(ensure_token, config.data_dir)
+    holder = ConfigHolder(config)
+    # The one writer of session state: the status rules bound once, stuck_after read live.
+    facts = FactWriter(lambda: holder.config.lifecycle.stuck_after)
+    ingestor = Ingestor(db, _ingest_settings(config), facts)
+    holder.subscribe(lambda new: ingestor.configure(_ingest_settings(new)))
+    broadcaster = Broadcaster(config.stream.queue_size, config.stream.ping_interval)
+    holder.subscribe(lambda new: broadcaster.configure(new.stream.queue_size, new.stream.ping_interval))
+    forwarder = Forwarder(db, lambda: holder.config.forward.postgres)
+    holder.subscribe(lambda _: forwarder.wake())  # [forward.postgres] changed?
+    ctx = AppContext(
+        holder=holder, db=db, ingestor=ingestor, token=token, spool_dir=config.data_dir / "spool",
+        control=SessionControl(db, facts, data_dir=config.data_dir, socket_path=config.socket_path),
+        broadcaster=broadcaster, forwarder=forwarder)
+    db.writer.observer, ingestor.observer = ctx.metrics.committed, ctx.metrics.ingested
+    return ctx
 
 
 def _ingest_settings(config: Config) -> IngestSettings:
@@ -162,49 +153,112 @@ def _ingest_settings(config: Config) -> IngestSettings:
     )
 
 
-def _config_holder(ctx: AppContext, holder: ConfigHolder) -> None:
-    """The config every part reads, reloaded when its file changes (the watch runs as a job)."""
-    ctx.config_errors = holder.errors
-    holder.subscribe(lambda new: setattr(ctx, "config", new))
-    holder.subscribe(lambda new: ctx.ingestor.configure(_ingest_settings(new)))
+@contextlib.asynccontextmanager
+async def _stream(ctx: AppContext) -> AsyncIterator[None]:
+    """The live stream (poller -> broadcaster -> GET /v1/stream) and the retention janitor."""
+    poller = Poller(ctx.db, ctx.broadcaster)
+    await poller.start()
+    ctx.metrics.poller_position = lambda: poller.last
+    ctx.broadcaster.start()
+    try:
+        async with ctx.jobs.running(Job("cdc-poller", poller.step, woken=poller.woken),
+                                    Job("retention", Janitor(ctx.db, lambda: ctx.config.retention).step)):
+            yield
+    finally:
+        poller.stop()
+        await ctx.broadcaster.close()  # a no-op once the HTTP part's stop closed it
 
 
-def _reactions(db: Database, holder: ConfigHolder, facts: FactWriter) -> dict[str, Coroutine[Any, Any, None]]:
+@contextlib.asynccontextmanager
+async def _http(ctx: AppContext, inherited: Inherited, fd_limit: int) -> AsyncIterator[None]:
+    """The API on the Unix socket and, when configured, loopback TCP; stopped together within SIGTERM's 5 s."""
+    config = ctx.config
+    runner = web.AppRunner(build_app(ctx), handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
+                           access_log=logging.getLogger("aiohttp.access"),
+                           keepalive_timeout=connections.HEADER_TIMEOUT)
+    await runner.setup()
+    lean = LeanServer(ctx)
+    bound: BoundSocket | None = None
+    try:
+        assert runner.server is not None
+        protocol = lean.factory(runner.server)
+        bound = await _listen_unix(runner, protocol, config.socket_path, inherited.unix)
+        if config.server.tcp or inherited.tcp is not None:
+            limit = connections.tcp_connection_limit(fd_limit, config.storage.readers)
+            ctx.state.tcp_address = await _listen_tcp(runner, protocol, config.server.tcp, limit, inherited.tcp)
+        yield
+    finally:
+        # Together: both wait up to HTTP_SHUTDOWN_TIMEOUT for their requests, within SIGTERM's 5 s.
+        await asyncio.gather(runner.cleanup(), lean.shutdown(HTTP_SHUTDOWN_TIMEOUT))
+        # Only the socket this process bound: a start refused at the socket path bound nothing.
+        if bound is not None:
+            bound.release()
+
+
+@contextlib.asynccontextmanager
+async def _reaper(ctx: AppContext) -> AsyncIterator[None]:
+    """Reconcile every live session at start-up, then the reaper job (woken by exits and commits)."""
+    reaper = Reaper(ctx.db, lambda: _reaper_settings(ctx.config), ctx.control.facts)
+    reaper.observer = ctx.metrics.reaped
+    reaper.watch = RuntimeWatch(reaper.wake)  # exits wake it: no polling while nothing happens
+    try:
+        await _reconcile(reaper)
+        reaper.listen()
+        async with ctx.jobs.running(Job("reaper", reaper.step, woken=reaper.woken, first=reaper.delay())):
+            yield
+    finally:
+        await reaper.close()
+
+
+@contextlib.asynccontextmanager
+async def _storage_probe(ctx: AppContext) -> AsyncIterator[None]:
+    """Asleep until a write fails; then a small write every second, until one commits."""
+    job = Job("storage-probe", StorageProbe(ctx.db).step)
+    ctx.db.health.on_degraded = job.wake_threadsafe  # called from the thread that met the error
+    try:
+        async with ctx.jobs.running(job):
+            yield
+    finally:
+        ctx.db.health.on_degraded = None
+
+
+@contextlib.asynccontextmanager
+async def _reactions(ctx: AppContext) -> AsyncIterator[None]:
     """The SCM observer, the reaction engine, and its two outboxes (nudges, pages)."""
+    db, holder = ctx.db, ctx.holder
 
     def recorded(_: object) -> None:
         nudger.wake()
         deliveries.wake()
 
-    engine = ReactionEngine(db, holder, on_recorded=recorded)
     faults = Faults.from_environ(os.environ)  # the test seam (AOD_FAULT_PAUSE), read once, here
+    observer = ScmObserver(db, holder, ctx.control.facts)
+    engine = ReactionEngine(db, holder, on_recorded=recorded)
     deliveries = DeliveryWorker(db, holder, faults)
     nudger = Nudger(db, send_to_session, on_given_up=engine.touch, faults=faults)
-    db.add_commit_listener(engine.wake)
+    unlisten = db.add_commit_listener(engine.wake)
     holder.subscribe(engine.sweep)
-    return {"scm-observer": ScmObserver(db, holder, facts).run(), "reactions": engine.run(), "nudger": nudger.run(),
-            "deliveries": deliveries.run()}
+    try:
+        async with ctx.jobs.running(Job("scm-observer", observer.step),
+                                    Job("reactions", engine.step, woken=engine.woken),
+                                    Job("nudger", nudger.step, woken=nudger.woken),
+                                    Job("deliveries", deliveries.step, woken=deliveries.woken)):
+            yield
+    finally:
+        unlisten()
+        # A nudge being typed and pages in flight get a moment to finish (together), then are cut.
+        await asyncio.gather(observer.close(), nudger.stop(), deliveries.stop())
 
 
-async def _start_stream(ctx: AppContext, db: Database, holder: ConfigHolder) -> list[asyncio.Task[None]]:
-    """The live stream (poller -> broadcaster -> GET /v1/stream) and the retention janitor."""
-    broadcaster = Broadcaster(ctx.config.stream.queue_size, ctx.config.stream.ping_interval)
-    holder.subscribe(lambda new: broadcaster.configure(new.stream.queue_size, new.stream.ping_interval))
-    poller = Poller(db, broadcaster)
-    await poller.start()
-    ctx.metrics.poller_position = lambda: poller.last
-    broadcaster.start()
-    ctx.broadcaster = broadcaster
-    jobs = {"cdc-poller": poller.run(), "retention": Janitor(db, lambda: ctx.config.retention).run()}
-    return [asyncio.create_task(job, name=name) for name, job in jobs.items()]
-
-
-async def _stop_stream(broadcaster: Broadcaster | None, jobs: list[asyncio.Task[None]]) -> None:
-    if broadcaster is not None:
-        await broadcaster.close()
-    for task in jobs:
-        task.cancel()
-    await asyncio.gather(*jobs, return_exceptions=True)
+@contextlib.contextmanager
+def _ready(ctx: AppContext, notifier: sd_notify.Notifier) -> Iterator[None]:
+    """Ready last, unready first: /readyz answers 200 only while every part runs."""
+    ctx.state.ready = True
+    notifier.send("READY=1")
+    try:
+        yield
+    finally:
+        ctx.state.ready = False
 
 
 def _reaper_settings(config: Config) -> ReaperSettings:
@@ -217,7 +271,7 @@ async def _reconcile(reaper: Reaper) -> None:
     try:
         report = await reaper.tick()
     except Exception:
-        log.exception("start-up reconcile failed; the reaper retries every interval")
+        log.exception("start-up reconcile failed; the reaper job retries")
         return
     log.info("reconciled sessions", extra={"probed": len(report.probed), "lost": report.ended})
 
@@ -262,17 +316,3 @@ async def _listen_tcp(runner: web.AppRunner, protocol: connections.ProtocolFacto
     log.info("listening on TCP", extra={"connection_limit": limit, "header_timeout": connections.HEADER_TIMEOUT})
     bound_host, bound_port = site.address
     return f"{bound_host}:{bound_port}"
-
-
-async def _shutdown(runner: web.AppRunner | None, lean: LeanServer | None, storage: Storage,
-                    bound: BoundSocket | None) -> None:
-    """Stop accepting, let running requests finish briefly, then flush writes and close."""
-    try:
-        # Together: both wait up to HTTP_SHUTDOWN_TIMEOUT for their requests, within SIGTERM's 5 s.
-        await asyncio.gather(*([runner.cleanup()] if runner is not None else []),
-                             *([lean.shutdown(HTTP_SHUTDOWN_TIMEOUT)] if lean is not None else []))
-        # Only the socket this process bound: a start refused at the socket path bound nothing.
-        if bound is not None:
-            bound.release()
-    finally:
-        await storage.close()

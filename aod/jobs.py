@@ -181,12 +181,3 @@ class Jobs:
 
     def status(self) -> dict[str, JobStatus]:
         return {name: job.status() for name, job in self._jobs.items()}
-
-
-async def run_until_cancelled(job: Job) -> None:
-    """A job as one awaitable (for a caller that still runs it as a task of its own)."""
-    job.start()
-    try:
-        await asyncio.Future()
-    finally:
-        await job.stop()

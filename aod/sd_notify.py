@@ -15,12 +15,12 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 import apsw
 
-from aod.jobs import Job, run_until_cancelled
+from aod.jobs import Job
 from aod.storage import sessions
 from aod.storage.database import Database
 
@@ -209,11 +209,11 @@ class StatusReport:
 
 
 def jobs(notifier: Notifier, db: Database, events_total: Callable[[], float],
-         interval: float | None) -> dict[str, Coroutine[Any, Any, None]]:
+         interval: float | None) -> list[Job]:
     """The daemon's systemd jobs: none without NOTIFY_SOCKET, the watchdog only when asked for."""
     if not notifier.enabled:
-        return {}
+        return []
     found = [Job("sd-status", StatusReport(notifier, db, events_total).step)]
     if interval is not None:
         found.append(Job("sd-watchdog", Watchdog(notifier, db, interval).step))
-    return {job.name: run_until_cancelled(job) for job in found}
+    return found

@@ -30,9 +30,10 @@ from aod.api.app import build_app
 from aod.api.context import AppContext
 from aod.api.errors import _CODES
 from aod.api.openapi import document
+from aod.cdc.broadcaster import Broadcaster
 from aod.cli.main import build_parser
 from aod.config import REACTION_KEYS, ReactionConfig, parse_config
-from aod.config_reload import RESTART_ONLY
+from aod.config_reload import RESTART_ONLY, ConfigHolder
 from aod.ingest.ingestor import Ingestor
 from aod.ingest.service import IngestSettings
 from aod.sessions.control import SessionControl
@@ -65,8 +66,9 @@ async def app(data_dir: Path) -> AsyncIterator[web.Application]:
                               dedup_window=config.ingest.dedup_window)
     facts = FactWriter(lambda: config.lifecycle.stuck_after)
     control = SessionControl(storage.db, facts, data_dir=data_dir, socket_path=data_dir / "aod.sock")
-    ctx = AppContext(config=config, db=storage.db, ingestor=Ingestor(storage.db, settings, facts), token="t" * 43,
-                     spool_dir=data_dir / "spool", control=control)
+    ctx = AppContext(holder=ConfigHolder(config), db=storage.db, ingestor=Ingestor(storage.db, settings, facts),
+                     token="t" * 43, spool_dir=data_dir / "spool", control=control,
+                     broadcaster=Broadcaster(config.stream.queue_size, config.stream.ping_interval))
     yield build_app(ctx)
     await storage.close()
 

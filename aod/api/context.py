@@ -1,4 +1,4 @@
-"""What the request handlers share, stored on the app."""
+"""What the request handlers share, stored on the app: built once at start-up, never replaced."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from aiohttp import web
 
 from aod.cdc.broadcaster import Broadcaster
 from aod.config import Config
+from aod.config_reload import ConfigHolder
 from aod.forward.job import Forwarder, off_status
 from aod.ingest.ingestor import Ingestor
 from aod.jobs import Jobs
@@ -21,21 +22,36 @@ from aod.storage.database import Database
 
 
 @dataclass
+class RunState:
+    """What changes while the daemon runs: whether it is ready, and the TCP address once bound."""
+
+    ready: bool = False
+    tcp_address: str | None = None
+
+
+@dataclass(frozen=True)
 class AppContext:
-    config: Config
+    holder: ConfigHolder  # the live config: read `config` (or `holder.config`) afresh, never keep a copy
     db: Database
     ingestor: Ingestor
     token: str
     spool_dir: Path
     control: SessionControl  # spawn, send, kill; its FactWriter is the one writer of session state
-    started_at: float = field(default_factory=time.monotonic)
-    ready: bool = False
-    tcp_address: str | None = None
-    config_errors: list[str] = field(default_factory=list)
-    broadcaster: Broadcaster | None = None  # the live stream's fan-out (issue 4)
+    broadcaster: Broadcaster  # the live stream's fan-out (issue 4)
+    forwarder: Forwarder | None = None  # [forward.postgres]: its circuit and counts, for /v1/status and /metrics
     metrics: Metrics = field(default_factory=Metrics)  # GET /metrics; a registry of this daemon's own
     jobs: Jobs = field(default_factory=Jobs)  # the background jobs, for /v1/status
-    forwarder: Forwarder | None = None  # [forward.postgres]: its circuit and counts, for /v1/status and /metrics
+    state: RunState = field(default_factory=RunState)
+    started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def config(self) -> Config:
+        return self.holder.config
+
+    @property
+    def config_errors(self) -> list[str]:
+        """The last reload's errors (the previous config stays in effect meanwhile)."""
+        return self.holder.errors
 
     async def forward_status(self) -> dict[str, Any]:
         """The `forward` object of /v1/status, which /metrics renders too."""

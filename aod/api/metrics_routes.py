@@ -17,9 +17,7 @@ async def scrape(request: web.Request) -> web.Response:
     ctx = context(request)
     facts = await ctx.db.read(metrics.read_facts)
     facts.spool_backlog, facts.spool_rejected = await asyncio.to_thread(metrics.spool_files, ctx.spool_dir)
-    hub = ctx.broadcaster
-    if hub is not None:
-        facts.stream_clients, facts.stream_cuts = hub.subscribers, hub.cut_count
+    facts.stream_clients, facts.stream_cuts = ctx.broadcaster.subscribers, ctx.broadcaster.cut_count
     facts.writer_queue = ctx.db.writer.queue_depth
     facts.storage_state = ctx.db.health.state
     facts.config_errors = len(ctx.config_errors)

@@ -156,9 +156,9 @@ async def status(request: web.Request) -> web.Response:
         "version": __version__,
         "pid": os.getpid(),
         "uptime_s": round(time.monotonic() - ctx.started_at, 3),
-        "ready": ctx.ready and not ctx.db.health.degraded,
+        "ready": ctx.state.ready and not ctx.db.health.degraded,
         "socket": str(ctx.config.socket_path),
-        "tcp": ctx.tcp_address,
+        "tcp": ctx.state.tcp_address,
         "data_dir": str(ctx.config.data_dir),
         "db": {"path": str(ctx.db.path), "size_bytes": files["size"],
                "schema_version": facts.pop("schema_version"), "epoch": facts.pop("epoch")},
@@ -178,10 +178,9 @@ async def status(request: web.Request) -> web.Response:
     })
 
 
-def _stream_facts(ctx: AppContext) -> dict[str, int] | None:
+def _stream_facts(ctx: AppContext) -> dict[str, int]:
     """Live SSE clients now, and how many were cut for not keeping up since the daemon started."""
-    hub = ctx.broadcaster
-    return None if hub is None else {"clients": hub.subscribers, "cut": hub.cut_count}
+    return {"clients": ctx.broadcaster.subscribers, "cut": ctx.broadcaster.cut_count}
 
 
 @routes.get("/healthz")
@@ -192,7 +191,7 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     ctx = context(request)
-    if not ctx.ready:
+    if not ctx.state.ready:
         raise ApiError(503, "not_ready", "starting: the spool is still being ingested")
     kind = ctx.db.health.state
     if kind != "ok":

@@ -19,7 +19,7 @@ log = logging.getLogger("aod.stream")
 async def stream(request: web.Request) -> web.StreamResponse:
     ctx = context(request)
     broadcaster = ctx.broadcaster
-    if broadcaster is None or broadcaster.closed:
+    if broadcaster.closed:
         raise ApiError(503, "not_ready", "the change stream is not running (the daemon is starting or stopping)")
     try:
         cursor = cursor_from(request.headers.get("Last-Event-ID"), request.query.get("after"))

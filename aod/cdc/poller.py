@@ -19,7 +19,6 @@ import apsw
 
 from aod.cdc.broadcaster import Broadcaster
 from aod.cdc.frames import StreamItem, change_frames
-from aod.jobs import Job, run_until_cancelled
 from aod.storage import change_log, meta
 from aod.storage.database import Database
 from aod.storage.rows import scalar_int
@@ -64,9 +63,6 @@ class Poller:
         if self._unlisten is not None:
             self._unlisten()
             self._unlisten = None
-
-    async def run(self) -> None:
-        await run_until_cancelled(Job("cdc-poller", self.step, woken=self.woken))
 
     async def step(self) -> float:
         """One read of what is new; a failed read loses nothing (`last` did not move), the job retries."""

@@ -20,7 +20,6 @@ import orjson
 import watchfiles
 
 from aod.ingest.ingestor import Ingestor
-from aod.jobs import Job, run_until_cancelled
 from aod.storage import dead_letters
 from aod.storage.health import classify
 from aod.timefmt import now_iso
@@ -115,8 +114,6 @@ class SpoolIngester:
                 else:
                     path.unlink()
 
-    async def watch(self, stop: asyncio.Event) -> None:
-        await run_until_cancelled(Job("spool-watch", SpoolWatch(self, stop).step))
 
 
 class SpoolWatch:

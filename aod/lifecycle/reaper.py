@@ -64,12 +64,13 @@ class Reaper:
         self.observer: Callable[[TickReport, float], None] | None = None  # the metrics: verdicts, seconds
         self.watch: RuntimeWatch | None = None  # set by the daemon: exits wake the reaper
         self.next_due: float | None = None  # epoch seconds: the earliest deadline the last tick saw
-        self._wake = asyncio.Event()
+        self.woken = asyncio.Event()  # the job's wake flag
         self._after_commit: asyncio.TimerHandle | None = None
+        self._unlisten: Callable[[], None] | None = None
 
     def wake(self) -> None:
         """Tick now (a watched runtime may have exited)."""
-        self._wake.set()
+        self.woken.set()
 
     def _committed(self) -> None:
         if self._after_commit is None:
@@ -83,37 +84,31 @@ class Reaper:
     def settings(self) -> ReaperSettings:
         return self._settings()
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Tick when woken, at the next deadline, or every interval, until `stop` is set; a failing
-        tick is logged, never fatal."""
-        unlisten = self.db.add_commit_listener(self._committed)
-        try:
-            while not stop.is_set():
-                await self._sleep(stop)
-                if stop.is_set():
-                    return
-                self._wake.clear()
-                try:
-                    await self.tick()
-                except Exception:
-                    log.exception("reaper tick failed")
-        finally:
-            unlisten()
-            if self._after_commit is not None:
-                self._after_commit.cancel()
-            if self.watch is not None:
-                await self.watch.close()
+    def listen(self) -> None:
+        """Tick a little after commits (a new session or pane to watch); `close` stops it."""
+        self._unlisten = self.db.add_commit_listener(self._committed)
 
-    async def _sleep(self, stop: asyncio.Event) -> None:
+    async def step(self) -> float:
+        """One tick (as the job: when woken, at the next deadline, or every interval)."""
+        await self.tick()
+        return self.delay()
+
+    def delay(self) -> float:
+        """Seconds until the next tick is due: the earliest deadline, at most `interval`."""
         timeout = self.settings.interval
         if self.next_due is not None:
             timeout = min(timeout, max(0.0, self.next_due - time.time()))
-        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-        try:
-            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
+        return timeout
+
+    async def close(self) -> None:
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
+        if self._after_commit is not None:
+            self._after_commit.cancel()
+            self._after_commit = None
+        if self.watch is not None:
+            await self.watch.close()
 
     async def tick(self) -> TickReport:
         started = time.monotonic()

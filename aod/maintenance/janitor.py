@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from aod.config import RetentionConfig
-from aod.jobs import Job, run_until_cancelled
 from aod.storage import meta, retention
 from aod.storage.database import Database
 from aod.timefmt import iso_from_seconds
@@ -76,9 +75,6 @@ class Janitor:
         self._db = db
         # A getter, not a value: a reloaded config's retention applies from the next round.
         self._options = options
-
-    async def run(self) -> None:
-        await run_until_cancelled(Job("retention", self.step))
 
     async def step(self) -> float:
         """Prune now; due again in `retention.interval` (a failed prune is retried sooner, by the job)."""

@@ -21,7 +21,6 @@ import aiohttp
 from aod import __version__
 from aod.config_reload import ConfigHolder
 from aod.faults import Faults
-from aod.jobs import Job, run_until_cancelled
 from aod.notify.notifiers import NotifyError, send
 from aod.storage import deliveries
 from aod.storage.database import Database
@@ -67,12 +66,6 @@ class DeliveryWorker:
 
     def wake(self, *_: object) -> None:
         self.woken.set()
-
-    async def run(self) -> None:
-        try:
-            await run_until_cancelled(Job("deliveries", self.step, woken=self.woken))
-        finally:
-            await self.stop()
 
     async def step(self) -> float:
         """Start every delivery that is due; due again at the next one's time."""

@@ -26,7 +26,6 @@ import apsw
 
 from aod.config import Config
 from aod.config_reload import ConfigHolder
-from aod.jobs import Job, run_until_cancelled
 from aod.reactions.conditions import BRAKE_RUNS, SessionView, conditions, stuck_due_at
 from aod.reactions.rules import Decision, Tracker, decide, due_at
 from aod.storage import change_log, deliveries, escalations, nudges, prs, sessions, trackers
@@ -194,9 +193,6 @@ class ReactionEngine:
         """Look at this session next time: something the change log does not show changed."""
         self._touched.add(session_id)
         self.woken.set()
-
-    async def run(self) -> None:
-        await run_until_cancelled(Job("reactions", self.step, woken=self.woken))
 
     async def step(self) -> float:
         """One evaluation; due again at the earliest timer (a failure makes the next one a full sweep)."""

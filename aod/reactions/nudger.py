@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aod.faults import Faults
-from aod.jobs import Job, run_until_cancelled
 from aod.lifecycle.status import Activity
 from aod.runtime import tmux
 from aod.storage import nudges, sessions
@@ -70,12 +69,6 @@ class Nudger:
 
     def wake(self, *_: object) -> None:
         self.woken.set()
-
-    async def run(self) -> None:
-        try:
-            await run_until_cancelled(Job("nudger", self.step, woken=self.woken))
-        finally:
-            await self.stop()
 
     async def step(self) -> float:
         """Send every nudge that is due; due again at the next one's time."""

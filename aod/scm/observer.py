@@ -89,21 +89,20 @@ class ScmObserver:
         self._limit = 0
         self._slots = asyncio.Semaphore(1)
 
-    async def run(self) -> None:
-        try:
-            while True:
-                interval = self.holder.config.scm.interval
-                try:
-                    await self.poll_once()
-                except Exception:
-                    log.exception("scm poll failed")
-                now = time.monotonic()
-                upcoming = [w.next_at for sid, w in self._watches.items() if sid not in self._running]
-                await asyncio.sleep(min([interval, *(max(0.05, t - now) for t in upcoming)]))
-        finally:
-            for task in self._running.values():
-                task.cancel()
-            await asyncio.gather(*self._running.values(), return_exceptions=True)
+    async def step(self) -> float:
+        """Start the observations that are due; due again when the next watch is (at most `scm.interval`)."""
+        interval = self.holder.config.scm.interval
+        await self.poll_once()
+        now = time.monotonic()
+        upcoming = [w.next_at for sid, w in self._watches.items() if sid not in self._running]
+        return min([interval, *(max(0.05, t - now) for t in upcoming)])
+
+    async def close(self) -> None:
+        """Cancel the observations in flight (a cut fetch writes nothing)."""
+        running = list(self._running.values())
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
     async def poll_once(self) -> None:
         """Start an observation for every live session that is due (and not being observed)."""

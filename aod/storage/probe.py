@@ -10,20 +10,10 @@ from __future__ import annotations
 
 import apsw
 
-from aod.jobs import Job, run_until_cancelled
 from aod.storage.database import Database
 
 PROBE_INTERVAL = 1.0
 _KEY = "storage_probe"
-
-
-async def run(db: Database, interval: float = PROBE_INTERVAL) -> None:
-    job = Job("storage-probe", StorageProbe(db, interval).step)
-    db.health.on_degraded = job.wake_threadsafe
-    try:
-        await run_until_cancelled(job)
-    finally:
-        db.health.on_degraded = None
 
 
 class StorageProbe:
