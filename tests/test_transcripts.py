@@ -195,3 +195,22 @@ def test_rows_find_their_session_by_agent_session_id(conn: apsw.Connection) -> N
                  " VALUES ('claude-code', 'a93e0f4b-2c71-4e0a-8d5f-61b2c7d9e344', 'notes-1', 'x')")
     usage.store(conn, usage_rows(parsed(NOTES), TABLE), "2025-10-02T15:00:00.000000Z")
     assert [r[0] for r in conn.execute("SELECT DISTINCT session_id FROM usage")] == ["notes-1"]
+
+
+def test_the_usage_table_has_a_total_marks_unpriced_costs_and_shows_subagents_apart() -> None:
+    from aod.cli.usage import usage_table
+
+    item = {"input_tokens": 1000, "output_tokens": 2000, "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 5000, "models": ["claude-sonnet-4-5"], "messages": 2}
+    body = {"group_by": "session", "items": [
+        {**item, "key": "shop-1", "cost_usd": 1.234, "sidechain_messages": 1, "sidechain_cost_usd": 0.5},
+        {**item, "key": None, "cost_usd": 0.0, "unpriced_messages": 2, "models": ["claude-nebula-9"]}],
+        "total": {**item, "input_tokens": 2000, "output_tokens": 4000, "cache_read_input_tokens": 10000,
+                  "cost_usd": 1.234, "unpriced_messages": 2, "sidechain_cost_usd": 0.5}}
+    rows = [line.split() for line in usage_table(body, width=200).splitlines()]
+    assert rows[0] == ["session", "models", "input", "output", "cache", "create", "cache", "read", "total",
+                       "tokens", "cost", "(USD)", "subagents"]
+    assert rows[1] == ["shop-1", "claude-sonnet-4-5", "1,000", "2,000", "0", "5,000", "8,000", "$1.23", "$0.50"]
+    assert rows[2] == ["(none)", "claude-nebula-9", "1,000", "2,000", "0", "5,000", "8,000", "$0.00*", "$0.00"]
+    assert rows[3] == ["Total", "-", "2,000", "4,000", "0", "10,000", "16,000", "$1.23*", "$0.50"]
+    assert usage_table({"group_by": "day", "items": [], "since": "x"}) == "no usage recorded in that window"

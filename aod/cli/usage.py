@@ -90,4 +90,7 @@ def usage_table(body: Mapping[str, Any], width: int | None = None) -> str:
         Col("total tokens", lambda r: _tokens(_total_tokens(r)), "right", False),
         Col("cost (USD)", _cost, "right", False),
     ]
+    if any(item.get("sidechain_messages") for item in items):
+        # What subagents spent, already in the cost: said apart, as ccusage cannot.
+        columns.append(Col("subagents", lambda r: f"${float(r.get('sidechain_cost_usd') or 0):,.2f}", "right", False))
     return table([*items, total], columns, width)
