@@ -29,7 +29,6 @@ from aod.ingest.ingestor import Ingestor
 from aod.ingest.service import IngestSettings
 from aod.ingest.spool import SpoolIngester, SpoolWatch
 from aod.jobs import Job
-from aod.lifecycle.reaper import Reaper, ReaperSettings
 from aod.listen_fds import Inherited, InheritedError, take_inherited_sockets
 from aod.maintenance.janitor import Janitor
 from aod.notify.routing import warn_if_unrouted
@@ -42,6 +41,7 @@ from aod.runtime.watch import RuntimeWatch
 from aod.scm.observer import ScmObserver
 from aod.sessions.control import SessionControl
 from aod.sessions.facts import FactWriter
+from aod.sessions.reaper import Reaper, ReaperSettings
 from aod.storage.database import Database, open_storage
 from aod.storage.lock import DataDirBusy
 from aod.storage.probe import StorageProbe

@@ -25,7 +25,7 @@ from aod.storage import change_log, deliveries, escalations, nudges, sessions
 
 if TYPE_CHECKING:
     from aod.ingest.ingestor import Summary
-    from aod.lifecycle.reaper import TickReport
+    from aod.sessions.reaper import TickReport
 
 # The classic text format, which generate_latest writes by default and every scraper reads.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

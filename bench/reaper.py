@@ -28,9 +28,9 @@ from pathlib import Path
 import apsw
 
 from aod.config import StorageConfig
-from aod.lifecycle.reaper import Reaper, ReaperSettings
 from aod.runtime import process
 from aod.sessions.facts import FactWriter
+from aod.sessions.reaper import Reaper, ReaperSettings
 from aod.storage.database import Storage, open_storage
 from aod.timefmt import now_iso
 
