@@ -12,6 +12,7 @@ the same `Idempotency-Key` / delivery id, so the receiver can tell.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any
@@ -36,7 +37,8 @@ STOP_GRACE = 1.0
 
 def backoff(base: float, attempts: int) -> float:
     """Seconds before the next try after `attempts` failed ones: base, 2·base, 4·base, …"""
-    return min(MAX_BACKOFF, base * 2 ** max(0, attempts - 1))
+    factor: int = 2 ** max(0, attempts - 1)
+    return min(MAX_BACKOFF, base * factor)
 
 
 def page_for(row: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +85,10 @@ class DeliveryWorker:
             if row["id"] not in self._tasks:
                 task = asyncio.create_task(self._deliver(row))
                 self._tasks[row["id"]] = task
-                task.add_done_callback(lambda _, i=row["id"]: self._tasks.pop(i, None))
+                task.add_done_callback(functools.partial(self._forget, row["id"]))
+
+    def _forget(self, delivery_id: int, _done: asyncio.Task[None]) -> None:
+        self._tasks.pop(delivery_id, None)
 
     async def stop(self) -> None:
         """Give deliveries in flight a moment to finish, then cancel them (they stay pending)."""

@@ -16,6 +16,7 @@ the workspace, so it finds the repository the way the agent's own `gh` would.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -61,7 +62,8 @@ class _Watch:
 
 def retry_delay(interval: float, failures: int) -> float:
     """After `failures` failed fetches in a row: the interval, doubled per failure, at most 10 min."""
-    return min(interval * 2 ** failures, max(interval, MAX_BACKOFF))
+    factor: int = 2 ** failures
+    return min(interval * factor, max(interval, MAX_BACKOFF))
 
 
 def _watched_sessions(conn: Any, quiet_since: str) -> list[dict[str, Any]]:
@@ -71,7 +73,7 @@ def _watched_sessions(conn: Any, quiet_since: str) -> list[dict[str, Any]]:
     its branch every interval forever.
     """
     with_open_pr = prs.sessions_with_open_prs(conn)
-    found, cursor = [], None
+    found, cursor = list[dict[str, Any]](), None
     while True:
         page, cursor = sessions.listing(conn, sessions.SessionFilter(active=True), PAGE, cursor)
         found.extend(s for s in page if s["updated_at"] >= quiet_since or s["id"] in with_open_pr)
@@ -119,7 +121,10 @@ class ScmObserver:
                 continue
             task = asyncio.create_task(self._observe(session, watch), name=f"scm-{sid}")
             self._running[sid] = task
-            task.add_done_callback(lambda _, s=sid: self._running.pop(s, None))
+            task.add_done_callback(functools.partial(self._forget, sid))
+
+    def _forget(self, session_id: str, _done: asyncio.Task[None]) -> None:
+        self._running.pop(session_id, None)
 
     def _gate(self, scm: ScmConfig) -> asyncio.Semaphore:
         # A reloaded max_concurrent takes effect for calls that start after it; calls already
