@@ -79,7 +79,7 @@ def _object(spec: str, description: str = "", *, optional: tuple[str, ...] = (),
 
 def _input(spec: str, description: str = "", *, required: tuple[str, ...] = (), **extra: Json) -> Json:
     """An object a client sends: only `required` must be there."""
-    schema = _object(spec, description, **extra)
+    schema = _object(spec, description, optional=(), **extra)  # given: mypy reads an unnamed one as filled by **extra
     schema["required"] = list(required)
     return schema
 
@@ -134,7 +134,7 @@ def _session() -> Json:
 
 def _session_with(description: str, **extra: Json) -> Json:
     """A Session with more fields (the detail view, the spawn and kill answers)."""
-    schema = {"allOf": [_ref("Session"), _object("", **extra)],
+    schema = {"allOf": [_ref("Session"), _object("", "", optional=(), **extra)],
               "title": "[Session](#session) with " + ", ".join(f"`{name}`" for name in extra)}
     return {**schema, "description": description} if description else schema
 
