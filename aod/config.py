@@ -108,7 +108,8 @@ def _show(value: object) -> str:
         text, kind = json.dumps(value, ensure_ascii=False), "str"
     else:
         text = repr(value)
-        kind = {list: "array", dict: "table"}.get(type(value), type(value).__name__)
+        kinds: dict[type, str] = {list: "array", dict: "table"}
+        kind = kinds.get(type(value), type(value).__name__)
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{text} ({kind})"
@@ -182,7 +183,7 @@ def parse_size(value: object, key: str) -> int:
 # --- validators ---------------------------------------------------------------------------------
 
 
-def _duration(*, positive: bool = False, below: float | None = None) -> Check:
+def _duration(*, positive: bool = False, below: float | None = None) -> Callable[[Any, str], float]:
     def check(value: Any, key: str) -> float:
         seconds = parse_duration(value, key)
         if positive and seconds <= 0:
@@ -260,7 +261,7 @@ def _strings(*, nonempty: bool = False) -> Check:
     return check
 
 
-def _tcp(value: Any, key: str) -> str:
+def _tcp(value: object, key: str) -> str:
     if value == "":
         return value
     if isinstance(value, str):
