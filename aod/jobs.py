@@ -121,7 +121,10 @@ class Job:
             self._woken.clear()
             try:
                 delay = await self._step()
-            except Exception as exc:
+            except (Exception, asyncio.CancelledError) as exc:
+                if isinstance(exc, asyncio.CancelledError) and _being_cancelled():
+                    raise  # stop(): the one way a job ends
+                # A CancelledError nobody asked for (a cancelled inner task awaited) is a failing step too.
                 failures += 1
                 self.restarts += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -138,6 +141,11 @@ class Job:
     def _waiting(self, delay: float | None) -> None:
         self.state = "waiting"
         self.next_due = None if delay is None else self._clock() + delay
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
 
 
 class Jobs:

@@ -211,3 +211,25 @@ async def test_a_parts_own_wake_flag_and_a_first_step_that_waits() -> None:
     await waits.next()
     assert step.runs == 1 and not flag.is_set()
     await job.stop()
+
+
+async def test_a_cancelled_error_from_inside_a_step_is_a_failure_not_the_end() -> None:
+    waits, runs = Waits(), []
+
+    async def awaits_a_cancelled_task() -> float | None:
+        runs.append(1)
+        inner = asyncio.create_task(asyncio.sleep(3600))
+        inner.cancel()
+        await inner  # raises CancelledError into the step, though nobody stopped the job
+        return None
+
+    job = Job("inner-cancel", awaits_a_cancelled_task, wait=waits, clock=clock)
+    job.start()
+    wakeable, timeout, passed = await waits.next()
+    assert (wakeable, timeout, job.state, job.restarts) == (False, 1.0, "backoff", 1)
+    assert job.last_error is not None and job.last_error.startswith("CancelledError")
+    passed.set_result(None)
+    await waits.next()
+    assert len(runs) == 2  # it went on
+    await job.stop()
+    assert job.state == "stopped"
