@@ -641,7 +641,10 @@ def _paths() -> dict[str, dict[str, Op]]:
                       "`aod_stream_poller_lag_rows`; `aod_reaper_probes_total{verdict}`, "
                       "`aod_reaper_tick_seconds`; `aod_nudges{state}`, `aod_deliveries{state}`, "
                       "`aod_escalations_open{priority}`, `aod_sessions_live`; `aod_spool_backlog_files`, "
-                      "`aod_spool_rejected_files`; `aod_config_errors`; `aod_storage_state{state}`. "
+                      "`aod_spool_rejected_files`; `aod_config_errors`; `aod_storage_state{state}`; "
+                      "`aod_forward_enabled`, `aod_forward_circuit{state}` (closed, open, half_open), "
+                      "`aod_forward_lag_rows`, `aod_forward_lag_seconds`, `aod_forward_rows_total`, "
+                      "`aod_forward_failures_total` ([forward.postgres]). "
                       "Counters count since the daemon started; the database counts are read at each scrape."),
         },
         **_dashboard_paths(),
