@@ -1,6 +1,7 @@
 """The live config: one holder every component reads, and a watcher that reloads the file.
 
-Components keep a reference to the holder, never to a Config, so a change applies the next
+Components keep a reference to the holder, never to a Config, and read `holder.current` each
+time they need a setting (or subscribe to be told of a new one), so a change applies the next
 time they look. An invalid file keeps the last good config; its error stays in `errors`
 (reported by `/v1/status`) until the file is fixed.
 """
@@ -40,7 +41,7 @@ Listener = Callable[[Config], None]
 
 class ConfigHolder:
     def __init__(self, config: Config) -> None:
-        self.config = config
+        self.current = config
         self.errors: list[str] = []
         # A file the daemon started with must stay readable; the default location may come and go.
         self.explicit = config.config_path is not None
@@ -56,10 +57,10 @@ class ConfigHolder:
         except FileNotFoundError:
             if self.explicit:
                 raise ConfigError("config file not found", source=str(self.path)) from None
-            return parse_config({}, None, data_dir=self.config.data_dir, socket=self.config.socket_path)
+            return parse_config({}, None, data_dir=self.current.data_dir, socket=self.current.socket_path)
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read config file: {exc}", source=str(self.path)) from None
-        return parse_config(text, self.path, data_dir=self.config.data_dir, socket=self.config.socket_path)
+        return parse_config(text, self.path, data_dir=self.current.data_dir, socket=self.current.socket_path)
 
     async def reload(self) -> bool:
         """Read the file again; True when a valid config is now in effect."""
@@ -70,10 +71,10 @@ class ConfigHolder:
             log.warning("config file invalid; keeping the last good config", extra={"error": str(exc)})
             return False
         self.errors.clear()
-        if new == self.config:
+        if new == self.current:
             return True
-        later = restart_needed(self.config, new)
-        self.config = new
+        later = restart_needed(self.current, new)
+        self.current = new
         log.info("config reloaded", extra={"path": str(self.path), "needs_restart": later})
         for listener in tuple(self._listeners):
             listener(new)

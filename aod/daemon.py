@@ -131,12 +131,12 @@ async def _context(config: Config, db: Database) -> AppContext:
     token = await asyncio.to_thread(ensure_token, config.data_dir)
     holder = ConfigHolder(config)
     # The one writer of session state: the status rules bound once, stuck_after read live.
-    facts = FactWriter(lambda: holder.config.lifecycle.stuck_after)
+    facts = FactWriter(lambda: holder.current.lifecycle.stuck_after)
     ingestor = Ingestor(db, _ingest_settings(config), facts)
     holder.subscribe(lambda new: ingestor.configure(_ingest_settings(new)))
     broadcaster = Broadcaster(config.stream.queue_size, config.stream.ping_interval)
     holder.subscribe(lambda new: broadcaster.configure(new.stream.queue_size, new.stream.ping_interval))
-    forwarder = Forwarder(db, lambda: holder.config.forward.postgres)
+    forwarder = Forwarder(db, lambda: holder.current.forward.postgres)
     holder.subscribe(lambda _: forwarder.wake())  # [forward.postgres] changed?
     ctx = AppContext(
         holder=holder, db=db, ingestor=ingestor, token=token, spool_dir=config.data_dir / "spool",

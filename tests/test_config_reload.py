@@ -74,12 +74,12 @@ async def test_the_holder_keeps_the_last_good_config(tmp_path: Path) -> None:
     holder.subscribe(lambda config: seen.append(config.scm.interval))
 
     path.write_text('[scm]\ninterval = "7s"\n')
-    assert await holder.reload() and holder.config.scm.interval == 7.0 and seen == [7.0]
-    assert holder.config.data_dir == tmp_path / "data"  # where the daemon runs does not move
+    assert await holder.reload() and holder.current.scm.interval == 7.0 and seen == [7.0]
+    assert holder.current.data_dir == tmp_path / "data"  # where the daemon runs does not move
 
     path.write_text("[scm\n")
     assert not await holder.reload()
-    assert holder.config.scm.interval == 7.0 and "invalid TOML" in holder.errors[0]
+    assert holder.current.scm.interval == 7.0 and "invalid TOML" in holder.errors[0]
     path.unlink()
     assert not await holder.reload() and "config file not found" in holder.errors[0]
 

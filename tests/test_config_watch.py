@@ -67,7 +67,7 @@ async def test_a_file_made_after_start_in_a_directory_that_did_not_exist_is_load
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     caplog.set_level(logging.INFO, logger="aod.config")
     holder = ConfigHolder(load_config(data_dir=tmp_path / "data", socket=tmp_path / "s.sock"))
-    assert holder.path == file and holder.config.config_path is None and holder.config.scm.interval == 60.0
+    assert holder.path == file and holder.current.config_path is None and holder.current.scm.interval == 60.0
 
     def watching() -> str | None:
         moves = [r for r in caplog.records if r.getMessage() == "watching the config file"]
@@ -88,30 +88,30 @@ async def test_a_file_made_after_start_in_a_directory_that_did_not_exist_is_load
         config_dir.mkdir()
         await watches(config_dir)
         file.write_text('[scm]\ninterval = "7s"\n')
-        await until(lambda: holder.config.scm.interval == 7.0, "the new file loaded")
-        assert holder.config.config_path == file and holder.errors == []
+        await until(lambda: holder.current.scm.interval == 7.0, "the new file loaded")
+        assert holder.current.config_path == file and holder.errors == []
 
         rewrite(file, '[scm]\ninterval = "8s"\n')
-        await until(lambda: holder.config.scm.interval == 8.0, "the file replaced by rename")
+        await until(lambda: holder.current.scm.interval == 8.0, "the file replaced by rename")
         assert not file.with_name("config.toml.swp").exists()
 
         file.write_text("[scm\n")
         await until(lambda: holder.errors, "the broken file reported")
-        assert "invalid TOML" in holder.errors[0] and holder.config.scm.interval == 8.0
+        assert "invalid TOML" in holder.errors[0] and holder.current.scm.interval == 8.0
         rewrite(file, '[scm]\ninterval = "9s"\n')
-        await until(lambda: holder.config.scm.interval == 9.0, "the fixed file loaded")
+        await until(lambda: holder.current.scm.interval == 9.0, "the fixed file loaded")
         assert holder.errors == []
 
         # The directory deleted: defaults again (the default location may come and go), and the
         # watch moves up to what is left.
         shutil.rmtree(home / ".config")
-        await until(lambda: holder.config.config_path is None, "the defaults back")
-        assert holder.config.scm.interval == 60.0 and holder.errors == []
+        await until(lambda: holder.current.config_path is None, "the defaults back")
+        assert holder.current.scm.interval == 60.0 and holder.errors == []
         await watches(home)
         # Made again, directory and file at once: the file lands before the new watch exists.
         config_dir.mkdir(parents=True)
         file.write_text('[scm]\ninterval = "7s"\n')
-        await until(lambda: holder.config.scm.interval == 7.0, "the file in the directory made again")
+        await until(lambda: holder.current.scm.interval == 7.0, "the file in the directory made again")
         await watches(config_dir)
     finally:
         stop.set()

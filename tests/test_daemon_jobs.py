@@ -74,7 +74,7 @@ async def served(data_dir: Path) -> AsyncIterator[tuple[TestClient[web.Request, 
     config = parse_config({}, data_dir=data_dir, socket=data_dir / "aod.sock")
     storage = await open_storage(data_dir, config.storage)
     holder = ConfigHolder(config)
-    facts = FactWriter(lambda: holder.config.lifecycle.stuck_after)
+    facts = FactWriter(lambda: holder.current.lifecycle.stuck_after)
     settings = IngestSettings(max_payload_bytes=config.ingest.max_payload_bytes,
                               dedup_window=config.ingest.dedup_window)
     ctx = AppContext(holder=holder, db=storage.db, ingestor=Ingestor(storage.db, settings, facts), token="t" * 43,

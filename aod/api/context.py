@@ -31,7 +31,7 @@ class RunState:
 
 @dataclass(frozen=True)
 class AppContext:
-    holder: ConfigHolder  # the live config: read `config` (or `holder.config`) afresh, never keep a copy
+    holder: ConfigHolder  # the live config: read `config` (`holder.current`) afresh, never keep a copy
     db: Database
     ingestor: Ingestor
     token: str
@@ -46,7 +46,7 @@ class AppContext:
 
     @property
     def config(self) -> Config:
-        return self.holder.config
+        return self.holder.current
 
     @property
     def config_errors(self) -> list[str]:

@@ -117,7 +117,7 @@ class DeliveryWorker:
         delivery_id = row["id"]
         if row["attempts"] == 0:
             await self.faults.pause("escalation-recorded")
-        notifier = self.holder.config.notifiers.get(row["notifier"])
+        notifier = self.holder.current.notifiers.get(row["notifier"])
         if notifier is None:
             await self.db.write(lambda conn: deliveries.fail(
                 conn, delivery_id, f"notifier {row['notifier']!r} is no longer configured", attempted=False))

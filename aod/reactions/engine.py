@@ -205,7 +205,7 @@ class ReactionEngine:
         return MAX_SLEEP if self._next_due is None else min(MAX_SLEEP, max(0.0, self._next_due - time.time()))
 
     async def tick(self) -> Applied:
-        config, now = self.holder.config, time.time()
+        config, now = self.holder.current, time.time()
         due = self._next_due is not None and now >= self._next_due
         since = self._seen_seq
         touched, self._touched = self._touched, set()

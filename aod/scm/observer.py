@@ -93,7 +93,7 @@ class ScmObserver:
 
     async def step(self) -> float:
         """Start the observations that are due; due again when the next watch is (at most `scm.interval`)."""
-        interval = self.holder.config.scm.interval
+        interval = self.holder.current.scm.interval
         await self.poll_once()
         now = time.monotonic()
         upcoming = [w.next_at for sid, w in self._watches.items() if sid not in self._running]
@@ -146,7 +146,7 @@ class ScmObserver:
             raise FetchError(f"gh {args[0]} {args[1]}: not JSON: {exc}") from None
 
     async def _observe(self, session: dict[str, Any], watch: _Watch) -> None:
-        config = self.holder.config
+        config = self.holder.current
         scm = config.scm
         sid = session["id"]
         try:
