@@ -147,6 +147,9 @@ async def test_retention_keeps_what_the_team_store_lacks_until_it_is_forwarded(d
     report = await prune(db, options, dry_run=False)
     assert report.waiting_for_forward and report.change_log == 0 and report.events == 0
     assert (await db.read(lambda c: c.execute("SELECT count(*) FROM events").fetchone()))[0] == 3
+    status = down.status(await db.read(forward.lag), keep_days=7)
+    assert status["retention_waiting"] and status["lag_rows"] > 0 and status["lag_seconds"] > 7 * 86400
+    assert status["circuit"] == "closed" and status["failures_in_a_row"] == 1 and status["last_error"]
 
     up = _forwarder(db, team_dsn)
     await up.step()

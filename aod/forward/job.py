@@ -103,8 +103,9 @@ class Forwarder:
         return job
 
     def on_commit(self) -> None:
-        """After a local commit: an idle forwarder starts a batch; a busy one picks it up at its next step."""
-        if self._idle:
+        """After a local commit: an idle forwarder starts a batch; a busy one picks it up at its next step.
+        With forwarding off, nothing: a config reload wakes the job when a dsn appears."""
+        if self._idle and self._options().dsn:
             self._idle = False
             self.wake()
 
