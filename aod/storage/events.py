@@ -122,3 +122,35 @@ def count(conn: apsw.Connection) -> int:
 def move_to_session(conn: apsw.Connection, from_session: str, to_session: str) -> None:
     """Re-file a session's events under another one (the throwaway start of a --resume)."""
     conn.execute("UPDATE events SET session_id = ? WHERE session_id = ?", (to_session, from_session))
+
+
+# --- retention: the oldest events go as a prefix in id order (aod.storage.retention) -----------
+
+
+def old_prefix_end(conn: apsw.Connection, before: str, limit: int) -> int | None:
+    """The last id of the leading run of events received before `before`, at most `limit` of them."""
+    last: int | None = None
+    for event_id, received_at in conn.execute("SELECT id, received_at FROM events ORDER BY id LIMIT ?", (limit,)):
+        if received_at >= before:
+            break
+        last = event_id
+    return last
+
+
+def delete_through(conn: apsw.Connection, event_id: int) -> int:
+    """Delete every event up to `event_id`; how many went."""
+    conn.execute("DELETE FROM events WHERE id <= ?", (event_id,))
+    return conn.changes()
+
+
+def old_prefix_count(conn: apsw.Connection, before: str) -> int:
+    """How many events lead the id order received before `before`."""
+    # The unary `+` keeps SQLite walking the primary key (the prefix) instead of the stamp's index.
+    kept = conn.execute("SELECT id FROM events WHERE +received_at >= ? ORDER BY id LIMIT 1", (before,)).fetchone()
+    if kept is None:
+        return scalar_int(conn.execute("SELECT count(*) FROM events"))
+    return count_before(conn, int(kept[0]))
+
+
+def count_before(conn: apsw.Connection, event_id: int) -> int:
+    return scalar_int(conn.execute("SELECT count(*) FROM events WHERE id < ?", (event_id,)))

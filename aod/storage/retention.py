@@ -1,6 +1,7 @@
 """Retention: which old `events` and `change_log` rows go, deleted in batches with the floor.
 
-The events' side is here; change_log's own SQL is in `aod.storage.change_log`.
+The rules of a prune live here; the SQL is each table's own (`aod.storage.events`,
+`aod.storage.change_log`, `aod.storage.forward` for what the forwarder still needs).
 
 Both tables are pruned as a prefix in key order (ids and seqs follow commit order, and the
 timestamps compared are the daemon's own, stamped at commit), so every batch is a range delete
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import apsw
 
 from aod.storage import change_log, forward, meta
-from aod.storage.rows import scalar_int
+from aod.storage import events as events_table  # `events` counts the rows a prune deletes
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,16 +38,6 @@ class Plan:
     held: bool = False
 
 
-def _events_end(conn: apsw.Connection, before: str, limit: int) -> int | None:
-    """The last id of the leading run of events received before `before`, at most `limit` of them."""
-    last: int | None = None
-    for key, stamp in conn.execute("SELECT id, received_at FROM events ORDER BY id LIMIT ?", (limit,)):
-        if stamp >= before:
-            break
-        last = key
-    return last
-
-
 def prune_batch(conn: apsw.Connection, events_before: str, changes_before: str, limit: int) -> Batch:
     """Delete up to `limit` old events and `limit` old change_log rows; raise the floor to match.
 
@@ -54,7 +45,7 @@ def prune_batch(conn: apsw.Connection, events_before: str, changes_before: str, 
     """
     events = changes = 0
     held = False
-    last_event = _events_end(conn, events_before, limit)
+    last_event = events_table.old_prefix_end(conn, events_before, limit)
     # Forwarding on: nothing goes that the team store does not have yet (its cursor's change_log
     # rows and the events they name wait; the floor stops below them).
     hold = forward.hold(conn)
@@ -63,8 +54,7 @@ def prune_batch(conn: apsw.Connection, events_before: str, changes_before: str, 
         if first_kept is not None and last_event >= first_kept:
             last_event, held = (first_kept - 1 if first_kept > 1 else None), True
     if last_event is not None:
-        conn.execute("DELETE FROM events WHERE id <= ?", (last_event,))
-        events = conn.changes()
+        events = events_table.delete_through(conn, last_event)
     last_seq = change_log.old_prefix_end(conn, changes_before, limit)
     if hold is not None and last_seq is not None and last_seq > hold:
         last_seq, held = (hold or None), True
@@ -74,18 +64,9 @@ def prune_batch(conn: apsw.Connection, events_before: str, changes_before: str, 
     return Batch(events, changes, meta.retention_floor(conn), held)
 
 
-def _old_events(conn: apsw.Connection, before: str) -> int:
-    """How many events lead the id order received before `before`."""
-    # The unary `+` keeps SQLite walking the primary key (the prefix) instead of the stamp's index.
-    kept = conn.execute("SELECT id FROM events WHERE +received_at >= ? ORDER BY id LIMIT 1", (before,)).fetchone()
-    if kept is None:
-        return scalar_int(conn.execute("SELECT count(*) FROM events"))
-    return scalar_int(conn.execute("SELECT count(*) FROM events WHERE id < ?", (kept[0],)))
-
-
 def plan(conn: apsw.Connection, events_before: str, changes_before: str) -> Plan:
     """Count what `prune_batch` calls would delete, without deleting (for `aod db prune --dry-run`)."""
-    events = _old_events(conn, events_before)
+    events = events_table.old_prefix_count(conn, events_before)
     changes, last_gone = change_log.old_prefix(conn, changes_before)
     floor = meta.retention_floor(conn)
     hold = forward.hold(conn)
@@ -96,6 +77,6 @@ def plan(conn: apsw.Connection, events_before: str, changes_before: str) -> Plan
     if hold is not None and events:
         first_kept = forward.first_held_event(conn, hold)
         if first_kept is not None:
-            kept = min(events, scalar_int(conn.execute("SELECT count(*) FROM events WHERE id < ?", (first_kept,))))
+            kept = min(events, events_table.count_before(conn, first_kept))
             held, events = held or kept < events, kept
     return Plan(events, changes, floor, max(floor, last_gone or 0), held)
