@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from aod.api.app import build_app
 from aod.api.context import AppContext
 from aod.cdc.broadcaster import Broadcaster
+from aod.cli import render
 from aod.config import parse_config
 from aod.config_reload import ConfigHolder
 from aod.ingest.ingestor import Ingestor
@@ -114,3 +115,16 @@ async def test_a_failing_job_shows_its_error_and_restarts_in_status(
     assert on_fire["last_error"] == "OSError: [Errno 28] No space left on device"
     assert on_fire["next_due"] is not None  # when it runs again (a second later: the first pause)
     assert jobs["fine"] == {"state": "waiting", "last_error": None, "restarts": 0, "next_due": None}
+
+
+def test_aod_status_names_a_failing_job_and_counts_healthy_ones() -> None:
+    waiting = {"state": "waiting", "last_error": None, "restarts": 0, "next_due": None}
+    healthy = render.status_report({"version": "0.1.0", "jobs": {"reaper": waiting, "cdc-poller": waiting}})
+    assert "jobs      2 ok" in healthy
+    failing = render.status_report({"version": "0.1.0", "jobs": {
+        "reaper": waiting,
+        "retention": {"state": "backoff", "last_error": "OSError: [Errno 28] No space left on device", "restarts": 3,
+                      "next_due": "2026-11-29T09:40:00.000000Z"}}})
+    assert ("jobs      retention FAILING (3 restarts, next try 2026-11-29T09:40:00.000000Z): "
+            "OSError: [Errno 28] No space left on device") in failing
+    assert "jobs      -" in render.status_report({"version": "0.1.0"})  # an older daemon

@@ -380,6 +380,7 @@ def status_report(status: Mapping[str, Any]) -> str:
         ("pages", _open_escalations(status.get("escalations"))),
         ("notify", _notify(status)),
         ("storage", _storage(status.get("storage"))),
+        ("jobs", _jobs(status.get("jobs"))),
         ("spool", f"{_clean(spool.get('path'))} ({'?' if backlog is None else backlog} waiting)"),
         (
             "config",
@@ -416,6 +417,17 @@ def _notify(status: Mapping[str, Any]) -> str:
               for name in notifiers]
     nowhere = [p for p, names in routing.items() if not names]
     return "; ".join([", ".join(routed), *([f"{', '.join(nowhere)}: no one"] if nowhere else [])])
+
+
+def _jobs(jobs: Mapping[str, Any] | None) -> str:
+    if not jobs:
+        return "-"  # a daemon from before its jobs were reported
+    failing = [(name, job) for name, job in jobs.items() if job.get("state") == "backoff"]
+    if not failing:
+        return f"{len(jobs)} ok"
+    # Loud and named: a failing job (the reaper, the stream) goes on failing quietly otherwise.
+    return "; ".join(f"{_clean(name)} FAILING ({_plural(job.get('restarts'), 'restart')}, next try "
+                     f"{_clean(job.get('next_due'))}): {_clean(job.get('last_error'))}" for name, job in failing)
 
 
 def _storage(storage: Mapping[str, Any] | None) -> str:
