@@ -74,7 +74,7 @@ def test_import_through_the_daemon_once_and_matching_sessions_known_from_hooks(
         by_agent = {s["agent_session_id"]: s for s in sessions}
         assert len(sessions) == 3 and set(by_agent) == {SHOP.stem, NOTES.stem, CUT.stem}
         shop = d.session(by_agent[SHOP.stem]["id"])
-        assert shop["title"] == "Fix the rounding bug in the checkout total"
+        assert shop["title"] == "Fix the rounding bug in the checkout total" and shop["branch"] == "fix-total"
         assert shop["status"] == "exited" and shop["ended_at"] == "2025-10-01T09:02:10.000000Z"
         tools = {(e["kind"], e["tool_name"]): e for e in d.get(
             f"/v1/sessions/{shop['id']}/events?limit=50").body["items"]}
@@ -84,7 +84,7 @@ def test_import_through_the_daemon_once_and_matching_sessions_known_from_hooks(
         assert shop["usage"]["sidechain_messages"] == 2
         # The hooked session kept its one event and got its usage.
         known = d.session(by_agent[NOTES.stem]["id"])
-        assert [e["kind"] for e in known["events"]] == ["SessionStart"]
+        assert [e["kind"] for e in known["events"]] == ["SessionStart"] and known["branch"] is None
         assert known["usage"]["messages"] == 3 and known["usage"]["unpriced_messages"] == 1
         # A session that ended an hour before aod heard of it is history: nobody is paged.
         time.sleep(1.0)

@@ -12,6 +12,7 @@ from aiohttp import web
 from aod.api.bodies import read_json_object
 from aod.api.context import context
 from aod.api.errors import ApiError, json_response
+from aod.sessions.facts import FactWriter
 from aod.storage import usage
 from aod.timefmt import now_iso
 from aod.transcripts.importer import UID_PREFIX
@@ -33,7 +34,17 @@ def _sessions(body: dict[str, Any]) -> list[dict[str, Any]]:
         for key in ("events", "usage"):
             if not isinstance(s.get(key, []), list):
                 raise ApiError(400, "invalid_body", f"{where}.{key}: expected an array")
+        branch = s.get("branch")
+        if branch is not None and not (isinstance(branch, str) and 0 < len(branch) <= 255):
+            raise ApiError(400, "invalid_body", f"{where}.branch: expected a branch name or null")
     return found
+
+
+def _set_branches(conn: Any, facts: FactWriter, branches: dict[str, str], now: str) -> None:
+    """The transcript's git branch on the sessions it created (the session writer sets it; one a
+    session already has, from a spawn, stays)."""
+    for agent_session_id, row in usage.without_branch(conn, branches).items():
+        facts.write(conn, row["id"], {"branch": branches[agent_session_id]}, now=now, row=row)
 
 
 @routes.post("/v1/import/claude")
@@ -55,5 +66,9 @@ async def import_claude(request: web.Request) -> web.Response:
         {"accepted": 0, "duplicates": 0, "rejected": []}
     now = now_iso()
     added = await ctx.db.write(lambda c: usage.store(c, rows, now))
+    branches = {s["agent_session_id"]: s["branch"] for s in found
+                if s.get("branch") and s["agent_session_id"] not in hooked}
+    if branches:
+        await ctx.db.write(lambda c: _set_branches(c, ctx.ingestor.facts, branches, now))
     return json_response({"sessions": len(found), "matched": sorted(hooked), "events": summary,
                           "usage": {"accepted": added, "duplicates": len(rows) - added}})

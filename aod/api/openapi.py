@@ -608,7 +608,9 @@ def _paths() -> dict[str, dict[str, Op]]:
                        body=_body(_input(
                            "", "One entry per agent session (a long one may come in several).",
                            required=("sessions",), sessions=_array(_input(
-                               "agent_session_id:s", "Claude Code's session id, its envelopes (`POST /v1/events`) "
+                               "agent_session_id:s branch:s?", "Claude Code's session id, the git branch its "
+                               "transcript names last (set on a session the import created and that has none), "
+                               "its envelopes (`POST /v1/events`) "
                                "and its usage items: `message_id`, `request_id`, `agent_session_id`, `model`, "
                                "`input_tokens`, `output_tokens`, `cache_creation_input_tokens`, "
                                "`cache_creation_1h_tokens`, `cache_read_input_tokens`, `occurred_at`, "

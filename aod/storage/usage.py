@@ -226,6 +226,17 @@ def unpriced_models(conn: apsw.Connection, since: str | None, until: str | None)
         f"SELECT DISTINCT u.model FROM usage u{where}{extra}u.cost_usd IS NULL ORDER BY 1", args)]
 
 
+def without_branch(conn: apsw.Connection, agent_session_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """agent session id -> its aod session, for those whose session has no branch yet."""
+    found = {}
+    for agent_session_id in agent_session_ids:
+        session_id = sessions.by_alias(conn, AGENT, agent_session_id)
+        row = sessions.get(conn, session_id) if session_id is not None else None
+        if row is not None and row["branch"] is None:
+            found[agent_session_id] = row
+    return found
+
+
 def reported_by_hooks(conn: apsw.Connection, agent_session_ids: Iterable[str], import_prefix: str) -> set[str]:
     """The agent session ids whose aod session has an event its hooks sent (not an import's)."""
     found = set()

@@ -39,9 +39,11 @@ class SessionImport:
     first_at: str | None = None
     last_at: str | None = None
     ended_in_error: bool = False  # its last line is Claude Code's reply to a failed request
+    branch: str | None = None  # the last git branch the transcript names
 
     def body(self) -> dict[str, Any]:
-        return {"agent_session_id": self.agent_session_id, "events": self.events, "usage": self.usage}
+        return {"agent_session_id": self.agent_session_id, "events": self.events, "usage": self.usage,
+                "branch": self.branch}
 
 
 def transcripts(projects: Path) -> list[Path]:
@@ -121,6 +123,7 @@ class _Builder:
             self._event(s, line, "start", "SessionStart", source="startup")
         s.last_at = line.occurred_at
         s.ended_in_error = line.api_error is not None
+        s.branch = line.git_branch or s.branch
         if line.prompt is not None:
             self._event(s, line, key, "UserPromptSubmit", prompt=_shorten(line.prompt))
         for use in line.tool_uses:
