@@ -54,7 +54,8 @@ _UNITS = (("ms", 0.001), ("us", 1e-6), ("µs", 1e-6), ("s", 1.0), ("m", 60.0), (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`aod hook [--agent NAME]`: the payload on stdin goes to the daemon or the spool; exit 0."""
+    """`aod hook [--agent NAME] [PAYLOAD]`: the payload (stdin, or the JSON argument) goes to the
+    daemon or the spool; exit 0."""
     occurred_at = time.time_ns()
     # The agent, read first: it does not wait for an async hook, and once it has exited (after
     # SessionEnd, say) this process's parent is whoever adopted it.
@@ -68,24 +69,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: list[str], occurred_at: int, agent_pid: int) -> None:
-    agent, overrides = _parse_args(argv)
+    agent, overrides, given = _parse_args(argv)
     env: Mapping[str, str] = {**os.environ, **overrides} if overrides else os.environ
-    try:
-        raw = sys.stdin.buffer.read()
-    except (AttributeError, OSError, ValueError):  # no stdin at all, or a closed one
-        raw = b""
+    if given is not None:
+        # Codex's `notify` program gets its payload as the last argument, and its stdin is the
+        # terminal's: reading it would wait for the user.
+        raw = given.encode("utf-8", "surrogateescape")
+    else:
+        try:
+            raw = sys.stdin.buffer.read()
+        except (AttributeError, OSError, ValueError):  # no stdin at all, or a closed one
+            raw = b""
     envelope, uid = _envelope(raw, agent, env, occurred_at, agent_pid)
     data_dir, socket_path, timeout = _settings(env)
     if not post(envelope, socket_path, timeout):
         _spool(envelope, uid, occurred_at, data_dir)
 
 
-def _parse_args(argv: list[str]) -> tuple[str, dict[str, str]]:
-    agent, overrides = DEFAULT_AGENT, {}
+def _parse_args(argv: list[str]) -> tuple[str, dict[str, str], str | None]:
+    """The agent, the environment the options stand for, and a payload given as an argument."""
+    agent, overrides, given = DEFAULT_AGENT, {}, None
     i = 0
     while i < len(argv):
         name, eq, value = argv[i].partition("=")
-        if name in _OPTIONS:
+        if argv[i].lstrip()[:1] == "{":
+            given = argv[i]
+        elif name in _OPTIONS:
             if not eq:
                 if i + 1 == len(argv):
                     break
@@ -96,7 +105,7 @@ def _parse_args(argv: list[str]) -> tuple[str, dict[str, str]]:
             elif value:
                 overrides[_OPTIONS[name]] = value
         i += 1
-    return agent, overrides
+    return agent, overrides, given
 
 
 # --- the envelope -------------------------------------------------------------------------------

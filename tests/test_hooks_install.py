@@ -283,10 +283,10 @@ def test_project_scope_without_aod_on_path_is_refused(cli: list[str], home: Path
 
 def test_the_installed_command_delivers_to_the_spool(cli: list[str], home: Path, tmp_path: Path) -> None:
     data_dir = tmp_path / "hook-data"
-    assert run_cli(cli, "--data-dir", str(data_dir), "install", "--agent", "codex", env=env_for(home)).returncode == 0
+    assert run_cli(cli, "--data-dir", str(data_dir), "install", env=env_for(home)).returncode == 0
     doc = json.loads((home / ".claude" / "settings.json").read_text())
     argv = aod_argv_of(doc, "PostToolUse")
-    assert argv[-4:] == ["--agent", "codex", "--data-dir", str(data_dir)]
+    assert argv[-2:] == ["--data-dir", str(data_dir)]
     fixture = (FIXTURES / "PostToolUse.json").read_bytes()
     # Claude Code spawns the exec form directly (no shell), from the project's directory.
     env = env_for(home, AOD_SOCKET=str(tmp_path / "no-daemon.sock"))
@@ -297,7 +297,7 @@ def test_the_installed_command_delivers_to_the_spool(cli: list[str], home: Path,
     (spooled,) = (data_dir / "spool").iterdir()
     envelope = json.loads(spooled.read_bytes())
     assert envelope["payload"] == json.loads(fixture)
-    assert envelope["agent"] == "codex"
+    assert envelope["agent"] == "claude-code"
 
 
 def test_paths_with_spaces_need_no_quoting(tmp_path: Path) -> None:
@@ -413,11 +413,11 @@ def test_install_entries_is_idempotent_and_uninstall_inverts_it() -> None:
 # --- options and files ---------------------------------------------------------------------------
 
 
-def test_an_invalid_agent_name_is_a_usage_error(cli: list[str], home: Path) -> None:
-    done = run_cli(cli, "install", "--agent", "no spaces", env=env_for(home))
+def test_an_agent_aod_cannot_configure_is_a_usage_error(cli: list[str], home: Path) -> None:
+    done = run_cli(cli, "install", "--agent", "aider", env=env_for(home))
 
     assert done.returncode == 2
-    assert "invalid agent name" in done.stderr
+    assert "invalid choice: 'aider'" in done.stderr
     assert not (home / ".claude").exists()
 
 
@@ -468,8 +468,9 @@ def test_add_parser_takes_global_options_before_or_after(tmp_path: Path) -> None
     after = parser.parse_args(["hooks", "uninstall", "--data-dir", "D", "--dry-run"])
 
     assert (before.command, before.hooks_command, before.data_dir, before.scope) == ("hooks", "install", "D", "project")
-    assert (before.agent, before.events, before.dry_run, before.http) == ("claude-code", DEFAULT_EVENTS, False, False)
-    assert (after.hooks_command, after.data_dir, after.dry_run, after.agent) == ("uninstall", "D", True, None)
+    # events None: the chosen agent's own default events.
+    assert (before.agent, before.events, before.dry_run, before.http) == ("claude-code", None, False, False)
+    assert (after.hooks_command, after.data_dir, after.dry_run, after.agent) == ("uninstall", "D", True, "claude-code")
     with pytest.raises(SystemExit):
         parser.parse_args(["hooks"])
 

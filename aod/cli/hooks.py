@@ -37,10 +37,11 @@ from aod.hook import DEFAULT_AGENT, write_atomically
 # Not typing.TYPE_CHECKING: every aod command imports this module, and typing costs ms.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
 __all__ = [
+    "AGENTS",
     "ALL_EVENTS",
     "DEFAULT_EVENTS",
     "NO_HTTP_EVENTS",
@@ -54,9 +55,14 @@ __all__ = [
     "install_entries",
     "is_aod_handler",
     "main",
+    "passed_on",
+    "read_settings",
+    "remove_settings",
+    "render",
     "run",
     "settings_path",
     "uninstall_entries",
+    "write_settings",
 ]
 
 EXIT_FAILED = 1
@@ -92,9 +98,10 @@ TOOL_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionReq
 # with the command hook.
 NO_HTTP_EVENTS = ("SessionStart", "Setup")
 _CLIENT_OPTIONS = ("--agent", "--data-dir", "--socket", "--config")
-# The daemon's rule for agent names (aod.ingest.envelope): a name it would reject is refused here.
-_AGENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-_EVENT = re.compile(r"[A-Z][A-Za-z]{1,63}")
+# The agents whose hook configuration `--agent` writes (the others: aod/cli/hooks_<agent>.py).
+AGENTS = (DEFAULT_AGENT, "codex", "gemini", "cursor")
+# Claude Code's and Gemini's events are capitalised, Cursor's camelCase.
+_EVENT = re.compile(r"[A-Za-z][A-Za-z]{1,63}")
 # A pattern, compiled on first use (by re's cache): every aod command imports this module.
 _HTTP_HOOK_URL = r"http://(?:127\.0\.0\.1|localhost|\[::1\]):\d{1,5}/v1/hooks/([A-Za-z0-9][A-Za-z0-9._:-]{0,127})"
 
@@ -130,9 +137,9 @@ def hook_argv(agent: str = DEFAULT_AGENT, options: Sequence[str] = (), *, on_pat
 
         if shutil.which("aod") is None:
             raise SettingsError(
-                "no `aod` on PATH: project scope writes .claude/settings.json, which is committed, so "
-                "it must not name this machine's virtualenv; put aod on PATH (scripts/run installs it "
-                "in ~/.local/bin), or use --scope local (.claude/settings.local.json, not committed)"
+                "no `aod` on PATH: project scope writes a file the project commits, so it must not name "
+                "this machine's virtualenv; put aod on PATH (scripts/run installs it in ~/.local/bin), or, "
+                "for Claude Code, use --scope local (.claude/settings.local.json, not committed)"
             )
         return ["aod", "hook", *extra, *options]
     import aod.hook
@@ -187,12 +194,18 @@ def _client_options(handler: dict[str, Any]) -> dict[str, str] | None:
         return {"--agent": match.group(1)} if match else None
     if kind != "command" or not isinstance(command, str):
         return None
-    if args is None:  # the shell form older versions wrote
+    if args is None:  # the shell form: older versions wrote it, and agents without exec form take it
         try:
             argv = shlex.split(command)
         except ValueError:
             return None
-        return _options(argv[3:]) if _is_client_script(argv) else None
+        if _is_client_script(argv):
+            return _options(argv[3:])
+        if os.path.basename(argv[0]) != "aod" or argv[1:2] != ["hook"]:
+            return None
+        # aod writes this form only for other agents, always naming one: a bare `aod hook` is the user's.
+        options = _options(argv[2:])
+        return options if options and "--agent" in options else None
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         return None
     argv = [command, *args]
@@ -263,8 +276,12 @@ def _hooks_table(doc: dict[str, Any]) -> dict[str, Any]:
     return hooks
 
 
-def install_entries(doc: dict[str, Any], handlers: Mapping[str, dict[str, Any]]) -> tuple[dict[str, Any], Changes]:
-    """A copy of `doc` where each event of `handlers` has exactly one aod group, running its handler.
+def install_entries(
+    doc: dict[str, Any], handlers: Mapping[str, dict[str, Any]],
+    group: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
+) -> tuple[dict[str, Any], Changes]:
+    """A copy of `doc` where each event of `handlers` has exactly one aod group, running its handler
+    (the group as `group` makes it: Claude Code's, with a "*" matcher on tool events, by default).
 
     Any other aod entry (another venv, another agent, the other form, an event no longer
     installed) goes: one settings file feeds one Claude Code, whose events must reach aod once.
@@ -278,7 +295,7 @@ def install_entries(doc: dict[str, Any], handlers: Mapping[str, dict[str, Any]])
             if event in handlers:
                 raise SettingsError(f'"hooks.{event}" is {_kind(groups)}, not a list')
             continue
-        want = _group(event, handlers[event]) if event in handlers else None
+        want = (group or _group)(event, handlers[event]) if event in handlers else None
         ours = [g for g in groups if isinstance(g, dict) and any(is_aod_handler(h) for h in _handlers(g))]
         if ours == ([want] if want else []):
             continue
@@ -390,19 +407,11 @@ def _atomic_write(path: Path, text: str, mode: int) -> None:
 # --- the command --------------------------------------------------------------------------------
 
 
-def _agent_name(value: str) -> str:
-    if not _AGENT.fullmatch(value):
-        raise argparse.ArgumentTypeError(
-            f"invalid agent name {value!r}: letters, digits, '.', '_', ':' or '-', at most 128"
-        )
-    return value
-
-
 def _event_list(value: str) -> tuple[str, ...]:
     events = tuple(dict.fromkeys(e.strip() for e in value.split(",") if e.strip()))
     bad = [e for e in events if not _EVENT.fullmatch(e)]
     if bad or not events:
-        raise argparse.ArgumentTypeError(f"expected hook event names like PreToolUse,Stop, got {value!r}")
+        raise argparse.ArgumentTypeError(f"expected hook event names like PreToolUse,Stop or beforeSubmitPrompt,stop, got {value!r}")
     refused = [e for e in events if e in _REFUSED_EVENTS]
     if refused:
         raise argparse.ArgumentTypeError(
@@ -441,15 +450,18 @@ def add_parser(
         )
         parser.add_argument("--project-dir", metavar="DIR", help="the project for --scope project/local (default: cwd)")
         parser.add_argument("--dry-run", action="store_true", help="show the change, write nothing")
-    install.add_argument(
-        "--agent", type=_agent_name, default=DEFAULT_AGENT, help=f"agent name the events carry (default {DEFAULT_AGENT})"
-    )
+    for parser in (install, uninstall):
+        parser.add_argument(
+            "--agent", choices=AGENTS, default=DEFAULT_AGENT,
+            help=f"whose configuration: {DEFAULT_AGENT} (default; settings.json), codex (~/.codex/hooks.json), "
+            "gemini (~/.gemini/settings.json), cursor (~/.cursor/hooks.json)",
+        )
     install.add_argument(
         "--events",
         type=_event_list,
-        default=DEFAULT_EVENTS,
+        default=None,
         metavar="LIST",
-        help="comma-separated hook events (default: " + ",".join(DEFAULT_EVENTS) + ")",
+        help="comma-separated hook events of that agent (Claude Code's default: " + ",".join(DEFAULT_EVENTS) + ")",
     )
     install.add_argument(
         "--http",
@@ -457,11 +469,10 @@ def add_parser(
         help="write Claude Code http hooks to the daemon's TCP port (token from $AOD_TOKEN) instead of "
         "command hooks: no process per event, but events fired while the daemon is down are lost",
     )
-    uninstall.add_argument("--agent", type=_agent_name, default=None, help="only this agent's entries (default: all of aod's)")
     return hooks
 
 
-def _passed_on(args: argparse.Namespace) -> list[str]:
+def passed_on(args: argparse.Namespace) -> list[str]:
     # Absolute now: the hook runs in the agent's cwd, not in this one.
     from aod.paths import expand_path
 
@@ -479,7 +490,7 @@ def _handlers_for(args: argparse.Namespace, tcp: str | None) -> dict[str, dict[s
     http = http_handler(tcp, args.agent) if tcp else None
     if http is not None and not any(e in NO_HTTP_EVENTS for e in events):
         return dict.fromkeys(events, http)
-    command = command_handler(hook_argv(args.agent, _passed_on(args), on_path=args.scope == "project"))
+    command = command_handler(hook_argv(args.agent, passed_on(args), on_path=args.scope == "project"))
     return {e: http if http is not None and e not in NO_HTTP_EVENTS else command for e in events}
 
 
@@ -510,6 +521,17 @@ def _daemon_tcp(args: argparse.Namespace) -> tuple[str, Path]:
 
 def run(args: argparse.Namespace) -> int:
     """`aod hooks install|uninstall`: 0 when done (or nothing to do), 1 when refused or failed."""
+    if args.agent != DEFAULT_AGENT:
+        from aod.cli.hooks_agents import run as run_for_agent
+
+        return run_for_agent(args)
+    if args.hooks_command == "install":
+        args.events = args.events or DEFAULT_EVENTS
+        lower = [e for e in args.events if not e[0].isupper()]
+        if lower:
+            print(f"aod: {lower[0]!r} is not a Claude Code hook event (they are capitalised: PreToolUse, Stop, …)",
+                  file=sys.stderr)
+            return EXIT_FAILED
     path = settings_path(args.scope, args.project_dir)
     tcp, token = None, None
     try:
@@ -519,7 +541,7 @@ def run(args: argparse.Namespace) -> int:
                 tcp, token = _daemon_tcp(args)
             new_doc, changes = install_entries(doc, _handlers_for(args, tcp))
         else:
-            new_doc, changes = uninstall_entries(doc, args.agent)
+            new_doc, changes = uninstall_entries(doc)
     except SettingsError as exc:
         print(f"aod: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -533,7 +555,7 @@ def run(args: argparse.Namespace) -> int:
     if not install and not new_doc and not path.is_symlink():
         # Nothing but aod's entries was in it (aod creates the file when there is none): an empty
         # `{}` left behind is clutter. A symlink is the user's (a dotfiles repo): that stays.
-        return _remove_settings(path, changes, args.dry_run)
+        return remove_settings(path, changes, args.dry_run)
     new_text = render(new_doc)
     if args.dry_run:
         import difflib
@@ -562,7 +584,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _remove_settings(path: Path, changes: Changes, dry_run: bool) -> int:
+def remove_settings(path: Path, changes: Changes, dry_run: bool) -> int:
     if dry_run:
         print(f"dry run: would have {changes.describe()} and removed {path}, which then holds nothing; "
               "nothing was written")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import apsw
 
 from aod.ingest.envelope import Envelope, InvalidItem, parse_envelope
-from aod.ingest.normalize import dead_letter_text
+from aod.ingest.normalize import dead_letter_text, event_columns
 from aod.ingest.recent_keys import RecentKeys
 from aod.ingest.service import IngestSettings, Prepared, Rejected, Request, Summary, ingest, prepare
 from aod.sessions.facts import FactWriter
@@ -97,7 +97,9 @@ class Ingestor:
 
     async def _locate(self, envelope: Envelope) -> ProjectLocation:
         cwd = envelope.payload.get("cwd")
-        cwd = cwd if isinstance(cwd, str) else None
+        if not isinstance(cwd, str):
+            # An agent that names it otherwise (Cursor: workspace_roots), read by its module.
+            cwd = event_columns(envelope.payload, envelope.agent).cwd
         found = self._locations.get(cwd)
         if found is None:
             # Walking up for .git touches the file system: not on the event loop.

@@ -9,52 +9,26 @@ from typing import Any
 
 import orjson
 
+from aod.ingest.agents import columns_for
+from aod.ingest.columns import EventColumns
+from aod.ingest.columns import text as _text
 from aod.ingest.envelope import InvalidItem
-from aod.shown import shown
+
+__all__ = ["EventColumns", "content_key", "dead_letter_text", "event_columns", "stored_payload"]
 
 # Whole-file mirrors that hooks carry and nobody needs twice (the file is on disk).
 _MIRRORS = (("tool_response", "originalFile"), ("tool_response", "file", "content"),
             ("tool_response", "file", "base64"), ("file", "content"), ("file", "base64"))
-_OK_BY_KIND = {"PostToolUse": 1, "PostToolUseFailure": 0, "StopFailure": 0}
 _TRIM_MARK = "…[aod trimmed {} bytes]"
-# SQLite's INTEGER is 64-bit signed: a larger duration cannot be stored, and none is real.
-_MAX_DURATION_MS = 2**63 - 1
 # orjson writes at most 255 levels; a dead letter must keep whatever it was sent, so deeper
 # parts are replaced by a mark (orjson.loads accepts 1024 levels).
 _DEAD_LETTER_DEPTH = 200
 _TOO_DEEP = "…[aod: nested deeper than {} levels]"
 
 
-@dataclass(slots=True)
-class EventColumns:
-    kind: str
-    tool_name: str | None
-    tool_use_id: str | None
-    duration_ms: int | None
-    ok: int | None
-    agent_session_id: str | None
-    cwd: str | None
-
-
-def event_columns(payload: Mapping[str, Any]) -> EventColumns:
-    kind = _text(payload.get("hook_event_name")) or _text(payload.get("event")) or "Unknown"
-    return EventColumns(
-        kind=kind[:128],
-        tool_name=_text(payload.get("tool_name")),
-        tool_use_id=_text(payload.get("tool_use_id")),
-        duration_ms=_duration_ms(payload.get("duration_ms")),
-        ok=_OK_BY_KIND.get(kind),
-        agent_session_id=_text(payload.get("session_id")),
-        cwd=_text(payload.get("cwd")),
-    )
-
-
-def _duration_ms(value: object) -> int | None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-        return None
-    if value > _MAX_DURATION_MS:
-        raise InvalidItem(f"duration_ms: {shown(value, 40)} is beyond what a 64-bit integer holds")
-    return round(value)
+def event_columns(payload: Mapping[str, Any], agent: str = "claude-code") -> EventColumns:
+    """The columns `payload` gives, read as the hooks of `agent` write it (the envelope's agent)."""
+    return columns_for(agent)(payload)
 
 
 def content_key(session_key: str, kind: str, payload: Mapping[str, Any]) -> str:
@@ -120,10 +94,6 @@ def _cut_strings(node: Any, limit: int) -> Any:
     if isinstance(node, list):
         return [_cut_strings(v, limit) for v in node]
     return node
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def dead_letter_text(value: object) -> str:

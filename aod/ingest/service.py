@@ -64,7 +64,7 @@ class Prepared:
 
 
 def prepare(index: int, envelope: Envelope, project: ProjectLocation, settings: IngestSettings) -> Prepared:
-    cols = event_columns(envelope.payload)
+    cols = event_columns(envelope.payload, envelope.agent)
     # The content key names the session as the client did (AOD_SESSION_ID, else the agent's
     # id): both firings of one hook carry the same, and it is known before any lookup.
     session_key = f"{envelope.agent}\0{envelope.session or cols.agent_session_id or ''}"

@@ -1,0 +1,101 @@
+"""`aod hooks install|uninstall --agent codex|gemini|cursor`: aod's entries in another agent's
+own hook configuration, with Claude Code's rules (aod/cli/hooks.py): an entry is aod's by the
+command it runs (the hook client, with its own options only), install leaves exactly one aod
+entry per event and touches nothing of the user's, uninstall removes exactly aod's entries, and
+the file itself when nothing else was in it.
+
+These agents run a hook's `command` through a shell and wait for it (none has Claude Code's
+`async`): the command is the client's argv, shell-quoted, and the client answers within its
+300 ms budget (it spools when the daemon is slow), printing nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Protocol
+
+from aod.cli import hooks_codex, hooks_cursor, hooks_gemini
+from aod.cli.hooks import (
+    EXIT_FAILED,
+    Changes,
+    SettingsError,
+    hook_argv,
+    passed_on,
+    read_settings,
+    remove_settings,
+    render,
+    write_settings,
+)
+
+__all__ = ["AGENT_INSTALLERS", "Installer", "run"]
+
+
+class Installer(Protocol):
+    """What one agent's installer module provides."""
+
+    AGENT: str
+    ALL_EVENTS: tuple[str, ...]
+    DEFAULT_EVENTS: tuple[str, ...]
+    NOTE: str
+
+    def config_path(self, scope: str, project_dir: str | None, env: dict[str, str]) -> Path: ...
+
+    def install(self, doc: dict[str, Any], command: str, events: tuple[str, ...]) -> tuple[dict[str, Any], Changes]: ...
+
+    def uninstall(self, doc: dict[str, Any]) -> tuple[dict[str, Any], Changes]: ...
+
+
+AGENT_INSTALLERS: dict[str, Installer] = {m.AGENT: m for m in (hooks_codex, hooks_gemini, hooks_cursor)}
+
+
+def run(args: argparse.Namespace) -> int:
+    """`aod hooks install|uninstall --agent NAME` for an agent other than Claude Code."""
+    installer = AGENT_INSTALLERS[args.agent]
+    install = args.hooks_command == "install"
+    if args.scope == "local" or (install and args.http):
+        what = "--scope local" if args.scope == "local" else "--http"
+        print(f"aod: {what} is Claude Code's alone; {args.agent} takes --scope user or project", file=sys.stderr)
+        return EXIT_FAILED
+    path = installer.config_path(args.scope, args.project_dir, dict(os.environ))
+    events: tuple[str, ...] = getattr(args, "events", None) or installer.DEFAULT_EVENTS
+    unknown = [e for e in events if e not in installer.ALL_EVENTS]
+    if install and unknown:
+        # Written anyway: agents add events faster than aod learns them.
+        print(f"aod: {', '.join(unknown)}: not among the {args.agent} events aod knows ({', '.join(installer.ALL_EVENTS)})",
+              file=sys.stderr)
+    try:
+        old_text, doc = read_settings(path)
+        if install:
+            argv = hook_argv(args.agent, passed_on(args), on_path=args.scope == "project")
+            new_doc, changes = installer.install(doc, shlex.join(argv), events)
+        else:
+            new_doc, changes = installer.uninstall(doc)
+    except SettingsError as exc:
+        print(f"aod: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if not changes.changed:
+        if install:
+            print(f"aod hooks already installed in {path} ({len(events)} events)")
+        else:
+            print(f"no aod hook entries in {path}" + ("" if old_text is not None else " (no such file)"))
+        return 0
+    if not install and not new_doc and not path.is_symlink():
+        return remove_settings(path, changes, args.dry_run)
+    new_text = render(new_doc)
+    if args.dry_run:
+        print(new_text, end="")
+        print(f"dry run: would have {changes.describe()} in {path}; nothing was written")
+        return 0
+    try:
+        backup = write_settings(path, old_text, new_text)
+    except OSError as exc:
+        print(f"aod: cannot write {path}: {exc.strerror or exc}; nothing was changed", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{changes.describe()} {'in' if install else 'from'} {path}" + (f" (previous content in {backup})" if backup else ""))
+    if install and installer.NOTE:
+        print(installer.NOTE)
+    return 0

@@ -1,0 +1,38 @@
+"""Any other agent, through the envelope: a Claude-shaped payload (`hook_event_name`), or one that
+names an aod kind in `payload.kind`, with the short names below for a shell one-liner."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aod.ingest.columns import OK_BY_KIND, EventColumns, claude_columns, duration_ms, text
+
+# The documented `payload.kind` values (README, "Other agents"); any other kind is stored as given.
+KINDS = {
+    "start": "SessionStart",
+    "prompt": "UserPromptSubmit",
+    "tool_start": "PreToolUse",
+    "tool_end": "PostToolUse",
+    "tool_failed": "PostToolUseFailure",
+    "needs_input": "PermissionRequest",
+    "idle": "Stop",
+    "error": "StopFailure",
+    "exit": "SessionEnd",
+}
+
+
+def columns(payload: Mapping[str, Any]) -> EventColumns:
+    if "hook_event_name" in payload or "event" in payload:
+        return claude_columns(payload)
+    given = text(payload.get("kind")) or "Unknown"
+    kind = KINDS.get(given, given)[:128]
+    return EventColumns(
+        kind=kind,
+        tool_name=text(payload.get("tool_name")),
+        tool_use_id=text(payload.get("tool_use_id")),
+        duration_ms=duration_ms(payload.get("duration_ms")),
+        ok=OK_BY_KIND.get(kind),
+        agent_session_id=text(payload.get("session_id")),
+        cwd=text(payload.get("cwd")),
+    )
