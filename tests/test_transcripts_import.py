@@ -56,7 +56,9 @@ def test_import_through_the_daemon_once_and_matching_sessions_known_from_hooks(
         data_dir: Path, aod_env: dict[str, str], tmp_path: Path) -> None:
     home = tmp_path / "claude"
     shutil.copytree(FIXTURES, home / "projects")
-    d = Daemon(data_dir, aod_env).start()
+    # No content dedup window: the re-import below sends a Stop like the first run's seconds later,
+    # which a real re-import (minutes or days later) is not; uids still make every event count once.
+    d = Daemon(data_dir, aod_env, "[ingest]\ndedup_window = 0\n").start()
     env = {**aod_env, "AOD_SOCKET": str(d.socket)}
     try:
         # The notes session was seen by aod's hooks: the import must not add its events again.
@@ -96,6 +98,16 @@ def test_import_through_the_daemon_once_and_matching_sessions_known_from_hooks(
         assert len(d.get("/v1/sessions?agent=claude-code&limit=10").body["items"]) == 3
         plain = run_aod("import", "claude", "--projects", str(home / "projects"), env=env)
         assert plain.returncode == 0 and "0 new events" in plain.stdout and "0 new usage rows" in plain.stdout
+        # The transcript grew (a resumed session): its new line is imported, and its new end.
+        grown = home / "projects" / "-home-dev-shop" / SHOP.name
+        last = json.loads(grown.read_bytes().splitlines()[-1])
+        with grown.open("ab") as f:
+            f.write(json.dumps({**last, "type": "user", "uuid": "u-12", "timestamp": "2025-10-01T09:30:00.000Z",
+                                "message": {"role": "user", "content": "One more thing"}}).encode() + b"\n")
+        third = json.loads(run_aod("import", "claude", "--projects", str(home / "projects"), "--json", env=env).stdout)
+        assert (third["events"], third["usage"]) == (3, 0)  # the prompt, Stop and SessionEnd at 09:30
+        shop = d.session(shop["id"])
+        assert shop["status"] == "exited" and shop["ended_at"] == "2025-10-01T09:30:00.000000Z"
     finally:
         d.stop()
     missing = run_aod("import", "claude", "--projects", str(tmp_path / "nope"), env=env)

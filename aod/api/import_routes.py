@@ -13,7 +13,7 @@ from aod.api.bodies import read_json_object
 from aod.api.context import context
 from aod.api.errors import ApiError, json_response
 from aod.sessions.facts import FactWriter
-from aod.storage import usage
+from aod.storage import events, usage
 from aod.timefmt import now_iso
 from aod.transcripts.importer import UID_PREFIX
 from aod.transcripts.rows import usage_item
@@ -40,6 +40,15 @@ def _sessions(body: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def _markers(items: list[Any]) -> list[str]:
+    """The uid that says a part was stored whole already: its last event's. The Stop and SessionEnd
+    that close a session carry the time of its last line in theirs: a transcript that grew since
+    ends with new ones, and is ingested again (its old events found duplicates by uid)."""
+    last = items[-1] if items and isinstance(items[-1], dict) else None
+    uid = last.get("uid") if last is not None else None
+    return [uid] if isinstance(uid, str) else []
+
+
 def _set_branches(conn: Any, facts: FactWriter, branches: dict[str, str], now: str) -> None:
     """The transcript's git branch on the sessions it created (the session writer sets it; one a
     session already has, from a spawn, stays)."""
@@ -61,9 +70,16 @@ async def import_claude(request: web.Request) -> web.Response:
                 raise ApiError(400, "invalid_body", f"sessions[{i}].usage[{j}].{exc}") from None
     ids = [s["agent_session_id"] for s in found]
     hooked = await ctx.db.read(lambda c: usage.reported_by_hooks(c, ids, UID_PREFIX))
-    events = [e for s in found if s["agent_session_id"] not in hooked for e in s.get("events", [])]
-    summary = (await ctx.ingestor.ingest(events, source=SOURCE)).body() if events else \
+    wanted = [s for s in found if s["agent_session_id"] not in hooked and s.get("events")]
+    marks = {i: _markers(s["events"]) for i, s in enumerate(wanted)}
+    present = await ctx.db.read(lambda c: events.existing_uids(c, [u for m in marks.values() for u in m]))
+    stored = [s for i, s in enumerate(wanted) if marks[i] and set(marks[i]) <= present]
+    todo = [e for i, s in enumerate(wanted) if not (marks[i] and set(marks[i]) <= present) for e in s["events"]]
+    summary = (await ctx.ingestor.ingest(todo, source=SOURCE)).body() if todo else \
         {"accepted": 0, "duplicates": 0, "rejected": []}
+    found_before = summary["duplicates"]
+    assert isinstance(found_before, int)
+    summary["duplicates"] = found_before + sum(len(s["events"]) for s in stored)
     now = now_iso()
     added = await ctx.db.write(lambda c: usage.store(c, rows, now))
     branches = {s["agent_session_id"]: s["branch"] for s in found

@@ -21,6 +21,13 @@ def existing_uids(conn: apsw.Connection, uids: list[str]) -> set[str]:
     return _present(conn, "SELECT uid FROM events WHERE uid IN ({})", uids, ())
 
 
+def has_uid_outside(conn: apsw.Connection, session_id: str, prefix: str) -> bool:
+    """Whether the session has an event whose uid does not start with `prefix` (an import's uids do)."""
+    found = conn.execute("SELECT 1 FROM events WHERE session_id = ? AND substr(uid, 1, ?) != ? LIMIT 1",
+                         (session_id, len(prefix), prefix)).fetchone()
+    return found is not None
+
+
 def content_keys_since(conn: apsw.Connection, since: str, stop_before: str) -> list[tuple[str, str]]:
     """(content_key, received_at) of the events received since `since`, newest first.
 

@@ -10,7 +10,7 @@ from typing import Any
 import apsw
 import orjson
 
-from aod.storage import sessions
+from aod.storage import events, sessions
 from aod.storage.rows import dicts, one
 
 AGENT = "claude-code"
@@ -244,8 +244,6 @@ def reported_by_hooks(conn: apsw.Connection, agent_session_ids: Iterable[str], i
         session_id = sessions.by_alias(conn, AGENT, agent_session_id)
         if session_id is None:
             continue
-        hooked = conn.execute("SELECT 1 FROM events WHERE session_id = ? AND substr(uid, 1, ?) != ? LIMIT 1",
-                              (session_id, len(import_prefix), import_prefix)).fetchone()
-        if hooked is not None:
+        if events.has_uid_outside(conn, session_id, import_prefix):
             found.add(agent_session_id)
     return found

@@ -150,9 +150,9 @@ class _Builder:
             end = Line(type=None, occurred_at=s.last_at, session_id=s.agent_session_id, cwd=_cwd(s),
                        git_branch=None, is_sidechain=False)
             if not s.ended_in_error:  # a Stop would clear the StopFailure's error
-                self._event(s, end, "stop", "Stop", stop_hook_active=False)
+                self._event(s, end, f"stop@{s.last_at}", "Stop", stop_hook_active=False)
             if now - parse_iso(s.last_at).timestamp() >= ENDED_AFTER_SECONDS:
-                self._event(s, end, "end", "SessionEnd", reason="other")
+                self._event(s, end, f"end@{s.last_at}", "SessionEnd", reason="other")
         return list(self.sessions.values())
 
 
