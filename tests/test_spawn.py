@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FIXTURES, aod_command
+from tests.conftest import FIXTURES, aod_command, hook_payload
 from tests.helpers.daemon import Daemon, request
 from tests.helpers.tmux import TmuxServer, clean_environ, run_cli
 from tests.helpers.waiting import wait_for
@@ -48,7 +48,7 @@ def test_the_spawned_agent_and_its_hooks_know_their_session(aod: Daemon, tmux: T
     wait_for(lambda: f"env: {sid} {aod.socket}" in tmux.capture(pane), message="the spawned environment")
     wait_for(lambda: aod.session(sid)["status"] == "working", message="the hooks to land")
     s = aod.session(sid)
-    assert s["agent_session_id"] == json.loads((FIXTURES / "SessionStart.json").read_text())["session_id"]
+    assert s["agent_session_id"] == hook_payload("SessionStart")["session_id"]
     assert (s["runtime"], s["runtime_handle"]) == ("tmux", pane)
     assert [e["kind"] for e in s["events"]] == ["UserPromptSubmit", "SessionStart"]
     assert [x["id"] for x in aod.get("/v1/sessions").body["items"]] == [sid]  # nothing adopted beside it
@@ -69,7 +69,7 @@ def test_send_types_into_the_pane(aod: Daemon, tmux: TmuxServer, repo: Path) -> 
 def test_send_refuses_a_session_waiting_for_input_unless_forced(aod: Daemon, tmux: TmuxServer, repo: Path) -> None:
     sid = spawn(aod, repo, "cat")
     pane = aod.session(sid)["runtime_handle"]
-    prompt = json.loads((FIXTURES / "PermissionRequest.json").read_text())
+    prompt = hook_payload("PermissionRequest")
     assert aod.post("/v1/events", {"agent": "claude-code", "session": sid, "payload": prompt}).status == 202
     assert aod.session(sid)["status"] == "needs_input"
     refused = aod.post(f"/v1/sessions/{sid}/send", {"message": "yes"})
@@ -146,7 +146,7 @@ def test_control_errors_are_json(aod: Daemon, repo: Path) -> None:
     assert aod.post("/v1/sessions", "{not json").body["error"]["code"] == "invalid_json"
     assert aod.post("/v1/sessions/nope-1/send", {"message": "hi"}).status == 404
     assert aod.post("/v1/sessions/nope-1/kill", {}).status == 404
-    adopted = json.loads((FIXTURES / "SessionStart.json").read_text())
+    adopted = hook_payload("SessionStart")
     aod.post("/v1/events", {"agent": "claude-code", "payload": adopted})  # no runtime reported
     sid = aod.get("/v1/sessions").body["items"][0]["id"]
     for message in ("", 5, None):
@@ -154,11 +154,11 @@ def test_control_errors_are_json(aod: Daemon, repo: Path) -> None:
     assert aod.post(f"/v1/sessions/{sid}/send", {"message": "hi", "force": "yes"}).status == 400
     no_runtime = aod.post(f"/v1/sessions/{sid}/send", {"message": "hi"})
     assert no_runtime.status == 409 and no_runtime.body["error"]["code"] == "no_runtime"
-    ended = json.loads((FIXTURES / "SessionEnd.json").read_text())
+    ended = hook_payload("SessionEnd")
     aod.post("/v1/events", {"agent": "claude-code", "payload": ended})
     refused = aod.post(f"/v1/sessions/{sid}/kill", {})
     assert refused.status == 409 and refused.body["error"]["code"] == "session_ended"
-    usage = run_cli(aod, "spawn", "--project", str(repo))
+    usage = run_cli(aod, "spawn", "--project", str(repo), "--agent", "aider")
     assert usage.returncode == 2 and "nothing to run" in usage.stderr
 
 

@@ -33,11 +33,13 @@ def add_parsers(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> 
         usage="aod spawn [--project PATH] [--agent NAME] [--worktree] [--name N] [--json] -- COMMAND...",
     )
     spawn.add_argument("--project", default=".", help="the project directory (default: the current one)")
-    spawn.add_argument("--agent", default="claude-code", help="which agent runs (default: claude-code)")
+    spawn.add_argument("--agent", default="claude-code",
+                       help="which agent runs (default: claude-code); without a command, its own: claude, codex, "
+                       "gemini, cursor-agent")
     spawn.add_argument("--worktree", action="store_true", help="run in a new git worktree on a new branch")
     spawn.add_argument("--name", help="a title for the session (also names the worktree branch)")
     spawn.add_argument("--json", action="store_true", help="print the session object")
-    spawn.add_argument("agent_command", nargs=argparse.REMAINDER, metavar="-- COMMAND...", help="what to run, after --")
+    spawn.add_argument("agent_command", nargs=argparse.REMAINDER, metavar="-- COMMAND...", help="what to run, after -- (default: the agent's own command)")
 
     send = subparsers.add_parser("send", parents=parents, help="type a message into an agent's tmux pane")
     send.add_argument("id", metavar="ID", help="session id")
@@ -93,7 +95,12 @@ def _spawn(client: Any, args: argparse.Namespace) -> int:
     if command[:1] == ["--"]:
         command = command[1:]
     if not command:
-        raise _UsageError("nothing to run: give the agent's command after --, e.g. aod spawn -- claude")
+        from aod.runtime.spawn import DEFAULT_COMMANDS
+
+        if args.agent not in DEFAULT_COMMANDS:
+            raise _UsageError(f"nothing to run: aod knows no command for agent {args.agent!r}; give it after --, "
+                              "e.g. aod spawn --agent aider -- aider")
+        command = list(DEFAULT_COMMANDS[args.agent])
     body = {
         "project": os.path.abspath(args.project),
         "command": command,

@@ -33,6 +33,13 @@ SHELL_WORDS = frozenset((
     "source", "suspend", "then", "time", "times", "trap", "type", "typeset", "ulimit", "umask",
     "unalias", "unset", "until", "wait", "while",
 ))
+# What starts each agent when `aod spawn --agent NAME` is given no command (each agent's own CLI).
+DEFAULT_COMMANDS: dict[str, tuple[str, ...]] = {
+    "claude-code": ("claude",),
+    "codex": ("codex",),
+    "gemini": ("gemini",),
+    "cursor": ("cursor-agent",),
+}
 # A word the shell passes on as it is: no quoting, expansion, assignment or redirection in it.
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_./+-]+")
 
