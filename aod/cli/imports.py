@@ -75,13 +75,13 @@ def _batches(bodies: Iterator[tuple[dict[str, Any], int]]) -> Iterator[list[dict
 
 def _chunks(body: dict[str, Any]) -> Iterator[tuple[dict[str, Any], int]]:
     """A session's body, split so that no request outgrows the batch size (a long session's events)."""
-    import json
+    import orjson
 
     events, rest = body["events"], {**body, "events": []}
     chunk: list[dict[str, Any]] = []
-    size = len(json.dumps(rest))
+    size = len(orjson.dumps(rest))
     for event in events:
-        n = len(json.dumps(event))
+        n = len(orjson.dumps(event))
         if chunk and size + n > MAX_BATCH_BYTES:
             yield {**rest, "events": chunk}, size
             rest, chunk, size = {**rest, "usage": []}, [], 0

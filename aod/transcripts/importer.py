@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from aod.timefmt import parse_iso
 from aod.transcripts.lines import Line, parse
 
@@ -25,8 +23,8 @@ AGENT = "claude-code"
 UID_PREFIX = "claude-import:"
 # A transcript quiet for this long belongs to a session that is over: it gets a SessionEnd.
 ENDED_AFTER_SECONDS = 3600.0
-# The tool result kept in an imported PostToolUse: enough to read what happened, not a file mirror.
-MAX_RESULT_CHARS = 2000
+# A tool input's strings are kept this long: enough to read what was done, not a Write's whole file.
+MAX_INPUT_CHARS = 2000
 
 
 @dataclass
@@ -66,21 +64,12 @@ def _whole_lines(path: Path) -> Iterator[bytes]:
 def _shorten(value: Any) -> Any:
     """Long strings of a tool's input cut (a Write's whole file): the event says what was done."""
     if isinstance(value, str):
-        return value if len(value) <= MAX_RESULT_CHARS else value[:MAX_RESULT_CHARS] + "…"
+        return value if len(value) <= MAX_INPUT_CHARS else value[:MAX_INPUT_CHARS] + "…"
     if isinstance(value, dict):
         return {k: _shorten(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_shorten(v) for v in value]
     return value
-
-
-def _result_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content[:MAX_RESULT_CHARS]
-    if isinstance(content, list):
-        texts = [b.get("text", "") for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)]
-        return "\n".join(texts)[:MAX_RESULT_CHARS]
-    return ""
 
 
 class _Builder:
@@ -138,7 +127,7 @@ class _Builder:
             if started is not None:
                 duration = max(0, round((parse_iso(line.occurred_at) - parse_iso(started)).total_seconds() * 1000))
             kind = "PostToolUseFailure" if result.is_error else "PostToolUse"
-            text = _result_text(_content_of(raw, result.tool_use_id))
+            text = result.text
             extra = {"error": text} if result.is_error else {"tool_response": {"content": text}}
             self._event(s, line, result.tool_use_id, kind, tool_name=name, tool_input=tool_input,
                         tool_use_id=result.tool_use_id, duration_ms=duration, **extra)
@@ -161,14 +150,6 @@ def _cwd(s: SessionImport) -> str | None:
         cwd = event["payload"].get("cwd")
         if cwd:
             return str(cwd)
-    return None
-
-
-def _content_of(raw: bytes, tool_use_id: str) -> Any:
-    doc = orjson.loads(raw)
-    for block in (doc.get("message") or {}).get("content") or []:
-        if isinstance(block, dict) and block.get("tool_use_id") == tool_use_id:
-            return block.get("content")
     return None
 
 

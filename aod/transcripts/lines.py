@@ -47,6 +47,7 @@ class ToolUse:
 class ToolResult:
     tool_use_id: str
     is_error: bool
+    text: str = ""  # what the tool answered, its first RESULT_CHARS characters
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,17 @@ class Line:
     tool_uses: tuple[ToolUse, ...] = field(default_factory=tuple)
     tool_results: tuple[ToolResult, ...] = field(default_factory=tuple)
     api_error: str | None = None  # Claude Code's own reply for a failed request (isApiErrorMessage)
+
+
+# A tool's answer is kept this long: enough to read what happened (an import's PostToolUse).
+RESULT_CHARS = 2000
+
+
+def _result_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content[:RESULT_CHARS]
+    texts = [b["text"] for b in _blocks(content) if isinstance(b.get("text"), str)]
+    return "\n".join(texts)[:RESULT_CHARS]
 
 
 def _text(value: Any) -> str | None:
@@ -139,7 +151,8 @@ def parse(raw: bytes) -> Line | None:
         uses = tuple(ToolUse(b["id"], str(b.get("name") or ""), b.get("input")) for b in blocks
                      if b.get("type") == "tool_use" and _text(b.get("id")))
     elif kind == "user":
-        results = tuple(ToolResult(b["tool_use_id"], b.get("is_error") is True) for b in blocks
+        results = tuple(ToolResult(b["tool_use_id"], b.get("is_error") is True, _result_text(b.get("content")))
+                        for b in blocks
                         if b.get("type") == "tool_result" and _text(b.get("tool_use_id")))
         if not results and not doc.get("isMeta"):
             prompt = _prompt(message.get("content"))
