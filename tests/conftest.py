@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,12 +13,15 @@ from typing import TYPE_CHECKING, Any
 import apsw
 import pytest
 
-from aod.storage.migrate import migrate
+from tests.helpers.template_db import migrated_copy
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
+    from tests.helpers.agent_world import World
     from tests.helpers.browser import RecordedPage
+    from tests.helpers.fake_daemon import FakeDaemon
+    from tests.helpers.inproc import InProcessApi
     from tests.helpers.postgres import Postgres
     from tests.helpers.tmux import TmuxServer
 
@@ -34,9 +38,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def db_path(data_dir: Path) -> Path:
-    path = data_dir / "aod.db"
-    migrate(path)
-    return path
+    return migrated_copy(data_dir / "aod.db")
 
 
 @pytest.fixture
@@ -87,14 +89,34 @@ def run_aod(*args: str, env: dict[str, str] | None = None, timeout: float = 30) 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "claude-code"
 
 
+def hook_payload(name: str, **changes: Any) -> dict[str, Any]:
+    """A Claude Code hook payload from the fixtures (`name`: its event, e.g. "Stop"), with `changes`."""
+    payload: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
+    return payload | changes
+
+
 @pytest.fixture
 def daemon(data_dir: Path, aod_env: dict[str, str]) -> Iterator[Any]:
     from tests.helpers.daemon import Daemon
 
+    migrated_copy(data_dir / "aod.db")  # its tests are not about migrating: skip the cost
     d = Daemon(data_dir, aod_env).start()
     yield d
     if d.proc is not None and d.proc.poll() is None:
         d.kill()
+
+
+@pytest.fixture
+def api(data_dir: Path, aod_env: dict[str, str]) -> Iterator[InProcessApi]:
+    """The API in this process on a Unix socket (tests/helpers/inproc.py), for tests that only call
+    routes (or run `aod` commands against them): no background jobs, no lean protocol, no signals;
+    tests of those need the `daemon`."""
+    from tests.helpers.inproc import InProcessApi
+
+    migrated_copy(data_dir / "aod.db")
+    server = InProcessApi(data_dir, aod_env).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -112,6 +134,7 @@ def aod(data_dir: Path, aod_env: dict[str, str], tmux: TmuxServer) -> Iterator[A
     """A real `aod serve` whose agents run in the test's private tmux server."""
     from tests.helpers.tmux import start_daemon
 
+    migrated_copy(data_dir / "aod.db")
     d = start_daemon(data_dir, aod_env, tmux)
     yield d
     if d.proc is not None and d.proc.poll() is None:
@@ -126,6 +149,29 @@ def daemons() -> Iterator[list[Any]]:
     for d in started:
         if d.proc is not None and d.proc.poll() is None:
             d.kill()
+
+
+@pytest.fixture
+def world(short_dir: Path, aod_env: dict[str, str]) -> Iterator[World]:
+    """An agent's world (tests/helpers/agent_world.py): tmux pane, git checkout, `gh` stand-in; its
+    daemons and tmux server are stopped after the test."""
+    from tests.helpers.agent_world import World
+
+    w = World(short_dir, aod_env)
+    try:
+        yield w
+    finally:
+        w.close()
+
+
+@pytest.fixture
+def fake_daemon(short_dir: Path) -> Iterator[FakeDaemon]:
+    """A stand-in daemon on a Unix socket (tests/helpers/fake_daemon.py); no routes until the test adds them."""
+    from tests.helpers.fake_daemon import FakeDaemon
+
+    d = FakeDaemon(short_dir / "aod.sock")
+    yield d
+    d.close()
 
 
 @pytest.fixture

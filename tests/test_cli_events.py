@@ -6,24 +6,32 @@ import json
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
-from tests.conftest import FIXTURES, run_aod
-from tests.helpers.daemon import Daemon
+import pytest
+
+from tests.conftest import hook_payload, run_aod
+from tests.helpers.daemon import SocketClient
 
 DAY_NS = 86_400 * 1_000_000_000
 
 
-def _env(daemon: Daemon, **extra: str) -> dict[str, str]:
+def _env(daemon: SocketClient, **extra: str) -> dict[str, str]:
     return {**{k: v for k, v in daemon.env.items() if k.startswith(("AOD_", "XDG_"))}, **extra}
 
 
-def _post(daemon: Daemon, name: str, occurred_at_ns: int) -> None:
-    payload = json.loads((FIXTURES / f"{name}.json").read_text())
+def _post(daemon: SocketClient, name: str, occurred_at_ns: int) -> None:
+    payload = hook_payload(name)
     reply = daemon.post("/v1/events", {"agent": "claude-code", "session": "s-1", "payload": payload,
                                        "occurred_at": occurred_at_ns})
     assert reply.status == 202 and reply.body["accepted"] == 1, reply.body
 
 
-def test_events_of_a_session_that_does_not_exist_exit_4(daemon: Daemon) -> None:
+@pytest.fixture
+def daemon(api: SocketClient) -> SocketClient:
+    """These tests need no background job: the API served in-process (tests/helpers/inproc.py)."""
+    return api
+
+
+def test_events_of_a_session_that_does_not_exist_exit_4(daemon: SocketClient) -> None:
     _post(daemon, "SessionStart", time.time_ns())
     missing = run_aod("events", "--session", "nope", env=_env(daemon))
     assert (missing.returncode, missing.stdout) == (4, "")
@@ -37,7 +45,7 @@ def test_events_of_a_session_that_does_not_exist_exit_4(daemon: Daemon) -> None:
     assert [e["kind"] for e in json.loads(found.stdout)["items"]] == ["SessionStart"]
 
 
-def test_events_show_the_date_of_an_event_not_from_today(daemon: Daemon) -> None:
+def test_events_show_the_date_of_an_event_not_from_today(daemon: SocketClient) -> None:
     # A zone where it is now about noon: the run never straddles the viewer's midnight.
     now = datetime.now(UTC)
     hours = (12 - now.hour) % 24

@@ -7,19 +7,19 @@ import time
 from pathlib import Path
 
 from aod.storage.migrate import migration_ids
-from tests.conftest import FIXTURES, run_aod
-from tests.helpers.daemon import Daemon
+from tests.conftest import hook_payload, run_aod
+from tests.helpers.daemon import Daemon, SocketClient
 from tests.helpers.waiting import wait_for
 
 
-def _feed(daemon: Daemon) -> None:
+def _feed(daemon: SocketClient) -> None:
     now = time.time_ns()
     for i, name in enumerate(("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse.bash", "PermissionRequest")):
-        payload = json.loads((FIXTURES / f"{name}.json").read_text())
+        payload = hook_payload(name)
         assert daemon.post("/v1/events", {"payload": payload, "occurred_at": now + i * 1000}).status == 202
 
 
-def _env(daemon: Daemon) -> dict[str, str]:
+def _env(daemon: SocketClient) -> dict[str, str]:
     return {k: v for k, v in daemon.env.items() if k.startswith(("AOD_", "XDG_"))}
 
 
@@ -49,9 +49,9 @@ def test_status_exits_3_without_a_daemon(tmp_path: Path, aod_env: dict[str, str]
     assert "no daemon is answering" in result.stderr and "aod serve" in result.stderr
 
 
-def test_sessions_show_and_events(daemon: Daemon) -> None:
-    _feed(daemon)
-    env = _env(daemon)
+def test_sessions_show_and_events(api: SocketClient) -> None:
+    _feed(api)
+    env = _env(api)
     table = run_aod("sessions", env=env)
     assert table.returncode == 0
     assert "my-project-1" in table.stdout and "needs_input" in table.stdout and "STATUS" in table.stdout

@@ -7,22 +7,17 @@ import argparse
 import json
 import shutil
 import socket
-import socketserver
 import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from aod.cli import queries, render
 from aod.cli.client import DaemonClient, DaemonError, DaemonUnavailable
 from aod.cli.render import Col
+from tests.helpers.fake_daemon import FakeDaemon, Reply, Seen
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 
@@ -394,83 +389,7 @@ def test_session_detail_omits_empty_sections_and_shows_the_end() -> None:
     assert f"ended       {ago(days=2)} (2d ago), merged" in out
 
 
-# --- a real HTTP server on a Unix socket ------------------------------------------------------
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
-
-
-Reply = tuple[int, Any] | tuple[int, Any, str]
-
-
-@dataclass
-class FakeDaemon:
-    socket_path: Path
-    routes: dict[str, Callable[[Seen], Reply]] = field(default_factory=dict)
-    seen: list[Seen] = field(default_factory=list)
-    release: threading.Event = field(default_factory=threading.Event)
-
-
-def _handler_for(daemon: FakeDaemon) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # the default touches client_address, which is empty on a Unix socket
-
-        def _serve(self) -> None:
-            url = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            seen = Seen(self.command, url.path, parse_qs(url.query), dict(self.headers), self.rfile.read(length))
-            daemon.seen.append(seen)
-            route = daemon.routes.get(url.path)
-            if route is None:
-                status, body, ctype = 404, {"error": {"code": "not_found", "message": f"no route {url.path}"}}, ""
-            else:
-                status, body, *rest = route(seen)
-                ctype = rest[0] if rest else ""
-            if ctype == "text/event-stream":
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(body.encode())
-                self.close_connection = True
-                return
-            raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", ctype or "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        do_GET = _serve
-        do_POST = _serve
-
-    return Handler
-
-
-class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-
-
-@pytest.fixture
-def fake_daemon(short_dir: Path) -> Iterator[FakeDaemon]:
-    daemon = FakeDaemon(short_dir / "aod.sock")
-    server = _Server(str(daemon.socket_path), _handler_for(daemon))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield daemon
-    daemon.release.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+# --- the client against a real HTTP server on a Unix socket (the conftest's fake_daemon) ------
 
 
 def test_get_json_sends_filters_and_returns_the_body(fake_daemon: FakeDaemon) -> None:
@@ -538,15 +457,17 @@ def test_stale_socket_file_is_unavailable(short_dir: Path) -> None:
 
 
 def test_silent_server_is_unavailable_within_the_timeout(fake_daemon: FakeDaemon) -> None:
-    def hang(seen: Seen) -> Reply:
-        fake_daemon.release.wait(10)
+    let_go = threading.Event()
+
+    def hold(seen: Seen) -> Reply:
+        fake_daemon.release.wait(10)  # set when the test ends
+        let_go.set()
         return 200, {}
 
-    fake_daemon.routes["/v1/status"] = hang
-    started = time.monotonic()
+    fake_daemon.routes["/v1/status"] = hold
     with pytest.raises(DaemonUnavailable, match=r"no answer within 0\.3s"):
         DaemonClient(fake_daemon.socket_path, timeout=0.3).get_json("/v1/status")
-    assert time.monotonic() - started < 2
+    assert not let_go.is_set(), "the client gave up at its own deadline, not when the server let go"
     assert len(fake_daemon.seen) == 1, "the request did reach the server"
 
 

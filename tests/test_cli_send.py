@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from tests.conftest import FIXTURES
+from tests.conftest import hook_payload
 from tests.helpers.daemon import Daemon
 from tests.helpers.tmux import run_cli
 from tests.helpers.waiting import wait_for
@@ -33,7 +32,7 @@ def test_a_message_from_stdin_loses_its_final_newline_only(aod: Daemon, tmp_path
 
 
 def test_a_refusal_while_the_agent_waits_names_the_force_flag(daemon: Daemon) -> None:
-    prompt = json.loads((FIXTURES / "PermissionRequest.json").read_text())
+    prompt = hook_payload("PermissionRequest")
     assert daemon.post("/v1/events", {"agent": "claude-code", "session": "s-1", "payload": prompt}).status == 202
 
     result = run_cli(daemon, "send", "s-1", "yes")

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from aod.config import Config, parse_config
 from aod.config_reload import restart_needed
 from tests.helpers import gh_standin
-from tests.helpers.agent_world import FAST, World, world_fixture
+from tests.helpers.agent_world import FAST, World
 from tests.helpers.waiting import wait_for
-
-
-@pytest.fixture
-def world(short_dir: Path, aod_env: dict[str, str]) -> Iterator[World]:
-    yield from world_fixture(short_dir, aod_env)
 
 
 def red(sha: str) -> list[dict[str, object]]:

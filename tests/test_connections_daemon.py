@@ -19,7 +19,7 @@ import pytest
 
 from aod.api.connections import HEADER_TIMEOUT, MAX_TCP_CONNECTIONS, MIN_TCP_CONNECTIONS, tcp_connection_limit
 from aod.config import StorageConfig
-from tests.conftest import FIXTURES, aod_command
+from tests.conftest import aod_command, hook_payload
 from tests.helpers.daemon import Daemon
 from tests.helpers.rawhttp import auth_header, connect, peer_closed, tcp_address, wait_closed
 from tests.helpers.waiting import wait_for
@@ -58,7 +58,7 @@ def _need_fds(count: int) -> None:
 
 
 def _event() -> dict[str, Any]:
-    payload = json.loads((FIXTURES / "Stop.json").read_text())
+    payload = hook_payload("Stop")
     # A new uid and new content: the dedup window would call a resent Stop a duplicate.
     return {"agent": "claude-code", "uid": uuid.uuid4().hex, "payload": payload | {"nonce": uuid.uuid4().hex}}
 

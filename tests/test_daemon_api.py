@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
@@ -16,19 +15,15 @@ from typing import Any
 import pytest
 
 from aod.storage.migrate import migration_ids
-from tests.conftest import FIXTURES, run_aod
-from tests.helpers.daemon import Daemon, request
-
-
-def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+from tests.conftest import hook_payload, run_aod
+from tests.helpers.daemon import Daemon, SocketClient, request
 
 
 def envelope(payload: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"agent": "claude-code", "payload": payload, **extra}
 
 
-def db_rows(daemon: Daemon, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+def db_rows(daemon: SocketClient, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     # Reading the WAL file from the test process is safe: readers never block the daemon.
     with sqlite3.connect(f"file:{daemon.data_dir / 'aod.db'}?mode=ro", uri=True) as c:
         return c.execute(sql, args).fetchall()
@@ -38,7 +33,7 @@ def db_rows(daemon: Daemon, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[
 
 
 def test_batch_ingest_answers_counts_after_commit(daemon: Daemon) -> None:
-    items = [envelope(fixture(n), uid=f"b-{n}") for n in ("SessionStart", "UserPromptSubmit", "PreToolUse")]
+    items = [envelope(hook_payload(n), uid=f"b-{n}") for n in ("SessionStart", "UserPromptSubmit", "PreToolUse")]
     reply = daemon.post("/v1/events", {"events": items})
     assert reply.status == 202
     assert reply.body == {"accepted": 3, "duplicates": 0, "rejected": []}
@@ -47,7 +42,7 @@ def test_batch_ingest_answers_counts_after_commit(daemon: Daemon) -> None:
 
 
 def test_resent_uid_and_refired_hook_are_stored_once(daemon: Daemon) -> None:
-    payload = fixture("PreToolUse")
+    payload = hook_payload("PreToolUse")
     assert daemon.post("/v1/events", envelope(payload, uid="same")).body["accepted"] == 1
     assert daemon.post("/v1/events", envelope(payload, uid="same")).body == {"accepted": 0, "duplicates": 1, "rejected": []}
     # Claude Code firing the hook again runs the client again: new uid, same content.
@@ -61,7 +56,7 @@ def test_resent_uid_and_refired_hook_are_stored_once(daemon: Daemon) -> None:
 def test_dedup_window_expires(data_dir: Path, aod_env: dict[str, str]) -> None:
     d = Daemon(data_dir, aod_env, '[ingest]\ndedup_window = "300ms"\n').start()
     try:
-        payload = fixture("Stop")
+        payload = hook_payload("Stop")
         assert d.post("/v1/events", envelope(payload)).body["accepted"] == 1
         time.sleep(0.5)
         assert d.post("/v1/events", envelope(payload)).body["accepted"] == 1
@@ -72,7 +67,7 @@ def test_dedup_window_expires(data_dir: Path, aod_env: dict[str, str]) -> None:
 def test_dedup_window_survives_a_restart(data_dir: Path, aod_env: dict[str, str]) -> None:
     # The window lives in memory; a restart refills it from the newest stored events.
     d = Daemon(data_dir, aod_env, '[ingest]\ndedup_window = "1m"\n').start()
-    payload, other = fixture("PreToolUse"), fixture("PostToolUse.bash")
+    payload, other = hook_payload("PreToolUse"), hook_payload("PostToolUse.bash")
     try:
         assert d.post("/v1/events", envelope(payload)).body["accepted"] == 1
         assert d.kill() == -9
@@ -87,43 +82,43 @@ def test_dedup_window_survives_a_restart(data_dir: Path, aod_env: dict[str, str]
         d.stop()
 
 
-def test_unknown_kinds_and_old_minimal_payloads_are_stored(daemon: Daemon) -> None:
+def test_unknown_kinds_and_old_minimal_payloads_are_stored(api: SocketClient) -> None:
     minimal = {"session_id": "old-1", "transcript_path": "/tmp/t.jsonl", "hook_event_name": "Stop"}
-    unknown = fixture("Stop") | {"hook_event_name": "TaskCreated", "task": {"id": 7}}
+    unknown = hook_payload("Stop") | {"hook_event_name": "TaskCreated", "task": {"id": 7}}
     nameless = {"session_id": "old-1", "something": True}
     for payload in (minimal, unknown, nameless):
-        reply = daemon.post("/v1/hooks/claude-code", payload)
+        reply = api.post("/v1/hooks/claude-code", payload)
         assert reply.status == 202 and reply.body["accepted"] == 1, reply.body
-    kinds = [r[0] for r in db_rows(daemon, "SELECT kind FROM events ORDER BY id")]
+    kinds = [r[0] for r in db_rows(api, "SELECT kind FROM events ORDER BY id")]
     assert kinds == ["Stop", "TaskCreated", "Unknown"]
-    session = daemon.get("/v1/sessions/unknown-1").body
+    session = api.get("/v1/sessions/unknown-1").body
     assert session["agent_session_id"] == "old-1" and session["project_id"] == "unknown"
 
 
-def test_event_columns_and_duration_pairing(daemon: Daemon) -> None:
-    pre = fixture("PreToolUse")
-    post = fixture("PostToolUseFailure") | {"duration_ms": None}
+def test_event_columns_and_duration_pairing(api: SocketClient) -> None:
+    pre = hook_payload("PreToolUse")
+    post = hook_payload("PostToolUseFailure") | {"duration_ms": None}
     post.pop("duration_ms")
     t0 = 1_790_000_000_000_000_000
     # The Post arrives first; the late Pre fills in its duration.
-    daemon.post("/v1/events", envelope(post, uid="post", occurred_at=t0 + 1_500_000_000))
-    daemon.post("/v1/events", envelope(pre, uid="pre", occurred_at=t0))
-    rows = db_rows(daemon, "SELECT uid, kind, tool_name, tool_use_id, duration_ms, ok FROM events ORDER BY id")
+    api.post("/v1/events", envelope(post, uid="post", occurred_at=t0 + 1_500_000_000))
+    api.post("/v1/events", envelope(pre, uid="pre", occurred_at=t0))
+    rows = db_rows(api, "SELECT uid, kind, tool_name, tool_use_id, duration_ms, ok FROM events ORDER BY id")
     assert rows == [
         ("post", "PostToolUseFailure", "Bash", "toolu_01ABC123xyz", 1500, 0),
         ("pre", "PreToolUse", "Bash", "toolu_01ABC123xyz", None, None),
     ]
-    reported = fixture("PostToolUse.bash")
-    daemon.post("/v1/events", envelope(reported, uid="reported"))
-    assert db_rows(daemon, "SELECT duration_ms, ok FROM events WHERE uid = 'reported'") == [(4187, 1)]
+    reported = hook_payload("PostToolUse.bash")
+    api.post("/v1/events", envelope(reported, uid="reported"))
+    assert db_rows(api, "SELECT duration_ms, ok FROM events WHERE uid = 'reported'") == [(4187, 1)]
 
 
-def test_oversized_payload_is_trimmed_to_the_cap(daemon: Daemon) -> None:
-    payload = fixture("PostToolUse.edit")
+def test_oversized_payload_is_trimmed_to_the_cap(api: SocketClient) -> None:
+    payload = hook_payload("PostToolUse.edit")
     payload["tool_response"]["originalFile"] = "x" * 300_000
     payload["tool_input"]["new_string"] = "y" * 100_000
-    assert daemon.post("/v1/events", envelope(payload, uid="big")).status == 202
-    ((stored, size, trimmed),) = db_rows(daemon, "SELECT payload, payload_bytes, trimmed FROM events")
+    assert api.post("/v1/events", envelope(payload, uid="big")).status == 202
+    ((stored, size, trimmed),) = db_rows(api, "SELECT payload, payload_bytes, trimmed FROM events")
     assert trimmed == 1 and size > 400_000
     assert len(stored.encode()) <= 65536
     kept = json.loads(stored)
@@ -131,70 +126,70 @@ def test_oversized_payload_is_trimmed_to_the_cap(daemon: Daemon) -> None:
     assert "aod trimmed" in kept["tool_response"]["originalFile"]
 
 
-def test_sessions_projects_and_aod_session_id(daemon: Daemon, tmp_path: Path) -> None:
+def test_sessions_projects_and_aod_session_id(api: SocketClient, tmp_path: Path) -> None:
     repo = tmp_path / "src" / "My Repo!"
     (repo / ".git").mkdir(parents=True)
     (repo / ".git" / "config").write_text('[remote "origin"]\n\turl = git@github.com:alice/my-repo.git\n')
     (repo / "pkg").mkdir()
-    start = fixture("SessionStart") | {"cwd": str(repo / "pkg"), "session_id": "agent-a"}
-    assert daemon.post("/v1/events", envelope(start)).status == 202
-    project = daemon.get("/v1/projects").body["items"][0]
+    start = hook_payload("SessionStart") | {"cwd": str(repo / "pkg"), "session_id": "agent-a"}
+    assert api.post("/v1/events", envelope(start)).status == 202
+    project = api.get("/v1/projects").body["items"][0]
     assert project == project | {"id": "my-repo", "path": str(repo), "origin_url": "git@github.com:alice/my-repo.git"}
-    assert [s["id"] for s in daemon.get("/v1/sessions").body["items"]] == ["my-repo-1"]
+    assert [s["id"] for s in api.get("/v1/sessions").body["items"]] == ["my-repo-1"]
 
     # /clear gives the agent a new session id; AOD_SESSION_ID keeps the events on my-repo-1.
-    cleared = fixture("SessionStart") | {"cwd": str(repo), "session_id": "agent-b", "source": "clear"}
-    assert daemon.post("/v1/events", envelope(cleared, session="my-repo-1")).status == 202
+    cleared = hook_payload("SessionStart") | {"cwd": str(repo), "session_id": "agent-b", "source": "clear"}
+    assert api.post("/v1/events", envelope(cleared, session="my-repo-1")).status == 202
     # A late event for the old agent id still lands on the same session.
-    late = fixture("Stop") | {"cwd": str(repo), "session_id": "agent-a"}
-    daemon.post("/v1/events", envelope(late))
+    late = hook_payload("Stop") | {"cwd": str(repo), "session_id": "agent-a"}
+    api.post("/v1/events", envelope(late))
     # A different agent session without AOD_SESSION_ID is adopted as a new session.
-    other = fixture("SessionStart") | {"cwd": str(repo), "session_id": "agent-c"}
-    daemon.post("/v1/events", envelope(other))
-    sessions = {s["id"]: s for s in daemon.get("/v1/sessions").body["items"]}
+    other = hook_payload("SessionStart") | {"cwd": str(repo), "session_id": "agent-c"}
+    api.post("/v1/events", envelope(other))
+    sessions = {s["id"]: s for s in api.get("/v1/sessions").body["items"]}
     assert set(sessions) == {"my-repo-1", "my-repo-2"}
     assert sessions["my-repo-1"]["agent_session_id"] == "agent-b"
     assert sessions["my-repo-2"]["agent_session_id"] == "agent-c"
-    assert db_rows(daemon, "SELECT count(*) FROM events WHERE session_id = 'my-repo-1'") == [(3,)]
+    assert db_rows(api, "SELECT count(*) FROM events WHERE session_id = 'my-repo-1'") == [(3,)]
 
 
-def test_runtime_handle_from_the_hook_client(daemon: Daemon) -> None:
-    daemon.post("/v1/events", envelope(fixture("SessionStart"), runtime={"tmux_pane": "%3", "pid": 4242}))
-    session = daemon.get("/v1/sessions").body["items"][0]
+def test_runtime_handle_from_the_hook_client(api: SocketClient) -> None:
+    api.post("/v1/events", envelope(hook_payload("SessionStart"), runtime={"tmux_pane": "%3", "pid": 4242}))
+    session = api.get("/v1/sessions").body["items"][0]
     assert (session["runtime"], session["runtime_handle"], session["pid"]) == ("tmux", "%3", 4242)
 
 
-def test_activity_follows_occurred_at_not_arrival(daemon: Daemon) -> None:
+def test_activity_follows_occurred_at_not_arrival(api: SocketClient) -> None:
     t0 = time.time_ns() - 60_000_000_000  # recent, or the session would rightly be "stuck"
     sequence = [("SessionStart", 0), ("UserPromptSubmit", 1), ("PermissionRequest", 3), ("PreToolUse", 2)]
     for name, second in sequence:  # the PreToolUse (t=2) arrives after the PermissionRequest (t=3)
-        daemon.post("/v1/events", envelope(fixture(name), occurred_at=t0 + second * 1_000_000_000))
-    session = daemon.get("/v1/sessions").body["items"][0]
+        api.post("/v1/events", envelope(hook_payload(name), occurred_at=t0 + second * 1_000_000_000))
+    session = api.get("/v1/sessions").body["items"][0]
     assert (session["activity"], session["status"]) == ("waiting_input", "needs_input")
-    daemon.post("/v1/events", envelope(fixture("PostToolUse"), occurred_at=t0 + 4_000_000_000))
-    assert daemon.get("/v1/sessions").body["items"][0]["status"] == "working"
+    api.post("/v1/events", envelope(hook_payload("PostToolUse"), occurred_at=t0 + 4_000_000_000))
+    assert api.get("/v1/sessions").body["items"][0]["status"] == "working"
     # Stop with a running background task: the agent is still working.
-    daemon.post("/v1/events", envelope(fixture("Stop"), occurred_at=t0 + 5_000_000_000))
-    assert daemon.get("/v1/sessions").body["items"][0]["status"] == "working"
-    done = fixture("Stop") | {"background_tasks": [{"id": "task-001", "status": "completed"}]}
-    daemon.post("/v1/events", envelope(done, occurred_at=t0 + 5_500_000_000))
-    assert daemon.get("/v1/sessions").body["items"][0]["status"] == "idle"
-    daemon.post("/v1/events", envelope(fixture("SessionEnd"), occurred_at=t0 + 6_000_000_000))
-    session = daemon.get("/v1/sessions").body["items"][0]
+    api.post("/v1/events", envelope(hook_payload("Stop"), occurred_at=t0 + 5_000_000_000))
+    assert api.get("/v1/sessions").body["items"][0]["status"] == "working"
+    done = hook_payload("Stop") | {"background_tasks": [{"id": "task-001", "status": "completed"}]}
+    api.post("/v1/events", envelope(done, occurred_at=t0 + 5_500_000_000))
+    assert api.get("/v1/sessions").body["items"][0]["status"] == "idle"
+    api.post("/v1/events", envelope(hook_payload("SessionEnd"), occurred_at=t0 + 6_000_000_000))
+    session = api.get("/v1/sessions").body["items"][0]
     assert (session["status"], session["termination_reason"]) == ("exited", "exited")
 
 
 # --- queries ----------------------------------------------------------------------------------
 
 
-def test_session_and_event_queries_with_filters_and_keyset(daemon: Daemon) -> None:
+def test_session_and_event_queries_with_filters_and_keyset(api: SocketClient) -> None:
     for i in range(7):
-        payload = fixture("SessionStart") | {"session_id": f"s{i}", "cwd": "/work/p"}
-        daemon.post("/v1/events", envelope(payload))
-    daemon.post("/v1/events", envelope(fixture("PermissionRequest") | {"session_id": "s3", "cwd": "/work/p"}))
+        payload = hook_payload("SessionStart") | {"session_id": f"s{i}", "cwd": "/work/p"}
+        api.post("/v1/events", envelope(payload))
+    api.post("/v1/events", envelope(hook_payload("PermissionRequest") | {"session_id": "s3", "cwd": "/work/p"}))
     pages, cursor = [], None
     while True:
-        reply = daemon.get("/v1/sessions?limit=3" + (f"&cursor={cursor}" if cursor else ""))
+        reply = api.get("/v1/sessions?limit=3" + (f"&cursor={cursor}" if cursor else ""))
         assert reply.status == 200
         pages.append([s["id"] for s in reply.body["items"]])
         cursor = reply.body["next_cursor"]
@@ -203,23 +198,23 @@ def test_session_and_event_queries_with_filters_and_keyset(daemon: Daemon) -> No
     ids = [i for page in pages for i in page]
     assert len(ids) == 7 and len(set(ids)) == 7 and [len(p) for p in pages] == [3, 3, 1]
     assert ids[0] == "p-4", "the session with the newest change comes first"
-    needs = daemon.get("/v1/sessions?status=needs_input").body["items"]
+    needs = api.get("/v1/sessions?status=needs_input").body["items"]
     assert [s["id"] for s in needs] == ["p-4"]
-    assert daemon.get("/v1/sessions?status=idle&project=p&agent=claude-code&active=1").status == 200
-    assert len(daemon.get("/v1/sessions?status=idle").body["items"]) == 6
+    assert api.get("/v1/sessions?status=idle&project=p&agent=claude-code&active=1").status == 200
+    assert len(api.get("/v1/sessions?status=idle").body["items"]) == 6
 
-    detail = daemon.get("/v1/sessions/p-4").body
+    detail = api.get("/v1/sessions/p-4").body
     assert {"prs", "trackers", "escalations", "events"} <= set(detail)
     assert [e["kind"] for e in detail["events"]] == ["PermissionRequest", "SessionStart"]
-    timeline = daemon.get("/v1/sessions/p-4/events?order=asc&payload=1").body["items"]
+    timeline = api.get("/v1/sessions/p-4/events?order=asc&payload=1").body["items"]
     assert [e["kind"] for e in timeline] == ["SessionStart", "PermissionRequest"]
     assert timeline[0]["payload"]["session_id"] == "s3"
 
-    by_kind = daemon.get("/v1/events?kind=PermissionRequest").body["items"]
+    by_kind = api.get("/v1/events?kind=PermissionRequest").body["items"]
     assert [e["session_id"] for e in by_kind] == ["p-4"]
-    assert daemon.get("/v1/events?tool=Bash&session=p-4").body["items"][0]["tool_name"] == "Bash"
-    assert daemon.get("/v1/events?since=2999-01-01T00:00:00Z").body["items"] == []
-    one = daemon.get(f"/v1/events/{by_kind[0]['id']}").body
+    assert api.get("/v1/events?tool=Bash&session=p-4").body["items"][0]["tool_name"] == "Bash"
+    assert api.get("/v1/events?since=2999-01-01T00:00:00Z").body["items"] == []
+    one = api.get(f"/v1/events/{by_kind[0]['id']}").body
     assert one["payload"]["hook_event_name"] == "PermissionRequest"
 
 
@@ -240,14 +235,14 @@ def test_session_and_event_queries_with_filters_and_keyset(daemon: Daemon) -> No
         ("/v1/no/such/path", 404, "not_found"),
     ],
 )
-def test_query_errors_are_json(daemon: Daemon, path: str, status: int, code: str) -> None:
-    reply = daemon.get(path)
+def test_query_errors_are_json(api: SocketClient, path: str, status: int, code: str) -> None:
+    reply = api.get(path)
     assert reply.status == status
     assert reply.body["error"]["code"] == code and reply.body["error"]["message"]
 
 
 def test_status_health_and_readiness(daemon: Daemon) -> None:
-    daemon.post("/v1/events", envelope(fixture("SessionStart")))
+    daemon.post("/v1/events", envelope(hook_payload("SessionStart")))
     status = daemon.status()
     assert status["pid"] == daemon.proc.pid and status["ready"] is True
     assert status["db"]["schema_version"] == migration_ids()[-1] and len(status["db"]["epoch"]) == 16
@@ -296,7 +291,7 @@ def test_malformed_input_is_refused_and_dead_lettered(
 
 
 def test_batch_with_garbage_items_keeps_the_good_ones(daemon: Daemon) -> None:
-    items = [1, "x", envelope(fixture("SessionStart"), uid="good"), {"payload": []}, envelope(fixture("Stop"), uid="good2")]
+    items = [1, "x", envelope(hook_payload("SessionStart"), uid="good"), {"payload": []}, envelope(hook_payload("Stop"), uid="good2")]
     reply = daemon.post("/v1/events", {"events": items})
     assert reply.status == 202
     assert reply.body["accepted"] == 2
@@ -308,12 +303,12 @@ def test_batch_with_garbage_items_keeps_the_good_ones(daemon: Daemon) -> None:
 def test_body_over_the_limit_is_413(data_dir: Path, aod_env: dict[str, str]) -> None:
     d = Daemon(data_dir, aod_env, '[ingest]\nmax_body_bytes = "64KiB"\n').start()
     try:
-        big = json.dumps(envelope(fixture("Stop") | {"last_assistant_message": "z" * 100_000})).encode()
+        big = json.dumps(envelope(hook_payload("Stop") | {"last_assistant_message": "z" * 100_000})).encode()
         reply = d.post("/v1/events", big)
         assert reply.status == 413 and reply.body["error"]["code"] == "body_too_large"
         assert "64" in reply.body["error"]["message"] or "65536" in reply.body["error"]["message"]
         assert len(_dead_letters(d)) == 1
-        assert d.post("/v1/events", envelope(fixture("Stop"))).status == 202
+        assert d.post("/v1/events", envelope(hook_payload("Stop"))).status == 202
     finally:
         d.stop()
 
@@ -324,7 +319,7 @@ def test_wrong_method_and_raw_hook_errors(daemon: Daemon) -> None:
     assert "POST" in reply.headers.get("allow", "")
     reply = daemon.post("/v1/hooks/claude-code", [1, 2])
     assert reply.status == 400 and reply.body["error"]["code"] == "invalid_payload"
-    reply = daemon.post("/v1/hooks/bad%20agent%20name", fixture("Stop"))
+    reply = daemon.post("/v1/hooks/bad%20agent%20name", hook_payload("Stop"))
     assert reply.status == 400
     assert len(_dead_letters(daemon)) == 2
 
@@ -332,16 +327,10 @@ def test_wrong_method_and_raw_hook_errors(daemon: Daemon) -> None:
 # --- security ---------------------------------------------------------------------------------
 
 
-def _tcp(daemon: Daemon, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None) -> tuple[int, Any]:
-    host, port = daemon.status()["tcp"].rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=5)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        raw = resp.read()
-        return resp.status, (json.loads(raw) if raw.startswith(b"{") else raw)
-    finally:
-        conn.close()
+def _tcp(daemon: Daemon, method: str, path: str, headers: dict[str, str | bytes] | None = None,
+         body: bytes | None = None) -> tuple[int, Any]:
+    reply = daemon.tcp(method, path, body, headers)
+    return reply.status, reply.body
 
 
 def test_socket_and_token_permissions(daemon: Daemon) -> None:
@@ -358,7 +347,7 @@ def test_tcp_requires_the_token(daemon: Daemon) -> None:
     assert status == 401 and body["error"]["code"] == "unauthorized"
     assert _tcp(daemon, "GET", "/v1/sessions", {"Authorization": "Bearer wrong"})[0] == 401
     assert _tcp(daemon, "GET", "/v1/sessions", {"Authorization": f"Bearer {token}"})[0] == 200
-    payload = json.dumps(envelope(fixture("Stop"))).encode()
+    payload = json.dumps(envelope(hook_payload("Stop"))).encode()
     assert _tcp(daemon, "POST", "/v1/events", {"Content-Type": "application/json"}, payload)[0] == 401
     assert db_rows(daemon, "SELECT count(*) FROM events") == [(0,)]
     # The browser path: /login sets a cookie that then authorizes.
@@ -373,7 +362,7 @@ def test_tcp_refuses_foreign_host_and_origin(daemon: Daemon) -> None:
     auth = {"Authorization": f"Bearer {token}"}
     status, body = _tcp(daemon, "GET", "/v1/sessions", auth | {"Host": "evil.example:8765"})
     assert status == 403 and body["error"]["code"] == "forbidden_host"
-    payload = json.dumps(envelope(fixture("Stop"))).encode()
+    payload = json.dumps(envelope(hook_payload("Stop"))).encode()
     headers = auth | {"Content-Type": "application/json", "Origin": "http://evil.example"}
     status, body = _tcp(daemon, "POST", "/v1/events", headers, payload)
     assert status == 403 and body["error"]["code"] == "forbidden_origin"
@@ -383,7 +372,7 @@ def test_tcp_refuses_foreign_host_and_origin(daemon: Daemon) -> None:
 
 
 def test_sigterm_exits_zero_quickly_and_flushes(daemon: Daemon) -> None:
-    daemon.post("/v1/events", envelope(fixture("SessionStart")))
+    daemon.post("/v1/events", envelope(hook_payload("SessionStart")))
     started = time.monotonic()
     assert daemon.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 5
@@ -416,7 +405,7 @@ def test_tcp_port_in_use_is_a_clear_error(daemon: Daemon, tmp_path: Path, aod_en
 
 
 def test_stale_socket_of_a_killed_daemon_is_replaced(daemon: Daemon) -> None:
-    daemon.post("/v1/events", envelope(fixture("SessionStart")))
+    daemon.post("/v1/events", envelope(hook_payload("SessionStart")))
     assert daemon.kill() == -signal.SIGKILL
     assert daemon.socket.exists(), "SIGKILL leaves the socket file behind"
     daemon.start()

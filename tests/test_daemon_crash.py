@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sqlite3
 import threading
 from collections import Counter
 from pathlib import Path
 
-from tests.conftest import FIXTURES
+from tests.conftest import hook_payload
 from tests.helpers.daemon import Daemon, request
 
 CLIENTS = 16
@@ -17,7 +16,7 @@ CLIENTS = 16
 
 def test_every_acknowledged_event_survives_sigkill(data_dir: Path, aod_env: dict[str, str]) -> None:
     daemon = Daemon(data_dir, aod_env).start()
-    base = json.loads((FIXTURES / "PostToolUse.bash.json").read_text())
+    base = hook_payload("PostToolUse.bash")
     acked: list[str] = []
     lock = threading.Lock()
     enough = threading.Event()

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from aod.hook import spool
 from aod.uids import uid7
-from tests.conftest import FIXTURES
+from tests.conftest import hook_payload
 from tests.helpers.browser import RecordedPage, login, new_page
 from tests.helpers.daemon import Daemon
 from tests.helpers.tmux import TmuxServer
@@ -24,7 +24,7 @@ LIVE_MS = 1000  # a change posted after load shows within this, without a reload
 
 
 def payload(fixture: str, agent_session: str, cwd: Path, **extra: Any) -> dict[str, Any]:
-    p = json.loads((FIXTURES / f"{fixture}.json").read_text())
+    p = hook_payload(fixture)
     cwd.mkdir(exist_ok=True)
     return {**p, "session_id": agent_session, "cwd": str(cwd), **extra}
 

@@ -3,36 +3,29 @@ ETags with 304, behind the token over TCP, JSON errors for what is not there."""
 
 from __future__ import annotations
 
-import http.client
 import re
+from typing import Any
 
-from tests.helpers.browser import tcp_base
-from tests.helpers.daemon import Daemon
+from tests.helpers.daemon import Daemon, SocketClient
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 
-def _tcp(daemon: Daemon, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    host, port = tcp_base(daemon).removeprefix("http://").rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    try:
-        conn.request("GET", path, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
+def _tcp(daemon: Daemon, path: str, headers: dict[str, str | bytes] | None = None) -> tuple[int, dict[str, str], Any]:
+    reply = daemon.tcp("GET", path, headers=headers)
+    return reply.status, reply.headers, reply.body
 
 
-def test_every_view_path_is_the_same_page_with_strict_headers(daemon: Daemon) -> None:
-    home = daemon.get("/")
+def test_every_view_path_is_the_same_page_with_strict_headers(api: SocketClient) -> None:
+    home = api.get("/")
     assert home.status == 200 and home.headers["content-type"] == "text/html; charset=utf-8"
     assert '<script type="module" src="/assets/app.js"></script>' in home.body
     for path in ("/sessions/web-3", "/sessions/a%20b", "/feed", "/stats"):
-        page = daemon.get(path)
+        page = api.get(path)
         assert (page.status, page.body, page.headers["etag"]) == (200, home.body, home.headers["etag"]), path
     for name, kind in (("app.js", "text/javascript"), ("style.css", "text/css"), ("favicon.svg", "image/svg+xml")):
-        asset = daemon.get(f"/assets/{name}")
+        asset = api.get(f"/assets/{name}")
         assert asset.status == 200 and asset.headers["content-type"].startswith(kind), name
     for reply in (home, asset):
         h = reply.headers
@@ -43,28 +36,28 @@ def test_every_view_path_is_the_same_page_with_strict_headers(daemon: Daemon) ->
     assert not re.search(r"<script(?![^>]*\bsrc=)|\bstyle=|<style|\bon[a-z]+=", home.body)
 
 
-def test_etags_answer_304_and_unknown_files_are_json_404s(daemon: Daemon) -> None:
-    first = daemon.get("/assets/store.js")
-    again = daemon.get("/assets/store.js", headers={"If-None-Match": f'"x", {first.headers["etag"]}'})
+def test_etags_answer_304_and_unknown_files_are_json_404s(api: SocketClient) -> None:
+    first = api.get("/assets/store.js")
+    again = api.get("/assets/store.js", headers={"If-None-Match": f'"x", {first.headers["etag"]}'})
     assert again.status == 304 and again.body is None and again.headers["etag"] == first.headers["etag"]
     assert again.headers["content-security-policy"] == CSP
-    assert daemon.get("/assets/store.js", headers={"If-None-Match": '"stale"'}).status == 200
+    assert api.get("/assets/store.js", headers={"If-None-Match": '"stale"'}).status == 200
     for path in ("/assets/nope.js", "/assets/index.html", "/assets/..%2Fapi%2Fapp.py", "/assets/%2e%2e"):
-        missing = daemon.get(path)
+        missing = api.get(path)
         assert missing.status == 404 and missing.body["error"]["code"] == "not_found", path
     # The API's errors stay JSON next to the page.
-    assert daemon.get("/v1/sessions/nope").body["error"]["code"] == "not_found"
-    assert daemon.get("/sessions/a/b").body["error"]["code"] == "not_found"
+    assert api.get("/v1/sessions/nope").body["error"]["code"] == "not_found"
+    assert api.get("/sessions/a/b").body["error"]["code"] == "not_found"
 
 
 def test_over_tcp_the_page_needs_the_login_cookie(daemon: Daemon) -> None:
     status, _, body = _tcp(daemon, "/")
-    assert status == 401 and b'"unauthorized"' in body
+    assert status == 401 and body["error"]["code"] == "unauthorized"
     token = (daemon.data_dir / "token").read_text().strip()
     status, headers, _ = _tcp(daemon, f"/login?token={token}")
     assert status == 302 and headers["location"] == "/"
     cookie = headers["set-cookie"].split(";", 1)[0]
     status, headers, body = _tcp(daemon, "/sessions/web-1", {"Cookie": cookie})
-    assert status == 200 and b"/assets/app.js" in body and headers["content-security-policy"] == CSP
+    assert status == 200 and "/assets/app.js" in body and headers["content-security-policy"] == CSP
     status, _, _ = _tcp(daemon, "/assets/app.js", {"Cookie": cookie})
     assert status == 200

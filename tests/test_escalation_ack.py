@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from tests.conftest import run_aod
 from tests.helpers import gh_standin
-from tests.helpers.agent_world import FAST, World, world_fixture
+from tests.helpers.agent_world import FAST, World
 from tests.helpers.waiting import wait_for
-
-
-@pytest.fixture
-def world(short_dir: Path, aod_env: dict[str, str]) -> Iterator[World]:
-    yield from world_fixture(short_dir, aod_env)
 
 
 def test_ack_through_the_api_and_the_cli(world: World) -> None:

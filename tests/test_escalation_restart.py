@@ -11,24 +11,17 @@ from __future__ import annotations
 import signal
 import sqlite3
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.helpers import gh_standin
-from tests.helpers.agent_world import FAST, World, world_fixture
+from tests.helpers.agent_world import FAST, World
 from tests.helpers.daemon import Daemon
 from tests.helpers.waiting import wait_for
 from tests.helpers.webhook import Receiver
 
 SIGNALS = [pytest.param(signal.SIGKILL, id="SIGKILL"), pytest.param(signal.SIGTERM, id="SIGTERM")]
 URL = "https://ci.example/aaa111/unit"
-
-
-@pytest.fixture
-def world(short_dir: Path, aod_env: dict[str, str]) -> Iterator[World]:
-    yield from world_fixture(short_dir, aod_env)
 
 
 def red_pr() -> list[dict[str, object]]:

@@ -12,16 +12,13 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import pytest
-
 from aod.storage import keyset
-from tests.conftest import FIXTURES, run_aod
-from tests.helpers.daemon import Daemon
+from tests.conftest import hook_payload, run_aod
+from tests.helpers.daemon import Daemon, SocketClient
 from tests.helpers.hostile import CURSORS, QUERY_VALUES
 from tests.helpers.waiting import wait_for
 
@@ -48,15 +45,6 @@ def fake_notify_send(root: Path) -> tuple[Path, Path]:
     return script, record
 
 
-@pytest.fixture
-def started(short_dir: Path, aod_env: dict[str, str]) -> Iterator[list[Daemon]]:
-    daemons: list[Daemon] = []
-    yield daemons
-    for d in daemons:
-        if d.proc is not None and d.proc.poll() is None:
-            d.kill()
-
-
 def start(daemons: list[Daemon], root: Path, env: dict[str, str], path: str, config: str = "") -> Daemon:
     data = root / "data"
     data.mkdir(mode=0o700, exist_ok=True)
@@ -66,7 +54,7 @@ def start(daemons: list[Daemon], root: Path, env: dict[str, str], path: str, con
 
 
 def payload(name: str, agent_session: str, **extra: Any) -> dict[str, Any]:
-    body = json.loads((FIXTURES / f"{name}.json").read_text())
+    body = hook_payload(name)
     return body | {"session_id": agent_session} | extra
 
 
@@ -97,9 +85,9 @@ def log_lines(d: Daemon, logger: str) -> list[dict[str, Any]]:
 
 
 def test_list_filters_pages_and_ack_with_no_notifier(
-    started: list[Daemon], short_dir: Path, aod_env: dict[str, str]
+    daemons: list[Daemon], short_dir: Path, aod_env: dict[str, str]
 ) -> None:
-    d = start(started, short_dir, aod_env, bare_path(short_dir))
+    d = start(daemons, short_dir, aod_env, bare_path(short_dir))
     # Three agents wait for a permission (urgent needs-input), a fourth exits (info `exited`).
     post(d, *(payload("PermissionRequest", f"agent-{n}") for n in (1, 2, 3)))
     post(d, payload("SessionStart", "agent-4"), payload("SessionEnd", "agent-4"))
@@ -208,8 +196,8 @@ BAD = [
 ]
 
 
-def test_bad_parameters_are_400(started: list[Daemon], short_dir: Path, aod_env: dict[str, str]) -> None:
-    d = start(started, short_dir, aod_env, bare_path(short_dir))
+def test_bad_parameters_are_400(api: SocketClient) -> None:
+    d = api
     for query, name in BAD:
         reply = d.get(f"/v1/escalations?{query}")
         assert reply.status == 400, (query, reply.body)
@@ -224,10 +212,10 @@ def test_bad_parameters_are_400(started: list[Daemon], short_dir: Path, aod_env:
 
 
 def test_default_config_pages_the_desktop_when_notify_send_is_on_path(
-    started: list[Daemon], short_dir: Path, aod_env: dict[str, str]
+    daemons: list[Daemon], short_dir: Path, aod_env: dict[str, str]
 ) -> None:
     script, record = fake_notify_send(short_dir)
-    d = start(started, short_dir, aod_env, f"{script.parent}{os.pathsep}{bare_path(short_dir)}")
+    d = start(daemons, short_dir, aod_env, f"{script.parent}{os.pathsep}{bare_path(short_dir)}")
     assert d.status()["notifiers"] == ["desktop"]
     assert d.status()["routing"] == {"urgent": ["desktop"], "action": [], "info": []}
     assert [line for line in log_lines(d, "aod.notify") if line["level"] == "warning"] == []
@@ -258,10 +246,10 @@ def test_default_config_pages_the_desktop_when_notify_send_is_on_path(
 
 
 def test_an_empty_routing_table_turns_the_desktop_default_off(
-    started: list[Daemon], short_dir: Path, aod_env: dict[str, str]
+    daemons: list[Daemon], short_dir: Path, aod_env: dict[str, str]
 ) -> None:
     script, record = fake_notify_send(short_dir)
-    d = start(started, short_dir, aod_env, f"{script.parent}{os.pathsep}{bare_path(short_dir)}", "[routing]\n")
+    d = start(daemons, short_dir, aod_env, f"{script.parent}{os.pathsep}{bare_path(short_dir)}", "[routing]\n")
     assert (d.status()["notifiers"], d.status()["routing"]["urgent"]) == ([], [])
     post(d, payload("PermissionRequest", "agent-1"))
     (escalation,) = wait_for(lambda: escalations(d, "?open=1")["items"], message="the escalation")

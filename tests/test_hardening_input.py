@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import sqlite3
 import time
@@ -26,7 +25,7 @@ from aod.storage.database import open_storage
 from aod.storage.keyset import BadCursor, decode, encode
 from aod.timefmt import iso_from_seconds, normalize_iso, now_iso
 from tests.conftest import FIXTURES
-from tests.helpers.daemon import Daemon
+from tests.helpers.daemon import Daemon, SocketClient
 from tests.test_hook_daemon import run_hook, spool_files
 
 DEEP = "[" * 300 + "]" * 300
@@ -166,8 +165,8 @@ def test_a_stamp_from_the_far_future_does_not_freeze_its_session(daemon: Daemon)
 @pytest.mark.parametrize("path", [
     "/v1/events/9223372036854775808", "/v1/events/" + "9" * 5000,
 ])
-def test_ids_beyond_int64_are_not_found(daemon: Daemon, path: str) -> None:
-    assert daemon.get(path).status == 404
+def test_ids_beyond_int64_are_not_found(api: SocketClient, path: str) -> None:
+    assert api.get(path).status == 404
 
 
 @pytest.mark.parametrize("query", [
@@ -175,38 +174,29 @@ def test_ids_beyond_int64_are_not_found(daemon: Daemon, path: str) -> None:
     "cursor=" + base64.urlsafe_b64encode(b"[9223372036854775808]").decode(),
     "cursor=" + base64.urlsafe_b64encode(b'[{"a":1}]').decode(),
 ])
-def test_bad_query_values_are_a_400(daemon: Daemon, query: str) -> None:
-    reply = daemon.get(f"/v1/events?{query}")
+def test_bad_query_values_are_a_400(api: SocketClient, query: str) -> None:
+    reply = api.get(f"/v1/events?{query}")
     assert reply.status == 400 and reply.body["error"]["code"] == "invalid_parameter"
     cursor = base64.urlsafe_b64encode(b'[[1],{"b":2}]').decode()
-    assert daemon.get(f"/v1/sessions?cursor={cursor}").status == 400
+    assert api.get(f"/v1/sessions?cursor={cursor}").status == 400
 
 
 @pytest.mark.parametrize("body", [
     {"project": "/tmp", "command": ["sh", "-c", "a\0b"]}, {"project": "/tmp", "command": ["sh"], "name": "n\0"},
     {"project": "/tmp/\0x", "command": ["sh"]},
 ])
-def test_a_nul_in_a_spawn_request_is_a_400(daemon: Daemon, body: dict[str, Any]) -> None:
-    reply = daemon.post("/v1/sessions", body)
+def test_a_nul_in_a_spawn_request_is_a_400(api: SocketClient, body: dict[str, Any]) -> None:
+    reply = api.post("/v1/sessions", body)
     assert reply.status == 400 and reply.body["error"]["code"] == "invalid_parameter"
-    assert daemon.get("/v1/sessions").body["items"] == []
+    assert api.get("/v1/sessions").body["items"] == []
 
 
-def test_a_stream_cursor_of_5000_digits_is_a_400(daemon: Daemon) -> None:
-    assert daemon.get("/v1/stream?after=" + "9" * 5000).status == 400
+def test_a_stream_cursor_of_5000_digits_is_a_400(api: SocketClient) -> None:
+    assert api.get("/v1/stream?after=" + "9" * 5000).status == 400
 
 
 def _tcp(daemon: Daemon, headers: dict[str, str | bytes]) -> int:
-    host, port = daemon.status()["tcp"].rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=5)
-    try:
-        conn.putrequest("GET", "/v1/sessions")
-        for name, value in headers.items():
-            conn.putheader(name, value)
-        conn.endheaders()
-        return conn.getresponse().status
-    finally:
-        conn.close()
+    return daemon.tcp("GET", "/v1/sessions", headers=headers).status
 
 
 def test_bearer_in_any_case_and_non_ascii_credentials(daemon: Daemon) -> None:

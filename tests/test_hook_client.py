@@ -1,6 +1,6 @@
 """The hook client (aod/hook.py), run as the agent runs it: a real process, stdin, a real socket.
 
-The daemon's side is played by a stdlib HTTP server on a Unix socket, so each answer (202, 400,
+The daemon's side is played by tests/helpers/fake_daemon.py, so each answer (202, 400,
 503, silence, garbage) is exactly what the test says it is.
 """
 
@@ -9,15 +9,11 @@ from __future__ import annotations
 import io
 import json
 import os
-import socketserver
 import stat
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +23,12 @@ from hypothesis import strategies as st
 
 import aod.hook
 from aod.hook import build_envelope, is_json_object, post, spool
+from tests.conftest import FIXTURES
+from tests.helpers.fake_daemon import FakeDaemon, answer, silent
 
 REPO = Path(__file__).resolve().parent.parent
 HOOK_SCRIPT = REPO / "aod" / "hook.py"
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "claude-code"
+EVENTS = "/v1/events"
 PRE_TOOL_USE = (FIXTURES / "PreToolUse.json").read_bytes()
 AOD_SCRIPT = Path(sys.executable).parent / "aod"
 WALL_LIMIT = 2.0  # the 0.3 s deadline plus interpreter start, generously
@@ -39,59 +37,11 @@ WALL_LIMIT = 2.0  # the 0.3 s deadline plus interpreter start, generously
 # --- a daemon stand-in ---------------------------------------------------------------------------
 
 
-class FakeDaemon:
-    """An HTTP/1.1 server on a Unix socket that records requests and answers as told."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.status: int | None = 202  # None: accept, read, never answer
-        self.raw_answer: bytes | None = None  # sent verbatim instead of an HTTP response
-        self.requests: list[dict[str, Any]] = []
-        self.release = threading.Event()
-        daemon = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                daemon.requests.append(
-                    {"method": "POST", "path": self.path, "headers": dict(self.headers), "body": body}
-                )
-                if daemon.raw_answer is not None:
-                    self.wfile.write(daemon.raw_answer)
-                    return
-                if daemon.status is None:
-                    daemon.release.wait(10)
-                    return
-                answer = b'{"accepted":1}'
-                self.send_response(daemon.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # the default wants a (host, port) client address, which a Unix socket has not
-
-        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-            daemon_threads = True
-
-        self.server = Server(str(path), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def fake_daemon(short_dir: Path) -> Iterator[FakeDaemon]:
-    server = FakeDaemon(short_dir / "aod.sock")
-    yield server
-    server.close()
+def fake_daemon(fake_daemon: FakeDaemon) -> FakeDaemon:
+    """The shared stand-in (conftest), acknowledging each event as the daemon does."""
+    fake_daemon.routes[EVENTS] = answer(202)
+    return fake_daemon
 
 
 # --- running the client --------------------------------------------------------------------------
@@ -197,22 +147,22 @@ def test_every_fixture_is_carried_verbatim(tmp_path: Path) -> None:
 
 def test_an_acknowledged_post_is_not_spooled(hook_argv: list[str], tmp_path: Path, fake_daemon: FakeDaemon) -> None:
     data_dir = tmp_path / "data"
-    env = hook_env(data_dir, fake_daemon.path, AOD_SESSION_ID="s-1")
+    env = hook_env(data_dir, fake_daemon.socket_path, AOD_SESSION_ID="s-1")
 
     done, wall = run_hook(hook_argv, PRE_TOOL_USE, env, "--agent", "codex")
 
     assert_silent_success(done)
     assert wall < WALL_LIMIT
     assert spooled(data_dir) == []
-    assert len(fake_daemon.requests) == 1
-    request = fake_daemon.requests[0]
-    assert (request["method"], request["path"]) == ("POST", "/v1/events")
-    headers = {k.lower(): v for k, v in request["headers"].items()}
+    assert len(fake_daemon.seen) == 1
+    request = fake_daemon.seen[0]
+    assert (request.method, request.path) == ("POST", "/v1/events")
+    headers = {k.lower(): v for k, v in request.headers.items()}
     assert headers["host"] == "localhost"
     assert headers["content-type"] == "application/json"
     assert headers["connection"] == "close"
-    assert int(headers["content-length"]) == len(request["body"])
-    envelope = json.loads(request["body"])
+    assert int(headers["content-length"]) == len(request.body)
+    envelope = json.loads(request.body)
     assert envelope["payload"] == json.loads(PRE_TOOL_USE)
     assert (envelope["agent"], envelope["session"], envelope["runtime"]["pid"]) == ("codex", "s-1", os.getpid())
 
@@ -229,42 +179,42 @@ def test_the_answer_decides_whether_to_spool(
     tmp_path: Path, fake_daemon: FakeDaemon, status: int, spools: bool
 ) -> None:
     data_dir = tmp_path / "data"
-    fake_daemon.status = status
+    fake_daemon.routes[EVENTS] = answer(status)
 
-    done, _ = run_hook([sys.executable, "-S", str(HOOK_SCRIPT)], PRE_TOOL_USE, hook_env(data_dir, fake_daemon.path))
+    done, _ = run_hook([sys.executable, "-S", str(HOOK_SCRIPT)], PRE_TOOL_USE, hook_env(data_dir, fake_daemon.socket_path))
 
     assert_silent_success(done)
-    assert len(fake_daemon.requests) == 1
+    assert len(fake_daemon.seen) == 1
     files = spooled(data_dir)
     assert len(files) == (1 if spools else 0)
     if spools:
         # The spool holds exactly the bytes the daemon was offered: one envelope, one uid.
-        assert files[0].read_bytes() == fake_daemon.requests[0]["body"]
+        assert files[0].read_bytes() == fake_daemon.seen[0].body
 
 
 def test_a_503_is_spooled_by_the_console_form_too(
     hook_argv: list[str], tmp_path: Path, fake_daemon: FakeDaemon
 ) -> None:
     data_dir = tmp_path / "data"
-    fake_daemon.status = 503
+    fake_daemon.routes[EVENTS] = answer(503)
 
-    done, _ = run_hook(hook_argv, PRE_TOOL_USE, hook_env(data_dir, fake_daemon.path))
+    done, _ = run_hook(hook_argv, PRE_TOOL_USE, hook_env(data_dir, fake_daemon.socket_path))
 
     assert_silent_success(done)
     file, envelope = only_spool_file(data_dir)
-    assert file.read_bytes() == fake_daemon.requests[0]["body"]
+    assert file.read_bytes() == fake_daemon.seen[0].body
     assert envelope["payload"] == json.loads(PRE_TOOL_USE)
 
 
-@pytest.mark.parametrize("answer", [b"garbage\r\n\r\n", b"HTTP/1.1 abc OK\r\n\r\n", b"", b"HTTP/1.1 202"])
-def test_a_garbled_or_missing_answer_is_spooled(tmp_path: Path, fake_daemon: FakeDaemon, answer: bytes) -> None:
+@pytest.mark.parametrize("garbled", [b"garbage\r\n\r\n", b"HTTP/1.1 abc OK\r\n\r\n", b"", b"HTTP/1.1 202"])
+def test_a_garbled_or_missing_answer_is_spooled(tmp_path: Path, fake_daemon: FakeDaemon, garbled: bytes) -> None:
     data_dir = tmp_path / "data"
-    fake_daemon.raw_answer = answer  # then the server closes the connection
+    fake_daemon.routes[EVENTS] = lambda seen: garbled  # then the server closes the connection
 
-    done, _ = run_hook([sys.executable, "-S", str(HOOK_SCRIPT)], PRE_TOOL_USE, hook_env(data_dir, fake_daemon.path))
+    done, _ = run_hook([sys.executable, "-S", str(HOOK_SCRIPT)], PRE_TOOL_USE, hook_env(data_dir, fake_daemon.socket_path))
 
     assert_silent_success(done)
-    assert len(fake_daemon.requests) == 1
+    assert len(fake_daemon.seen) == 1
     assert len(spooled(data_dir)) == 1
 
 
@@ -272,13 +222,13 @@ def test_a_daemon_that_never_answers_costs_one_deadline(
     hook_argv: list[str], tmp_path: Path, fake_daemon: FakeDaemon
 ) -> None:
     data_dir = tmp_path / "data"
-    fake_daemon.status = None
+    fake_daemon.routes[EVENTS] = silent
 
-    done, wall = run_hook(hook_argv, PRE_TOOL_USE, hook_env(data_dir, fake_daemon.path))
+    done, wall = run_hook(hook_argv, PRE_TOOL_USE, hook_env(data_dir, fake_daemon.socket_path))
 
     assert_silent_success(done)
     assert 0.3 <= wall < WALL_LIMIT  # it did wait for the daemon, and no longer than the deadline allows
-    assert len(fake_daemon.requests) == 1
+    assert len(fake_daemon.seen) == 1
     _, envelope = only_spool_file(data_dir)
     assert envelope["payload"] == json.loads(PRE_TOOL_USE)
 
@@ -288,10 +238,10 @@ def test_aod_hook_timeout_sets_the_deadline(
     tmp_path: Path, fake_daemon: FakeDaemon, setting: str, at_least: float
 ) -> None:
     data_dir = tmp_path / "data"
-    fake_daemon.status = None
+    fake_daemon.routes[EVENTS] = silent
 
     done, wall = run_hook(
-        [sys.executable, "-S", str(HOOK_SCRIPT)], PRE_TOOL_USE, hook_env(data_dir, fake_daemon.path, AOD_HOOK_TIMEOUT=setting)
+        [sys.executable, "-S", str(HOOK_SCRIPT)], PRE_TOOL_USE, hook_env(data_dir, fake_daemon.socket_path, AOD_HOOK_TIMEOUT=setting)
     )
 
     assert_silent_success(done)
@@ -301,15 +251,15 @@ def test_aod_hook_timeout_sets_the_deadline(
 
 def test_the_config_file_sets_socket_and_timeout(tmp_path: Path, fake_daemon: FakeDaemon) -> None:
     config = tmp_path / "config.toml"
-    config.write_text(f'socket = "{fake_daemon.path}"\n\n[hook]\ntimeout = "700ms"\n')
+    config.write_text(f'socket = "{fake_daemon.socket_path}"\n\n[hook]\ntimeout = "700ms"\n')
     env = hook_env(tmp_path / "data", tmp_path / "ignored.sock", AOD_CONFIG=str(config))
     del env["AOD_SOCKET"]
 
     done, _ = run_hook([sys.executable, "-S", str(HOOK_SCRIPT)], PRE_TOOL_USE, env)
     assert_silent_success(done)
-    assert len(fake_daemon.requests) == 1
+    assert len(fake_daemon.seen) == 1
 
-    fake_daemon.status = None
+    fake_daemon.routes[EVENTS] = silent
     done, wall = run_hook([sys.executable, "-S", str(HOOK_SCRIPT)], PRE_TOOL_USE, env)
     assert_silent_success(done)
     assert 0.7 <= wall < 0.7 + WALL_LIMIT
@@ -323,12 +273,12 @@ def test_socket_and_agent_options_beat_the_environment(tmp_path: Path, fake_daem
         PRE_TOOL_USE,
         env,
         "--unknown-flag",
-        f"--socket={fake_daemon.path}",
+        f"--socket={fake_daemon.socket_path}",
         "--agent=gemini",
     )
 
     assert_silent_success(done)
-    assert [json.loads(r["body"])["agent"] for r in fake_daemon.requests] == ["gemini"]
+    assert [json.loads(r.body)["agent"] for r in fake_daemon.seen] == ["gemini"]
     assert spooled(tmp_path / "data") == []
 
 
@@ -358,10 +308,10 @@ def test_stdin_that_is_not_a_json_object_travels_as_text(hook_argv: list[str], t
 
 
 def test_text_payload_reaches_the_daemon(tmp_path: Path, fake_daemon: FakeDaemon) -> None:
-    done, _ = run_hook([sys.executable, "-S", str(HOOK_SCRIPT)], b"\x00oops", hook_env(tmp_path / "d", fake_daemon.path))
+    done, _ = run_hook([sys.executable, "-S", str(HOOK_SCRIPT)], b"\x00oops", hook_env(tmp_path / "d", fake_daemon.socket_path))
 
     assert_silent_success(done)
-    assert json.loads(fake_daemon.requests[0]["body"])["payload"] == "\x00oops"
+    assert json.loads(fake_daemon.seen[0].body)["payload"] == "\x00oops"
 
 
 # --- (e) nowhere to spool ------------------------------------------------------------------------
@@ -446,7 +396,7 @@ def _imported_modules(env: dict[str, str]) -> set[str]:
 
 @pytest.mark.parametrize("daemon_up", [True, False])
 def test_the_client_imports_only_what_it_needs(tmp_path: Path, fake_daemon: FakeDaemon, daemon_up: bool) -> None:
-    socket = fake_daemon.path if daemon_up else tmp_path / "x.sock"
+    socket = fake_daemon.socket_path if daemon_up else tmp_path / "x.sock"
 
     modules = _imported_modules(hook_env(tmp_path / "data", socket))
 
@@ -466,11 +416,11 @@ def test_build_envelope_post_and_spool(tmp_path: Path, fake_daemon: FakeDaemon) 
 
     assert parsed["session"] == "x-1"
     assert parsed["payload"] == json.loads(PRE_TOOL_USE)
-    assert post(envelope, fake_daemon.path, 1.0) is True
-    assert fake_daemon.requests[0]["body"] == envelope
+    assert post(envelope, fake_daemon.socket_path, 1.0) is True
+    assert fake_daemon.seen[0].body == envelope
     assert post(envelope, tmp_path / "absent.sock", 1.0) is False
-    fake_daemon.status = 503
-    assert post(envelope, fake_daemon.path, 1.0) is False
+    fake_daemon.routes[EVENTS] = answer(503)
+    assert post(envelope, fake_daemon.socket_path, 1.0) is False
 
     path = spool(envelope, parsed["uid"], parsed["occurred_at"], tmp_path / "data")
 

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import FIXTURES, aod_command
+from tests.conftest import FIXTURES, aod_command, hook_payload
 from tests.helpers.daemon import Daemon
 
 HOOK = Path(__file__).resolve().parent.parent / "aod" / "hook.py"
@@ -50,7 +50,7 @@ def test_the_same_hook_fired_twice_is_stored_once(daemon: Daemon) -> None:
 
 
 def test_unknown_kind_through_the_hook_is_stored(daemon: Daemon) -> None:
-    payload = json.loads((FIXTURES / "Stop.json").read_text()) | {"hook_event_name": "CwdChanged", "new_cwd": "/tmp"}
+    payload = hook_payload("Stop") | {"hook_event_name": "CwdChanged", "new_cwd": "/tmp"}
     assert run_hook(daemon, json.dumps(payload).encode()).returncode == 0
     assert [e["kind"] for e in daemon.get("/v1/events").body["items"]] == ["CwdChanged"]
 
@@ -81,7 +81,7 @@ def test_spool_while_down_then_drained_on_start(daemon: Daemon) -> None:
 
 def test_spool_files_arriving_while_running_are_ingested(daemon: Daemon) -> None:
     spool = daemon.data_dir / "spool"
-    envelope = {"uid": "spooled-live", "agent": "claude-code", "payload": json.loads((FIXTURES / "Stop.json").read_text())}
+    envelope = {"uid": "spooled-live", "agent": "claude-code", "payload": hook_payload("Stop")}
     tmp = spool / ".spooled-live.tmp"
     tmp.write_text(json.dumps(envelope))
     tmp.rename(spool / "1-spooled-live.json")

@@ -10,9 +10,11 @@ from __future__ import annotations
 import signal
 import sqlite3
 from collections import Counter
+from functools import partial
 from typing import Any
 
 from tests.conftest import FIXTURES
+from tests.helpers import rawhttp
 from tests.helpers.daemon import Daemon
 from tests.helpers.hostile import (
     GARBAGE,
@@ -20,8 +22,6 @@ from tests.helpers.hostile import (
     dead_letters_for,
     exchange,
     send,
-    tcp_factory,
-    unix_factory,
 )
 
 CASES_PER_TRANSPORT = 2500
@@ -30,8 +30,8 @@ CASES_PER_TRANSPORT = 2500
 def test_hostile_input_never_answers_5xx_and_loses_nothing(daemon: Daemon) -> None:
     token = (daemon.data_dir / "token").read_text().strip()
     transports = [
-        ("unix", unix_factory(daemon.socket), {}),
-        ("tcp", tcp_factory(daemon.status()["tcp"]), {"Authorization": f"Bearer {token}"}),
+        ("unix", partial(rawhttp.connect, daemon, "unix"), {}),
+        ("tcp", partial(rawhttp.connect, daemon, "tcp"), {"Authorization": f"Bearer {token}"}),
     ]
     statuses: Counter[tuple[str, int]] = Counter()
     dead_letters, good_uids, server_errors = 0, set(), []

@@ -14,13 +14,9 @@ from aod.ingest.envelope import InvalidItem, envelope_for_raw_hook, parse_envelo
 from aod.ingest.normalize import content_key, event_columns, stored_payload
 from aod.lifecycle.activity import ActivityState, apply_event, transition_for
 from aod.timefmt import iso_from_ns, normalize_iso
-from tests.conftest import FIXTURES
+from tests.conftest import hook_payload
 
 NOW = "2026-11-22T10:00:00.000000Z"
-
-
-def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
 # --- envelope ---------------------------------------------------------------------------------
@@ -80,7 +76,7 @@ def test_invalid_envelopes_name_the_field(item: object, field: str) -> None:
 
 
 def test_raw_hook_is_stamped_on_arrival() -> None:
-    env = envelope_for_raw_hook(fixture("Stop"), "claude-code", received_at=NOW)
+    env = envelope_for_raw_hook(hook_payload("Stop"), "claude-code", received_at=NOW)
     assert env.occurred_at == NOW and env.payload["hook_event_name"] == "Stop"
 
 
@@ -98,7 +94,7 @@ def test_raw_hook_is_stamped_on_arrival() -> None:
     ],
 )
 def test_event_columns(name: str, kind: str, tool: str | None, duration: int | None, ok: int | None) -> None:
-    cols = event_columns(fixture(name))
+    cols = event_columns(hook_payload(name))
     assert (cols.kind, cols.tool_name, cols.duration_ms, cols.ok) == (kind, tool, duration, ok)
     assert cols.agent_session_id == "00893aaf-19fa-41d2-8238-13269b9b3ca0"
 
@@ -118,7 +114,7 @@ def test_content_key_ignores_key_order_but_not_content() -> None:
 
 
 def test_small_payload_is_stored_verbatim() -> None:
-    payload = fixture("PostToolUse.edit")
+    payload = hook_payload("PostToolUse.edit")
     stored = stored_payload(payload, 65536)
     assert not stored.trimmed and json.loads(stored.text) == payload
     assert stored.original_bytes == len(stored.text.encode())

@@ -14,7 +14,7 @@ import pytest
 
 from aod.api.connections import HEADER_TIMEOUT
 from aod.api.lean import ingest_route
-from tests.conftest import FIXTURES
+from tests.conftest import hook_payload
 from tests.helpers.daemon import Daemon
 from tests.helpers.rawhttp import auth_header, connect, wait_closed
 
@@ -24,7 +24,7 @@ LIMIT = 4096
 
 
 def _envelope(tool_use_id: str) -> bytes:
-    payload = json.loads((FIXTURES / "PreToolUse.json").read_text())
+    payload = hook_payload("PreToolUse")
     return json.dumps({"agent": "claude-code", "payload": payload | {"tool_use_id": tool_use_id}}).encode()
 
 
@@ -85,7 +85,7 @@ def test_only_plain_ingest_posts_take_the_lean_path() -> None:
 
 
 def test_keep_alive_mixes_pipelining_and_chunked_bodies_on_one_connection(small: Daemon) -> None:
-    hook = json.loads((FIXTURES / "PreToolUse.json").read_text()) | {"tool_use_id": "toolu_hook"}
+    hook = hook_payload("PreToolUse") | {"tool_use_id": "toolu_hook"}
     with connect(small, "unix") as sock:
         replies = Responses(sock)
         # Two ingest requests kept alive, one with a chunked body, then a GET on the same connection.

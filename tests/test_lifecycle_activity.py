@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from typing import Any
 
@@ -12,11 +11,7 @@ from hypothesis import strategies as st
 
 from aod.lifecycle.activity import ActivityState, Transition, apply_event, transition_for
 from aod.lifecycle.status import Activity, SessionFacts, Status, TerminationReason, derive_status
-from tests.conftest import FIXTURES
-
-
-def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+from tests.conftest import hook_payload
 
 
 def t(second: int) -> str:
@@ -77,7 +72,7 @@ def test_transition_for(kind: str, payload: dict[str, Any], expected: Transition
     ],
 )
 def test_fixture_payloads(name: str, expected: Activity | None) -> None:
-    payload = fixture(name)
+    payload = hook_payload(name)
     change = transition_for(payload["hook_event_name"], payload)
     assert (change.activity if change else None) == expected
 
@@ -159,24 +154,24 @@ def test_fixture_sequence_working_needs_input_working_idle() -> None:
     ]
     current = ActivityState()
     for second, (name, expected) in enumerate(steps):
-        payload = fixture(name)
+        payload = hook_payload(name)
         current = apply_event(current, payload["hook_event_name"], payload, t(second))
         assert status_of(current) == expected, name
-    stop = {**fixture("Stop"), "background_tasks": []}
+    stop = {**hook_payload("Stop"), "background_tasks": []}
     current = apply_event(current, "Stop", stop, t(20))
     assert status_of(current) == Status.IDLE
     # The fixture's Stop still has a running background task: the agent keeps working.
-    assert status_of(apply_event(current, "Stop", fixture("Stop"), t(21))) == Status.WORKING
+    assert status_of(apply_event(current, "Stop", hook_payload("Stop"), t(21))) == Status.WORKING
     # ACT late PreToolUse stamped before the Stop does not bring "working" back.
-    late = apply_event(current, "PreToolUse", fixture("PreToolUse"), t(10))
+    late = apply_event(current, "PreToolUse", hook_payload("PreToolUse"), t(10))
     assert late == current and status_of(late) == Status.IDLE
     # Nor does a late permission prompt.
-    assert status_of(apply_event(current, "PermissionRequest", fixture("PermissionRequest"), t(15))) == Status.IDLE
+    assert status_of(apply_event(current, "PermissionRequest", hook_payload("PermissionRequest"), t(15))) == Status.IDLE
 
 
 def test_clear_hands_over_without_ending() -> None:
     current = fold([("UserPromptSubmit", {}, t(1)), ("Stop", {}, t(2))])
-    current = apply_event(current, "SessionEnd", fixture("SessionEnd.clear"), t(3))
+    current = apply_event(current, "SessionEnd", hook_payload("SessionEnd.clear"), t(3))
     assert current.termination_reason is None and current.activity == IDL
     current = apply_event(current, "SessionStart", {"source": "clear"}, t(3))
     assert status_of(current) == Status.IDLE

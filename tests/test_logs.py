@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aod.logs import ClientNoise
-from tests.conftest import FIXTURES, run_aod
+from tests.conftest import hook_payload, run_aod
 from tests.helpers.daemon import Daemon
 from tests.helpers.rawhttp import auth_header, connect, reset
 
@@ -34,7 +34,7 @@ MALFORMED = {
 
 
 def _events(count: int) -> dict[str, Any]:
-    payload = json.loads((FIXTURES / "PreToolUse.json").read_text())
+    payload = hook_payload("PreToolUse")
     return {"events": [{"agent": "claude-code", "payload": payload | {"tool_use_id": f"toolu_{i}"}} for i in range(count)]}
 
 

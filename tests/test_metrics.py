@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 from typing import Any
 
 import pytest
@@ -23,15 +22,9 @@ def event(uid: str, session: str, kind: str = "PostToolUse") -> dict[str, Any]:
             "payload": {"hook_event_name": kind, "session_id": f"agent-{session}", "cwd": "/tmp", "tool_name": "Bash"}}
 
 
-def tcp_get(daemon: Daemon, path: str, token: str | None) -> tuple[int, str]:
-    host, _, port = daemon.status()["tcp"].rpartition(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    try:
-        conn.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token else {})
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode()
-    finally:
-        conn.close()
+def tcp_get(daemon: Daemon, path: str, token: str | None) -> tuple[int, Any]:
+    reply = daemon.tcp("GET", path, headers={"Authorization": f"Bearer {token}"} if token else {})
+    return reply.status, reply.body
 
 
 def test_metrics_count_what_was_posted_over_both_transports(daemon: Daemon) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from aiohttp import web
 from aod.config import NotifierConfig
 from aod.notify.notifiers import NotifyError, send
 from aod.notify.worker import backoff
-from tests.helpers.agent_world import FAST, World, world_fixture
+from tests.helpers.agent_world import FAST, World
 from tests.helpers.waiting import wait_for
 
 PAGE: dict[str, Any] = {
@@ -102,11 +101,6 @@ def test_backoff_doubles_and_is_capped() -> None:
 
 
 # --- through the daemon ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def world(short_dir: Path, aod_env: dict[str, str]) -> Iterator[World]:
-    yield from world_fixture(short_dir, aod_env)
 
 
 def test_routing_by_priority_and_unavailable_desktop_is_recorded(world: World) -> None:

@@ -4,20 +4,11 @@ pane, and pages the human through a real local webhook when nudging stops helpin
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from tests.helpers import gh_standin
-from tests.helpers.agent_world import FAST, World, world_fixture
+from tests.helpers.agent_world import FAST, World
 from tests.helpers.waiting import wait_for
 from tests.helpers.webhook import Receiver
-
-
-@pytest.fixture
-def world(short_dir: Path, aod_env: dict[str, str]) -> Iterator[World]:
-    yield from world_fixture(short_dir, aod_env)
 
 
 def failing(sha: str, *names: str) -> list[dict[str, object]]:

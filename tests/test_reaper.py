@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import FIXTURES, aod_command
+from tests.conftest import FIXTURES, aod_command, hook_payload
 from tests.helpers.daemon import Daemon
 from tests.helpers.tmux import TmuxServer, clean_environ, start_daemon
 from tests.helpers.waiting import wait_for
@@ -70,7 +70,7 @@ def test_a_recent_event_holds_off_the_verdict(
 ) -> None:
     aod = serve(daemons, data_dir, aod_env, tmux, config(grace="8s"))
     s = spawn(aod, tmp_path, "sleep", "600")
-    prompt = json.loads((FIXTURES / "UserPromptSubmit.json").read_text())
+    prompt = hook_payload("UserPromptSubmit")
     reply = aod.post("/v1/events", {"agent": "claude-code", "session": s["id"], "payload": prompt,
                                     "runtime": {"tmux_pane": s["runtime_handle"]}})
     assert reply.status == 202
@@ -105,7 +105,7 @@ def test_without_tmux_nothing_is_concluded(
 
 
 def post_event(daemon: Daemon, agent_id: str, pid: int, occurred_at: int | None = None) -> str:
-    payload = json.loads((FIXTURES / "SessionStart.json").read_text()) | {"session_id": agent_id, "cwd": "/tmp"}
+    payload = hook_payload("SessionStart") | {"session_id": agent_id, "cwd": "/tmp"}
     item: dict[str, Any] = {"agent": "claude-code", "payload": payload, "runtime": {"pid": pid}}
     if occurred_at is not None:
         item["occurred_at"] = occurred_at
@@ -148,13 +148,13 @@ def test_working_turns_stuck_with_time_alone(
     daemons: list[Daemon], data_dir: Path, aod_env: dict[str, str], tmux: TmuxServer
 ) -> None:
     aod = serve(daemons, data_dir, aod_env, tmux, config(stuck_after="1s"))
-    payload = json.loads((FIXTURES / "UserPromptSubmit.json").read_text())
+    payload = hook_payload("UserPromptSubmit")
     assert aod.post("/v1/events", {"agent": "claude-code", "payload": payload}).status == 202
     sid = aod.get("/v1/sessions").body["items"][0]["id"]
     assert aod.session(sid)["status"] == "working"
     wait_for(lambda: aod.session(sid)["status"] == "stuck", timeout=10, message="stuck")
     assert status_changes(aod, sid)[-2:] == ["working", "stuck"]  # the stream hears of it
-    tool = json.loads((FIXTURES / "PreToolUse.json").read_text())
+    tool = hook_payload("PreToolUse")
     assert aod.post("/v1/events", {"agent": "claude-code", "payload": tool}).status == 202
     assert aod.session(sid)["status"] == "working"
 

@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.helpers import gh_standin
-from tests.helpers.agent_world import BRANCH, FAST, World, world_fixture
+from tests.helpers.agent_world import BRANCH, FAST, World
 from tests.helpers.waiting import wait_for
 
 URL = "https://github.com/acme/widget/pull/7"
-
-
-@pytest.fixture
-def world(short_dir: Path, aod_env: dict[str, str]) -> Iterator[World]:
-    yield from world_fixture(short_dir, aod_env)
 
 
 def observation(**kw: Any) -> dict[str, Any]:

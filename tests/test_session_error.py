@@ -10,28 +10,26 @@ import sqlite3
 import time
 from typing import Any
 
+import pytest
+
 from aod.timefmt import iso_from_ns
-from tests.conftest import FIXTURES, run_aod
-from tests.helpers.daemon import Daemon
+from tests.conftest import hook_payload, run_aod
+from tests.helpers.daemon import SocketClient
 
 S = 1_000_000_000  # ns
 
 
-def payload(name: str, **changes: Any) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text()) | changes
-
-
-def post(daemon: Daemon, body: dict[str, Any], at: int) -> None:
+def post(daemon: SocketClient, body: dict[str, Any], at: int) -> None:
     reply = daemon.post("/v1/events", {"agent": "claude-code", "payload": body, "occurred_at": at})
     assert reply.status == 202, reply.body
 
 
 def stop_failure(error: str, prompt_id: str = "p-1") -> dict[str, Any]:
     # Another turn has another prompt_id (the same payload within 5 s would be a duplicate).
-    return payload("Stop", hook_event_name="StopFailure", error=error, background_tasks=[], prompt_id=prompt_id)
+    return hook_payload("Stop", hook_event_name="StopFailure", error=error, background_tasks=[], prompt_id=prompt_id)
 
 
-def last_logged_session(daemon: Daemon) -> dict[str, Any]:
+def last_logged_session(daemon: SocketClient) -> dict[str, Any]:
     with contextlib.closing(sqlite3.connect(f"file:{daemon.data_dir / 'aod.db'}?mode=ro", uri=True)) as c:
         (data,) = c.execute("SELECT data FROM change_log WHERE entity = 'session' ORDER BY seq DESC LIMIT 1").fetchone()
     return json.loads(data)
@@ -41,9 +39,15 @@ def error_line(show: str) -> list[str]:
     return [line for line in show.splitlines() if re.match(r"error\s", line)]
 
 
-def test_the_last_error_shows_until_the_agent_moves_on(daemon: Daemon) -> None:
+@pytest.fixture
+def daemon(api: SocketClient) -> SocketClient:
+    """These tests need no background job: the API served in-process (tests/helpers/inproc.py)."""
+    return api
+
+
+def test_the_last_error_shows_until_the_agent_moves_on(daemon: SocketClient) -> None:
     now = time.time_ns()
-    post(daemon, payload("SessionStart"), now - 300 * S)
+    post(daemon, hook_payload("SessionStart"), now - 300 * S)
     failed_at = now - 185 * S
     post(daemon, stop_failure("rate_limit"), failed_at)
     sid = daemon.get("/v1/sessions").body["items"][0]["id"]
@@ -57,7 +61,7 @@ def test_the_last_error_shows_until_the_agent_moves_on(daemon: Daemon) -> None:
     assert "ERROR" in listing.splitlines()[0] and "rate_limit (3m ago)" in listing
 
     # A notification that asks nothing is no change of activity: the error stays, and its time.
-    post(daemon, payload("Notification.idle"), now - 120 * S)
+    post(daemon, hook_payload("Notification.idle"), now - 120 * S)
     assert daemon.get(f"/v1/sessions/{sid}").body["error_at"] == iso_from_ns(failed_at)
 
     # The same error again is a new error: its time moves, and the stream hears of it.
@@ -69,7 +73,7 @@ def test_the_last_error_shows_until_the_agent_moves_on(daemon: Daemon) -> None:
     assert "error rate_limit (1m ago)" in [re.sub(r"\s+", " ", x) for x in error_line(run_aod("show", sid, env=daemon.env).stdout)]
 
     # The next change of activity (a prompt) clears it; so nothing about an error is printed.
-    post(daemon, payload("UserPromptSubmit"), now - 10 * S)
+    post(daemon, hook_payload("UserPromptSubmit"), now - 10 * S)
     s = daemon.get(f"/v1/sessions/{sid}").body
     assert (s["status"], s["error"], s["error_at"]) == ("working", None, None)
     assert error_line(run_aod("show", sid, env=daemon.env).stdout) == []
@@ -77,9 +81,9 @@ def test_the_last_error_shows_until_the_agent_moves_on(daemon: Daemon) -> None:
     assert last_logged_session(daemon)["error_at"] is None
 
 
-def test_a_late_older_event_does_not_clear_the_error(daemon: Daemon) -> None:
+def test_a_late_older_event_does_not_clear_the_error(daemon: SocketClient) -> None:
     now = time.time_ns()
     post(daemon, stop_failure("overloaded"), now - 20 * S)
-    post(daemon, payload("PreToolUse"), now - 40 * S)  # stamped before the failure, arriving after it
+    post(daemon, hook_payload("PreToolUse"), now - 40 * S)  # stamped before the failure, arriving after it
     s = daemon.get("/v1/sessions").body["items"][0]
     assert (s["error"], s["error_at"]) == ("overloaded", iso_from_ns(now - 20 * S))

@@ -23,7 +23,7 @@ import pytest
 from aod.api.connections import HEADER_TIMEOUT, tcp_connection_limit
 from aod.config import StorageConfig
 from aod.listen_fds import InheritedError, take_inherited_sockets
-from tests.conftest import FIXTURES, aod_command
+from tests.conftest import aod_command, hook_payload
 from tests.helpers.daemon import Daemon
 from tests.helpers.rawhttp import peer_closed
 from tests.helpers.waiting import wait_for
@@ -93,7 +93,7 @@ def _response(sock: socket.socket) -> tuple[int, dict]:
 
 
 def _event(session: str) -> bytes:
-    payload = json.loads((FIXTURES / "UserPromptSubmit.json").read_text()) | {"session_id": session, "cwd": "/tmp"}
+    payload = hook_payload("UserPromptSubmit") | {"session_id": session, "cwd": "/tmp"}
     return json.dumps({"agent": "claude-code", "payload": payload}).encode()
 
 

@@ -1,5 +1,5 @@
-"""`GET /v1/stats`: the figures on a real SQLite file (aod/storage/stats.py), then the route on a
-real daemon fed through real ingest."""
+"""`GET /v1/stats`: the figures on a real SQLite file (aod/storage/stats.py), then the route,
+served in-process on a real database, fed through real ingest."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import apsw
 
 from aod.storage import stats
 from aod.timefmt import iso_from_seconds, now_iso, parse_iso
+from tests.helpers.daemon import SocketClient
 from tests.helpers.rows import T0, seed_session
 
 
@@ -110,7 +111,7 @@ def test_every_event_query_reads_the_window_from_the_covering_index(conn: apsw.C
         assert "COVERING INDEX events_for_stats" in plan and "SCAN events" not in plan, plan
 
 
-# --- the route, on a real daemon -------------------------------------------------------------------
+# --- the route, served in-process (tests/helpers/inproc.py) ---------------------------------------
 
 
 def _post(daemon: Any, at: str, kind: str, tool: str | None = None, duration: int | None = None) -> None:
@@ -123,14 +124,14 @@ def _post(daemon: Any, at: str, kind: str, tool: str | None = None, duration: in
     assert reply.status == 202 and reply.body["accepted"] == 1, reply.body
 
 
-def test_route_answers_the_last_hour_by_default(daemon: Any) -> None:
+def test_route_answers_the_last_hour_by_default(api: SocketClient) -> None:
     now = datetime.now(UTC)
     recent, old = (now - timedelta(minutes=2)).isoformat(), (now - timedelta(hours=2)).isoformat()
-    _post(daemon, recent, "PostToolUse", "Bash", 120)
-    _post(daemon, recent, "PostToolUseFailure", "Bash", 30)
-    _post(daemon, recent, "UserPromptSubmit")
-    _post(daemon, old, "PostToolUse", "Read", 5)
-    reply = daemon.get("/v1/stats")
+    _post(api, recent, "PostToolUse", "Bash", 120)
+    _post(api, recent, "PostToolUseFailure", "Bash", 30)
+    _post(api, recent, "UserPromptSubmit")
+    _post(api, old, "PostToolUse", "Read", 5)
+    reply = api.get("/v1/stats")
     assert reply.status == 200, reply.body
     body = reply.body
     assert sum(body["sessions_by_status"].values()) == 1
@@ -141,7 +142,7 @@ def test_route_answers_the_last_hour_by_default(daemon: Any) -> None:
     assert body["tools"] == [{"tool_name": "Bash", "count": 2, "failures": 1, "p50_ms": 30, "p95_ms": 120}]
     # An explicit window reaches the older event.
     since = quote((now - timedelta(hours=3)).isoformat())
-    tools = daemon.get(f"/v1/stats?since={since}").body["tools"]
+    tools = api.get(f"/v1/stats?since={since}").body["tools"]
     assert {t["tool_name"]: t["count"] for t in tools} == {"Bash": 2, "Read": 1}
 
 
@@ -155,14 +156,14 @@ BAD = [
 ]
 
 
-def test_route_refuses_bad_parameters_clearly(daemon: Any) -> None:
+def test_route_refuses_bad_parameters_clearly(api: SocketClient) -> None:
     for query, status, says in BAD:
-        reply = daemon.get(f"/v1/stats?{query}")
+        reply = api.get(f"/v1/stats?{query}")
         assert reply.status == status, (query, reply.body)
         assert reply.body["error"]["code"] == ("invalid_parameter" if status == 400 else "not_found"), query
         assert says in reply.body["error"]["message"], (query, reply.body)
     # At the ends of the calendar the window is cut, not refused.
-    first = daemon.get("/v1/stats?until=0001-01-01T00:30:00Z")
+    first = api.get("/v1/stats?until=0001-01-01T00:30:00Z")
     assert first.status == 200 and len(first.body["events_per_minute"]) == 30
-    last = daemon.get("/v1/stats?since=9999-12-31T23:30:00Z&until=9999-12-31T23:59:59.999999Z")
+    last = api.get("/v1/stats?since=9999-12-31T23:30:00Z&until=9999-12-31T23:59:59.999999Z")
     assert last.status == 200 and last.body["events_per_minute"][-1] == {"minute": "9999-12-31T23:59:00Z", "count": 0}

@@ -15,6 +15,7 @@ from typing import Any
 
 from tests.helpers import gh_standin
 from tests.helpers.daemon import Daemon
+from tests.helpers.template_db import migrated_copy
 from tests.helpers.tmux import TmuxServer
 
 BRANCH = "feature-x"
@@ -37,6 +38,7 @@ class World:
         subprocess.run(["git", "init", "-q", "-b", BRANCH, str(self.repo)], check=True)
         self.data_dir = root / "data"
         self.data_dir.mkdir(mode=0o700)
+        migrated_copy(self.data_dir / "aod.db")  # a world's tests are not about migrating
         self.daemons: list[Daemon] = []
         self.pane = ""
 

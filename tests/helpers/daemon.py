@@ -35,13 +35,18 @@ class Reply:
 
 
 def request(
-    socket_path: Path, method: str, path: str, body: bytes | str | object | None = None,
-    headers: dict[str, str] | None = None, timeout: float = 10.0,
+    address: Path | str, method: str, path: str, body: bytes | str | object | None = None,
+    headers: dict[str, str | bytes] | None = None, timeout: float = 10.0,
 ) -> Reply:
-    conn = UnixHTTPConnection(str(socket_path), timeout)
+    """One request on a fresh connection: to a Unix socket (a Path) or to TCP ("host:port")."""
+    if isinstance(address, Path):
+        conn: http.client.HTTPConnection = UnixHTTPConnection(str(address), timeout)
+    else:
+        host, _, port = address.rpartition(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
         payload = body if isinstance(body, bytes | None) else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
-        hdrs = {"Content-Type": "application/json"} if payload is not None else {}
+        hdrs: dict[str, str | bytes] = {"Content-Type": "application/json"} if payload is not None else {}
         hdrs.update(headers or {})
         conn.request(method, path, body=payload, headers=hdrs)
         resp = conn.getresponse()
@@ -55,7 +60,32 @@ def request(
         conn.close()
 
 
-class Daemon:
+class SocketClient:
+    """What a test asks the API over `self.socket` (a real daemon, or tests/helpers/inproc.py's)."""
+
+    data_dir: Path
+    socket: Path
+    env: dict[str, str]  # what an `aod` command run against it needs
+
+    def get(self, path: str, **kw: Any) -> Reply:
+        return request(self.socket, "GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> Reply:
+        return request(self.socket, "POST", path, body, **kw)
+
+    def session(self, session_id: str) -> dict[str, Any]:
+        """GET /v1/sessions/{id}, which must answer 200."""
+        reply = self.get(f"/v1/sessions/{session_id}")
+        assert reply.status == 200, reply.body
+        body: dict[str, Any] = reply.body
+        return body
+
+    def status(self) -> dict[str, Any]:
+        body: dict[str, Any] = self.get("/v1/status").body
+        return body
+
+
+class Daemon(SocketClient):
     def __init__(self, data_dir: Path, env: dict[str, str], config_text: str = "") -> None:
         self.data_dir = data_dir
         self.socket = data_dir / "aod.sock"
@@ -90,20 +120,9 @@ class Daemon:
             time.sleep(0.02)
         raise AssertionError(f"aod serve not ready after {timeout}s:\n{self.log.read_text()}")
 
-    def get(self, path: str, **kw: Any) -> Reply:
-        return request(self.socket, "GET", path, **kw)
-
-    def post(self, path: str, body: Any = None, **kw: Any) -> Reply:
-        return request(self.socket, "POST", path, body, **kw)
-
-    def session(self, session_id: str) -> dict[str, Any]:
-        """GET /v1/sessions/{id}, which must answer 200."""
-        reply = self.get(f"/v1/sessions/{session_id}")
-        assert reply.status == 200, reply.body
-        return reply.body
-
-    def status(self) -> dict[str, Any]:
-        return self.get("/v1/status").body
+    def tcp(self, method: str, path: str, body: Any = None, headers: dict[str, str | bytes] | None = None) -> Reply:
+        """A request over the daemon's loopback TCP port (there the token rules apply)."""
+        return request(self.status()["tcp"], method, path, body, headers)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
         assert self.proc is not None

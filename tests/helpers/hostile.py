@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import random
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -284,22 +283,6 @@ def exchange(sock_factory: Any, data: bytes, timeout: float = 10.0) -> tuple[int
         return status, json.loads(body)
     except ValueError:
         return status, body
-
-
-def unix_factory(path: Path) -> Any:
-    def connect() -> socket.socket:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(str(path))
-        return s
-    return connect
-
-
-def tcp_factory(address: str) -> Any:
-    host, port = address.rsplit(":", 1)
-
-    def connect() -> socket.socket:
-        return socket.create_connection((host, int(port)))
-    return connect
 
 
 GARBAGE = [
