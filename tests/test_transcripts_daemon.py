@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,8 @@ def test_live_tailing_counts_every_message_once_across_appends_a_rewrite_and_sig
         assert shown.returncode == 0, shown.stderr
         rows = [line.split() for line in shown.stdout.splitlines()]
         assert rows[0][:2] == ["date", "models"] and [r[0] for r in rows[1:]] == ["2025-10-01", "2025-10-02", "Total"]
-        assert rows[-1][-1] == "$0.07" and rows[-1][-2] == f"{2328 + 883 + 9633 + 76448:,}"
+        # The total row ends: total tokens, cost, the subagents' share.
+        assert rows[-1][-3:] == [f"{2328 + 883 + 9633 + 76448:,}", "$0.07", "$0.01"]
         # The session object and aod show carry the same totals, kept with the rows.
         totals = d.session(done["key"])["usage"]
         assert (totals["messages"], totals["cost_usd"]) == (8, pytest.approx(done["cost_usd"]))
@@ -97,6 +99,10 @@ def test_live_tailing_counts_every_message_once_across_appends_a_rewrite_and_sig
         show = run_aod("show", done["key"], env={**aod_env, "AOD_SOCKET": str(d.socket), "COLUMNS": "250"})
         assert f"$0.07 for {2328 + 883 + 9633 + 76448:,} tokens in 8 messages" in show.stdout, show.stdout
         assert "subagents: $0.01 in 2 messages" in show.stdout
+        # SIGTERM while the transcripts are watched: out well within the 5 s a stop may take.
+        began = time.monotonic()
+        assert d.stop() == 0
+        assert time.monotonic() - began < 3.0
     finally:
         d.stop()
 

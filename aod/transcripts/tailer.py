@@ -62,6 +62,9 @@ class TranscriptTailer:
         self._tracked: dict[str, Tracked] = {}
         self._loaded = False
         self._watch: asyncio.Task[None] | None = None
+        # Set to end the watch: its thread sees it within one `step` (50 ms), where a cancel alone
+        # waits for the thread's 5 s timeout (a SIGTERM must end the daemon within 5 s).
+        self._watch_stop = asyncio.Event()
         self._watched: frozenset[str] = frozenset()
         self.wake: Callable[[], None] = lambda: None  # set to the Job's wake
         self._changed = True  # a commit or a watched file since the last pass
@@ -76,6 +79,13 @@ class TranscriptTailer:
         if not (self._changed or self._more or time.monotonic() - self._last_pass >= FALLBACK_EVERY):
             return DISCOVER_EVERY
         self._changed, self._last_pass = False, time.monotonic()
+        try:
+            return await self._pass()
+        except BaseException:
+            self._changed = True  # the Job's retry must not find nothing to do
+            raise
+
+    async def _pass(self) -> float:
         if not self._loaded:
             stored = await self._db.read(usage.offsets)
             self._tracked = {p: Tracked(r["session_id"], tail.Position(r["offset"], r["inode"], r["fingerprint"]))
@@ -119,25 +129,24 @@ class TranscriptTailer:
         """Watch exactly these directories (restarting the watch when the set changed or it ended)."""
         if dirs == self._watched and (self._watch is None or not self._watch.done()):
             return
-        if self._watch is not None:
-            self._watch.cancel()
-        self._watched, self._watch = dirs, None
+        self._watch_stop.set()  # the old watch ends by itself
+        self._watched, self._watch, self._watch_stop = dirs, None, asyncio.Event()
         if dirs:
-            self._watch = asyncio.create_task(self._watching(dirs), name="transcript-watch")
+            self._watch = asyncio.create_task(self._watching(dirs, self._watch_stop), name="transcript-watch")
 
-    async def _watching(self, dirs: frozenset[str]) -> None:
+    async def _watching(self, dirs: frozenset[str], stop: asyncio.Event) -> None:
         # debounce: Claude Code appends a few lines per message; one read takes them all.
-        async for _ in watchfiles.awatch(*dirs, debounce=200, step=50, recursive=True,
+        async for _ in watchfiles.awatch(*dirs, debounce=200, step=50, recursive=True, stop_event=stop,
                                           watch_filter=lambda _, p: p.endswith(".jsonl")):
             self._changed = True
             self.wake()
 
     async def close(self) -> None:
         self._unsubscribe()
+        self._watch_stop.set()
         if self._watch is not None:
-            self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._watch
+                await asyncio.wait_for(self._watch, 2.0)
             self._watch = None
 
 
