@@ -57,6 +57,14 @@ CASES = [
     ("cursor", "stop", "Stop", None, "idle"),
     ("cursor", "stop.error", "StopFailure", None, "idle"),
     ("cursor", "sessionEnd", "SessionEnd", None, "exited"),
+    ("opencode", "session.created", "SessionStart", None, "idle"),
+    ("opencode", "chat.message", "UserPromptSubmit", None, "active"),
+    ("opencode", "tool.execute.before", "PreToolUse", "bash", "active"),
+    ("opencode", "permission.asked", "PermissionRequest", None, "waiting_input"),
+    ("opencode", "tool.execute.after", "PostToolUse", "bash", "active"),
+    ("opencode", "command.executed", "command.executed", None, None),
+    ("opencode", "session.idle", "Stop", None, "idle"),
+    ("opencode", "session.error", "StopFailure", None, "idle"),
 ]
 
 
@@ -69,7 +77,7 @@ def test_each_fixture_reads_as_its_aod_kind(agent: str, name: str, kind: str, to
     assert activity_after(cols.kind, payload) == activity
 
 
-@pytest.mark.parametrize("agent", ["codex", "gemini", "cursor"])
+@pytest.mark.parametrize("agent", ["codex", "gemini", "cursor", "opencode"])
 def test_every_fixture_of_an_agent_names_one_session_and_its_directory(agent: str) -> None:
     ids = set()
     cwds = set()

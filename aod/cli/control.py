@@ -35,7 +35,7 @@ def add_parsers(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> 
     spawn.add_argument("--project", default=".", help="the project directory (default: the current one)")
     spawn.add_argument("--agent", default="claude-code",
                        help="which agent runs (default: claude-code); without a command, its own: claude, codex, "
-                       "gemini, cursor-agent")
+                       "gemini, cursor-agent, opencode")
     spawn.add_argument("--worktree", action="store_true", help="run in a new git worktree on a new branch")
     spawn.add_argument("--name", help="a title for the session (also names the worktree branch)")
     spawn.add_argument("--json", action="store_true", help="print the session object")

@@ -99,7 +99,7 @@ TOOL_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionReq
 NO_HTTP_EVENTS = ("SessionStart", "Setup")
 _CLIENT_OPTIONS = ("--agent", "--data-dir", "--socket", "--config")
 # The agents whose hook configuration `--agent` writes (the others: aod/cli/hooks_<agent>.py).
-AGENTS = (DEFAULT_AGENT, "codex", "gemini", "cursor")
+AGENTS = (DEFAULT_AGENT, "codex", "gemini", "cursor", "opencode")
 # Claude Code's and Gemini's events are capitalised, Cursor's camelCase.
 _EVENT = re.compile(r"[A-Za-z][A-Za-z]{1,63}")
 # A pattern, compiled on first use (by re's cache): every aod command imports this module.
@@ -454,7 +454,8 @@ def add_parser(
         parser.add_argument(
             "--agent", choices=AGENTS, default=DEFAULT_AGENT,
             help=f"whose configuration: {DEFAULT_AGENT} (default; settings.json), codex (~/.codex/hooks.json), "
-            "gemini (~/.gemini/settings.json), cursor (~/.cursor/hooks.json)",
+            "gemini (~/.gemini/settings.json), cursor (~/.cursor/hooks.json), opencode (a plugin in "
+            "~/.config/opencode/plugins/)",
         )
     install.add_argument(
         "--events",

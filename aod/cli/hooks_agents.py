@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Protocol
 
-from aod.cli import hooks_codex, hooks_cursor, hooks_gemini
+from aod.cli import hooks_codex, hooks_cursor, hooks_gemini, hooks_opencode
 from aod.cli.hooks import (
     EXIT_FAILED,
     Changes,
@@ -54,6 +54,8 @@ AGENT_INSTALLERS: dict[str, Installer] = {m.AGENT: m for m in (hooks_codex, hook
 
 def run(args: argparse.Namespace) -> int:
     """`aod hooks install|uninstall --agent NAME` for an agent other than Claude Code."""
+    if args.agent == hooks_opencode.AGENT:
+        return hooks_opencode.run(args)
     installer = AGENT_INSTALLERS[args.agent]
     install = args.hooks_command == "install"
     if args.scope == "local" or (install and args.http):

@@ -39,6 +39,7 @@ DEFAULT_COMMANDS: dict[str, tuple[str, ...]] = {
     "codex": ("codex",),
     "gemini": ("gemini",),
     "cursor": ("cursor-agent",),
+    "opencode": ("opencode",),
 }
 # A word the shell passes on as it is: no quoting, expansion, assignment or redirection in it.
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_./+-]+")

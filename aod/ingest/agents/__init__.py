@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from aod.ingest.agents import codex, cursor, gemini, generic
+from aod.ingest.agents import codex, cursor, gemini, generic, opencode
 from aod.ingest.columns import EventColumns, claude_columns
 
 __all__ = ["KNOWN_AGENTS", "columns_for"]
@@ -24,6 +24,7 @@ _READERS: dict[str, Reader] = {
     "codex": codex.columns,
     "gemini": gemini.columns,
     "cursor": cursor.columns,
+    "opencode": opencode.columns,
 }
 KNOWN_AGENTS = tuple(_READERS)
 
