@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from aod.config import PostgresForwardConfig  # noqa: E402
 from aod.forward.job import Forwarder  # noqa: E402
+from aod.forward.team_store import target_of  # noqa: E402
 from aod.storage import forward  # noqa: E402
 from aod.storage.database import Database, open_storage  # noqa: E402
 from aod.timefmt import now_iso  # noqa: E402
@@ -75,12 +76,14 @@ async def fill(db: Database, n: int) -> None:
 
 
 async def drain(db: Database, dsn: str, batch_size: int) -> tuple[float, int, int]:
-    """Seconds to forward everything from a cursor at 0; change_log rows and team rows shipped."""
-    await db.write(lambda c: c.execute("DELETE FROM forward_cursor"))
+    """Seconds to forward everything from a cursor at 0 through change_log (not the backfill a new
+    team store also gets, which would send every event twice), connecting included; change_log rows
+    and team rows shipped. `dsn` is a database with the team schema and nothing in it."""
+    target = target_of(dsn)
+    await db.write(lambda c: (c.execute("DELETE FROM forward_cursor"), c.execute(
+        "INSERT INTO forward_cursor (target, seq) VALUES (?, 0)", (target,))))
     options = PostgresForwardConfig(dsn=dsn, batch_size=batch_size)
     fwd = Forwarder(db, lambda: options)
-    await fwd.step()  # connects (and creates the schema); the clock starts after
-    await db.write(lambda c: c.execute("UPDATE forward_cursor SET seq = 0"))
     started = time.perf_counter()
     while await fwd.step() is not None:
         pass

@@ -211,3 +211,30 @@ async def test_nul_characters_postgresql_cannot_hold_are_replaced_not_a_stuck_ba
     assert fwd.last_error is None
     assert _rows(team_dsn, "SELECT payload FROM aod.events WHERE uid = 'uid-nul'") == [({"stdout": "a\ufffdb", "n": 1},)]
     assert _rows(team_dsn, "SELECT title FROM aod.sessions") == [("x\ufffdy",)]
+
+
+async def test_a_new_team_store_gets_what_change_log_no_longer_tells(db: Database, team_dsn: str) -> None:
+    await db.write(_seed)
+    # An older file: retention pruned change_log (events stay longer) before forwarding was set up.
+    await db.write(lambda c: c.execute("UPDATE change_log SET at = '2020-01-01T00:00:00.000Z'"))
+    assert (await prune(db, RetentionConfig(), dry_run=False)).change_log > 0
+    assert (await db.read(lambda c: c.execute("SELECT count(*) FROM change_log").fetchone()))[0] == 0
+    old = "2020-01-01T00:00:00.000000Z"
+    await db.write(lambda c: c.execute("UPDATE events SET received_at = ?", (old,)))
+
+    down = _forwarder(db, _dead_dsn())
+    await down.step()  # the backfill is set up, nothing sent: retention keeps the events for it
+    assert (await db.read(forward.backfill_state)) == (0, 3)
+    report = await prune(db, RetentionConfig(), dry_run=False)
+    assert report.waiting_for_forward and report.events == 0
+
+    fwd = _forwarder(db, team_dsn, batch_size=2)
+    delays = [await fwd.step() for _ in range(3)]
+    assert delays[0] == 0.0 and delays[-1] is None, delays  # 2 events, then the last one, then nothing
+    assert (await db.read(forward.backfill_state)) is None
+    assert _rows(team_dsn, "SELECT uid FROM aod.events ORDER BY uid") == [("uid-0",), ("uid-1",), ("uid-2",)]
+    for table in ("sessions", "projects", "prs", "pr_checks", "escalations"):
+        assert _rows(team_dsn, f"SELECT count(*) FROM aod.{table}") == [(1,)], table
+    assert _rows(team_dsn, "SELECT count(*) FROM aod.usage") == [(2,)]
+    report = await prune(db, RetentionConfig(), dry_run=False)
+    assert not report.waiting_for_forward and report.events == 3  # now they may go

@@ -159,7 +159,7 @@ class Forwarder:
         if self.breaker.state(now) != "closed":
             log.info("forwarding to the team store again", extra={"target": self._target})
         self.breaker.succeeded()
-        if batch.changes >= limit or batch.usage_last - batch.usage_after >= limit:
+        if batch.more:
             return 0.0
         if not batch.empty:
             return LINGER

@@ -33,6 +33,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 FLAGS = frozenset({"is_alive", "ok", "trimmed", "draft", "is_sidechain"})
 # meta key: the last local usage id the team store committed (the usage rows' own cursor).
 USAGE_CURSOR = "forward_usage_id"
+# meta key, while a new team store is being backfilled: "<last event id sent>:<last event id to send>".
+BACKFILL = "forward_backfill"
+# Each table's local key, the positions in COLUMNS (a row read twice in one batch is sent once).
+_KEYS = {"projects": (0,), "sessions": (0,), "events": (0,), "prs": (0,), "pr_checks": (0, 1, 2), "escalations": (0,),
+         "usage": (0, 1)}
 
 
 @dataclass
@@ -45,10 +50,13 @@ class Batch:
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     usage_after: int = 0
     usage_last: int = 0  # the last usage id in `rows["usage"]` (usage_after when none)
+    backfill: tuple[int, int] | None = None  # (after, until) event ids, while backfilling
+    backfill_last: int = 0
+    more: bool = False  # a part of it stopped at the limit: the next batch is due at once
 
     @property
     def empty(self) -> bool:
-        return not self.changes and self.usage_last == self.usage_after
+        return not self.changes and self.usage_last == self.usage_after and self.backfill is None
 
     @property
     def row_count(self) -> int:
@@ -71,7 +79,21 @@ def start(conn: apsw.Connection, target: str) -> int:
     conn.execute("DELETE FROM forward_cursor")
     conn.execute("DELETE FROM meta WHERE key = ?", (USAGE_CURSOR,))
     conn.execute("INSERT INTO forward_cursor (target, seq) VALUES (?, 0)", (target,))
+    # A new team store gets what the file holds now, not only what changes from here: change_log
+    # reaches back `retention.change_log_days`, events further. Every event up to the newest
+    # (later ones come through change_log) and, with the first of them, every session, project,
+    # PR, check and escalation as they are.
+    top = conn.execute("SELECT max(id) FROM events").fetchone()
+    meta.put(conn, BACKFILL, f"0:{int(top[0] or 0) if top else 0}")
     return 0
+
+
+def backfill_state(conn: apsw.Connection) -> tuple[int, int] | None:
+    value = meta.get(conn, BACKFILL)
+    if value is None:
+        return None
+    after, _, until = value.partition(":")
+    return int(after), int(until)
 
 
 def usage_cursor(conn: apsw.Connection) -> int:
@@ -86,6 +108,12 @@ def advance(conn: apsw.Connection, target: str, batch: Batch, at: str) -> None:
         conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value ="
                      " CAST(max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
                      (USAGE_CURSOR, str(batch.usage_last)))
+    if batch.backfill is not None:
+        until = batch.backfill[1]
+        if batch.backfill_last >= until:
+            conn.execute("DELETE FROM meta WHERE key = ?", (BACKFILL,))
+        else:
+            meta.put(conn, BACKFILL, f"{batch.backfill_last}:{until}")
 
 
 def release(conn: apsw.Connection) -> bool:
@@ -101,6 +129,16 @@ def hold(conn: apsw.Connection) -> int | None:
 
 
 def first_held_event(conn: apsw.Connection, after: int) -> int | None:
+    """The lowest event id retention must keep: named by a change_log row above `after`, or not
+    backfilled yet."""
+    named = _first_named_event(conn, after)
+    backfill = backfill_state(conn)
+    if backfill is None:
+        return named
+    return backfill[0] + 1 if named is None else min(named, backfill[0] + 1)
+
+
+def _first_named_event(conn: apsw.Connection, after: int) -> int | None:
     """The lowest event id a change_log row above `after` names: retention keeps it and all later ones."""
     return change_log.first_event_after(conn, after)
 
@@ -140,14 +178,48 @@ def read_batch(conn: apsw.Connection, after: int, limit: int, usage_after: int =
         # same transaction, which makes no change_log row of its own: ship that session too.
         if session_id is not None:
             named["session"].add(session_id)
-    batch = Batch(after, last, changes, usage_after=usage_after, usage_last=usage_after)
+    batch = Batch(after, last, changes, usage_after=usage_after, usage_last=usage_after, more=changes >= limit)
     usage = _usage(conn, usage_after, limit)
     if usage:
         batch.rows["usage"] = usage
         batch.usage_last = int(usage[-1][COLUMNS["usage"].index("id")])
-    if not changes:
-        return batch
-    batch.rows |= {
+        batch.more = batch.more or len(usage) >= limit
+    if changes:
+        batch.rows |= _named(conn, named)
+    backfill = backfill_state(conn)
+    if backfill is not None:
+        _backfill(conn, batch, backfill, limit)
+    return batch
+
+
+def _backfill(conn: apsw.Connection, batch: Batch, backfill: tuple[int, int], limit: int) -> None:
+    """The next events up to the backfill's end (and, with its first batch, the small tables)."""
+    after, until = backfill
+    batch.backfill = backfill
+    events = _flags("events", conn.execute(
+        f"SELECT {', '.join(COLUMNS['events'])} FROM events WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+        (after, until, limit)))
+    batch.backfill_last = int(events[-1][COLUMNS["events"].index("id")]) if len(events) >= limit else until
+    batch.more = batch.more or batch.backfill_last < until
+    found = {"events": events}
+    if after == 0:
+        for table in ("projects", "sessions", "prs", "pr_checks", "escalations"):
+            found[table] = _flags(table, conn.execute(f"SELECT {', '.join(COLUMNS[table])} FROM {table}"))
+    for table, rows in found.items():
+        batch.rows[table] = _union(table, batch.rows.get(table, []), rows)
+
+
+def _union(table: str, first: list[tuple[Any, ...]], second: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Both lists' rows, each key once (one INSERT … ON CONFLICT cannot touch a row twice)."""
+    key = _KEYS[table]
+    merged = {tuple(r[i] for i in key): r for r in first}
+    for r in second:
+        merged.setdefault(tuple(r[i] for i in key), r)
+    return list(merged.values())
+
+
+def _named(conn: apsw.Connection, named: dict[str, set[str]]) -> dict[str, list[tuple[Any, ...]]]:
+    return {
         "projects": _select(conn, "projects", "id IN (SELECT project_id FROM sessions WHERE id IN"
                             " (SELECT value FROM json_each(?)))", named["session"]),
         "sessions": _select(conn, "sessions", "id IN (SELECT value FROM json_each(?))", named["session"]),
@@ -159,7 +231,6 @@ def read_batch(conn: apsw.Connection, after: int, limit: int, usage_after: int =
         "escalations": _select(conn, "escalations", "id IN (SELECT CAST(value AS INTEGER) FROM json_each(?))",
                                named["escalation"]),
     }
-    return batch
 
 
 def _usage(conn: apsw.Connection, after: int, limit: int) -> list[tuple[Any, ...]]:

@@ -10,6 +10,11 @@ def get(conn: apsw.Connection, key: str) -> str | None:
     return None if row is None else row[0]
 
 
+def put(conn: apsw.Connection, key: str, value: str) -> None:
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                 (key, value))
+
+
 def db_epoch(conn: apsw.Connection) -> str:
     epoch = get(conn, "db_epoch")
     if epoch is None:
