@@ -135,17 +135,17 @@ async def while_migrating(notifier: Notifier, open_fn: Callable[[Callable[[], No
         migrating.set()
         notifier.send(extend_message(EXTEND_SECONDS))
 
-    async def extend() -> None:
-        while True:
-            await asyncio.sleep(EXTEND_PERIOD)
-            if migrating.is_set():
-                notifier.send(extend_message(EXTEND_SECONDS))
+    async def extend() -> float:
+        if migrating.is_set():
+            notifier.send(extend_message(EXTEND_SECONDS))
+        return EXTEND_PERIOD
 
-    extender = asyncio.create_task(extend(), name="sd-extend-timeout")
+    extender = Job("sd-extend-timeout", extend, first=EXTEND_PERIOD)
+    extender.start()
     try:
         return await open_fn(on_pending)
     finally:
-        extender.cancel()
+        await extender.stop()
 
 
 def _nothing(conn: apsw.Connection) -> None:
