@@ -47,12 +47,19 @@ KINDS = {
 }
 
 
-def installed_command(home: Path, agent: str, event: str) -> list[str]:
-    """The argv of aod's entry for `event` in the agent's configuration file."""
+def installed_command(home: Path, agent: str, event: str) -> str:
+    """The command of aod's entry for `event` in the agent's configuration file."""
     doc = json.loads((home / CONFIG[agent]).read_text())
     entries = doc["hooks"][event]
     handler = entries[-1] if agent == "cursor" else entries[-1]["hooks"][0]
-    return shlex.split(handler["command"])
+    command: str = handler["command"]
+    return command
+
+
+def as_the_agent_runs_it(command: str) -> list[str]:
+    # These agents hand the command to /bin/sh (dash on Debian, which does not exec a lone
+    # command by itself): the client must still see the agent, not a shell, as its parent.
+    return ["/bin/sh", "-c", command]
 
 
 def hook_env(home: Path) -> dict[str, str]:
@@ -88,14 +95,15 @@ def test_an_agent_session_through_its_installed_hooks(agent: str, daemon: Daemon
     seen = []
     for (event, name), (_, activity) in zip(_events(agent), SCENARIOS[agent], strict=True):
         payload = (FIXTURES / agent / f"{name}.json").read_bytes()
-        done = subprocess.run(installed_command(home, agent, event), input=payload, env=hook_env(home),
-                              capture_output=True, timeout=30, cwd=tmp_path)
+        done = subprocess.run(as_the_agent_runs_it(installed_command(home, agent, event)), input=payload,
+                              env=hook_env(home), capture_output=True, timeout=30, cwd=tmp_path)
         assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
         session = only_session(daemon, agent)
         seen.append(session["activity"])
         assert session["activity"] == activity, (name, seen)
 
     assert (session["agent"], session["workspace_path"]) == (agent, "/home/alice/src/my-project")
+    assert session["pid"] == os.getpid()  # this process plays the agent: the shell exec'd the client
     first = json.loads((FIXTURES / agent / f"{SCENARIOS[agent][0][0]}.json").read_text())
     assert session["agent_session_id"] == (first.get("conversation_id") or first.get("session_id"))
     events = daemon.get(f"/v1/sessions/{session['id']}/events?limit=100").body["items"]
@@ -107,7 +115,7 @@ def test_codex_notify_program_takes_the_payload_as_its_argument(daemon: Daemon, 
     home = tmp_path / "home"
     home.mkdir()
     install(daemon, home, "codex")
-    argv = installed_command(home, "codex", "Stop")  # what `notify = [...]` runs, plus the JSON
+    argv = shlex.split(installed_command(home, "codex", "Stop"))[1:]  # notify = [...] is an argv, no shell
     start = (FIXTURES / "codex" / "UserPromptSubmit.json").read_bytes()
     subprocess.run(argv, input=start, env=hook_env(home), capture_output=True, timeout=30, check=True)
     assert only_session(daemon, "codex")["activity"] == "active"

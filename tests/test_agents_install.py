@@ -40,6 +40,8 @@ def aod_commands(agent: str, doc: dict[str, Any]) -> dict[str, list[str]]:
     for event, entries in doc.get("hooks", {}).items():
         handlers = entries if agent == "cursor" else [h for g in entries for h in g["hooks"]]
         ours = [shlex.split(h["command"]) for h in handlers if "aod/hook.py" in h["command"] or "aod hook" in h["command"]]
+        assert all(argv[0] == "exec" for argv in ours)  # see aod.cli.hooks_agents.shell_command
+        ours = [argv[1:] for argv in ours]
         assert len(ours) <= 1, (event, ours)
         if ours:
             found[event] = ours[0]

@@ -199,6 +199,8 @@ def _client_options(handler: dict[str, Any]) -> dict[str, str] | None:
             argv = shlex.split(command)
         except ValueError:
             return None
+        if argv[:1] == ["exec"]:  # how aod writes it for agents that run hooks through sh
+            argv = argv[1:]
         if _is_client_script(argv):
             return _options(argv[3:])
         if os.path.basename(argv[0]) != "aod" or argv[1:2] != ["hook"]:

@@ -5,8 +5,8 @@ entry per event and touches nothing of the user's, uninstall removes exactly aod
 the file itself when nothing else was in it.
 
 These agents run a hook's `command` through a shell and wait for it (none has Claude Code's
-`async`): the command is the client's argv, shell-quoted, and the client answers within its
-300 ms budget (it spools when the daemon is slow), printing nothing.
+`async`): the command is `exec` and the client's argv, shell-quoted (see `shell_command`), and
+the client answers within its 300 ms budget (it spools when the daemon is slow), printing nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from aod.cli.hooks import (
     write_settings,
 )
 
-__all__ = ["AGENT_INSTALLERS", "Installer", "run"]
+__all__ = ["AGENT_INSTALLERS", "Installer", "run", "shell_command"]
 
 
 class Installer(Protocol):
@@ -50,6 +50,14 @@ class Installer(Protocol):
 
 
 AGENT_INSTALLERS: dict[str, Installer] = {m.AGENT: m for m in (hooks_codex, hooks_gemini, hooks_cursor)}
+
+
+def shell_command(argv: list[str]) -> str:
+    """`argv` as the shell string these agents run with `sh -c`. `exec`: a shell that does not
+    replace itself with a lone command (dash, Debian's sh) would otherwise be the client's parent,
+    and the client reports its parent as the agent's pid: a shell gone at once, a different one
+    for every event, where the daemon must see the agent's own process."""
+    return "exec " + shlex.join(argv)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         old_text, doc = read_settings(path)
         if install:
             argv = hook_argv(args.agent, passed_on(args), on_path=args.scope == "project")
-            new_doc, changes = installer.install(doc, shlex.join(argv), events)
+            new_doc, changes = installer.install(doc, shell_command(argv), events)
         else:
             new_doc, changes = installer.uninstall(doc)
     except SettingsError as exc:

@@ -19,8 +19,8 @@ ALL_EVENTS = (
 # streamed chunk), and Gemini waits for each: a process per chunk, for nothing aod shows.
 DEFAULT_EVENTS = tuple(e for e in ALL_EVENTS if e not in ("BeforeModel", "AfterModel", "BeforeToolSelection"))
 TIMEOUT_MS = 5000
-NOTE = ("Gemini CLI versions that still gate hooks behind a setting need \"hooks\": {\"enabled\": true} "
-        "(or tools.enableHooks) in settings.json; aod does not switch it on for you")
+NOTE = ("Gemini CLI runs hooks only while its hooks system is on (/settings -> Advanced -> Enable Hooks "
+        "System: tools.enableHooks in settings.json); aod does not switch it on for you")
 
 
 def config_path(scope: str, project_dir: str | None, env: dict[str, str]) -> Path:
