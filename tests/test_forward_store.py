@@ -225,6 +225,7 @@ async def test_a_new_team_store_gets_what_change_log_no_longer_tells(db: Databas
     down = _forwarder(db, _dead_dsn())
     await down.step()  # the backfill is set up, nothing sent: retention keeps the events for it
     assert (await db.read(forward.backfill_state)) == (0, 3)
+    assert down.status(await db.read(forward.lag), keep_days=7)["backfill"] == {"sent_through": 0, "until": 3}
     report = await prune(db, RetentionConfig(), dry_run=False)
     assert report.waiting_for_forward and report.events == 0
 
@@ -232,6 +233,7 @@ async def test_a_new_team_store_gets_what_change_log_no_longer_tells(db: Databas
     delays = [await fwd.step() for _ in range(3)]
     assert delays[0] == 0.0 and delays[-1] is None, delays  # 2 events, then the last one, then nothing
     assert (await db.read(forward.backfill_state)) is None
+    assert fwd.status(await db.read(forward.lag), keep_days=7)["backfill"] is None
     assert _rows(team_dsn, "SELECT uid FROM aod.events ORDER BY uid") == [("uid-0",), ("uid-1",), ("uid-2",)]
     for table in ("sessions", "projects", "prs", "pr_checks", "escalations"):
         assert _rows(team_dsn, f"SELECT count(*) FROM aod.{table}") == [(1,)], table

@@ -263,7 +263,10 @@ def _status() -> Json:
             "`tenant`: the role it logs in as; `circuit`: `closed`, `open` (5 failures in a row: no attempt until "
             "`open_for` passed) or `half_open` (one probe batch); `cursor`: the last change_log seq the team store "
             "committed; `lag_rows` / `lag_seconds`: change_log rows not forwarded yet and the age of the oldest; "
-            "`retention_waiting`: retention keeps rows past their age until they are forwarded."),
+            "`retention_waiting`: retention keeps rows past their age until they are forwarded.",
+            backfill={**_object("sent_through:i until:i", "While a new team store is backfilled: the last event id "
+                                "sent and the last one to send (the newest when it began); null otherwise."),
+                      "type": ["object", "null"]}),
         jobs={"type": "object", "description": "The background jobs by name (reaper, cdc-poller, retention, ...). "
               "`state`: `running` a pass, `waiting` for `next_due` or a wake, `backoff` after a pass failed "
               "(`last_error`; it runs again at `next_due`, the pause doubling per failure in a row up to 60 s), "

@@ -243,6 +243,8 @@ class Forwarder:
             "last_error_at": self.last_error_at,
             "last_success_at": self.last_success_at,
             "retention_waiting": lag_seconds > keep_days * 86400,
+            "backfill": None if lag.backfill is None or not enabled else {
+                "sent_through": lag.backfill[0], "until": lag.backfill[1]},
         }
 
 
@@ -251,4 +253,4 @@ def off_status(lag: forward.Lag) -> dict[str, Any]:
     return {"enabled": False, "target": None, "tenant": None, "circuit": None, "failures_in_a_row": 0,
             "cursor": lag.cursor, "head": lag.head, "lag_rows": 0, "lag_seconds": 0.0, "forwarded_rows": 0,
             "upserted_rows": 0, "batches": 0, "failures": 0, "last_error": None, "last_error_at": None,
-            "last_success_at": None, "retention_waiting": False}
+            "last_success_at": None, "retention_waiting": False, "backfill": None}

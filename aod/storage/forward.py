@@ -150,6 +150,7 @@ class Lag:
     rows: int
     oldest_at: str | None  # `at` of the oldest change_log row not forwarded yet
     forwarded_at: str | None
+    backfill: tuple[int, int] | None = None  # (sent through, until) event ids, while backfilling
 
 
 def lag(conn: apsw.Connection) -> Lag:
@@ -158,7 +159,8 @@ def lag(conn: apsw.Connection) -> Lag:
     if row is None:
         return Lag(None, head, 0, None, None)
     seq, forwarded_at = int(row[0]), row[1]
-    return Lag(seq, head, max(0, head - seq), change_log.oldest_at_after(conn, seq), forwarded_at)
+    return Lag(seq, head, max(0, head - seq), change_log.oldest_at_after(conn, seq), forwarded_at,
+               backfill_state(conn))
 
 
 def read_batch(conn: apsw.Connection, after: int, limit: int, usage_after: int = 0) -> Batch:
