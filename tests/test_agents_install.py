@@ -151,3 +151,13 @@ def test_entries_an_older_aod_wrote_with_an_event_agent_name_are_still_aods(home
 
     assert done.returncode == 0 and "removed 1 aod hook entry" in done.stdout
     assert not settings.exists()
+
+
+def test_dry_run_shows_the_diff_and_writes_nothing(home: Path) -> None:
+    done = aod(home, "install", "--agent", "gemini", "--dry-run")
+
+    assert done.returncode == 0
+    assert f"+++ {home / '.gemini' / 'settings.json'} (after)" in done.stdout
+    assert '+            "command": "exec ' in done.stdout
+    assert f"dry run: would have added {len(DEFAULTS['gemini'])} aod hook entries" in done.stdout
+    assert not (home / ".gemini").exists()

@@ -97,7 +97,12 @@ def run(args: argparse.Namespace) -> int:
         return remove_settings(path, changes, args.dry_run)
     new_text = render(new_doc)
     if args.dry_run:
-        print(new_text, end="")
+        import difflib
+
+        before = (old_text or "").splitlines(keepends=True)
+        sys.stdout.writelines(
+            difflib.unified_diff(before, new_text.splitlines(keepends=True), f"{path} (now)", f"{path} (after)")
+        )
         print(f"dry run: would have {changes.describe()} in {path}; nothing was written")
         return 0
     try:

@@ -19,8 +19,9 @@ ALL_EVENTS = (
 DEFAULT_EVENTS = ALL_EVENTS
 # Codex waits for its hooks; the client answers within its own budget, this is a backstop.
 TIMEOUT_S = 5
-NOTE = ("Codex runs hooks unless [features] hooks = false in ~/.codex/config.toml; it has no session-end "
-        "hook: aod sees the exit when the reaper finds the process gone")
+NOTE = ("Codex runs these hooks unless ~/.codex/config.toml has [features] hooks = false (a Codex whose hooks "
+        "were still experimental needs [features] codex_hooks = true); it has no session-end hook: aod sees the "
+        "exit when the reaper finds the process gone")
 
 
 def config_path(scope: str, project_dir: str | None, env: dict[str, str]) -> Path:
