@@ -205,3 +205,16 @@ def test_a_kept_alive_connection_closes_a_header_timeout_after_its_last_answer(d
         closed = wait_closed(sock, HEADER_TIMEOUT + 3)
         assert closed is not None and HEADER_TIMEOUT - 0.5 <= closed <= HEADER_TIMEOUT + 1.5, closed
         assert last + closed - first > HEADER_TIMEOUT + 2
+
+
+def test_a_connection_idle_after_its_answers_is_handed_to_aiohttp_by_its_next_request(daemon: Daemon) -> None:
+    with connect(daemon, "unix") as sock:
+        replies = Responses(sock)
+        sock.sendall(_post(b"/v1/events", _envelope("toolu_p1")))
+        assert replies.next()[0] == 202
+        time.sleep(0.2)  # answered: nothing is owed on this connection now
+        sock.sendall(_get(b"/healthz"))
+        assert replies.next()[0] == 200
+        sock.sendall(_post(b"/v1/events", _envelope("toolu_p2")))  # aiohttp's route from here on
+        assert replies.next()[2]["accepted"] == 1
+    assert daemon.get("/v1/status").body["counts"]["events"] == 2
