@@ -35,36 +35,38 @@ class _Backend(Protocol):
     def close(self) -> None: ...
 
 
-class _Pidfds:
-    def __init__(self, fired: Callable[[int], None]) -> None:
-        self._fired = fired
-        self._fds: dict[int, int] = {}  # pid -> pidfd
-
-    def add(self, pid: int) -> None:
-        fd = os.pidfd_open(pid)
-        self._fds[pid] = fd
-        asyncio.get_running_loop().add_reader(fd, self._ready, pid)
-
-    def _ready(self, pid: int) -> None:
-        self.remove(pid)
-        self._fired(pid)
-
-    def remove(self, pid: int) -> None:
-        fd = self._fds.pop(pid, None)
-        if fd is None:
-            return
-        with contextlib.suppress(Exception):  # no running loop at close
-            asyncio.get_running_loop().remove_reader(fd)
-        os.close(fd)
-
-    def close(self) -> None:
-        for pid in list(self._fds):
-            self.remove(pid)
-
-
 BACKENDS: dict[str, Callable[[Callable[[int], None]], _Backend]] = {}
-if hasattr(os, "pidfd_open"):
-    BACKENDS["pidfd"] = _Pidfds
+
+if sys.platform == "linux":  # where typeshed (and Python 3.9+) have pidfd_open
+
+    class _Pidfds:
+        def __init__(self, fired: Callable[[int], None]) -> None:
+            self._fired = fired
+            self._fds: dict[int, int] = {}  # pid -> pidfd
+
+        def add(self, pid: int) -> None:
+            fd = os.pidfd_open(pid)
+            self._fds[pid] = fd
+            asyncio.get_running_loop().add_reader(fd, self._ready, pid)
+
+        def _ready(self, pid: int) -> None:
+            self.remove(pid)
+            self._fired(pid)
+
+        def remove(self, pid: int) -> None:
+            fd = self._fds.pop(pid, None)
+            if fd is None:
+                return
+            with contextlib.suppress(Exception):  # no running loop at close
+                asyncio.get_running_loop().remove_reader(fd)
+            os.close(fd)
+
+        def close(self) -> None:
+            for pid in list(self._fds):
+                self.remove(pid)
+
+    if hasattr(os, "pidfd_open"):
+        BACKENDS["pidfd"] = _Pidfds
 
 if sys.platform != "linux" and sys.platform != "win32":  # where typeshed (and Python) have kqueue
 
