@@ -45,6 +45,7 @@ NUMBERS = {
     ("transcript_offsets", "offset"), ("transcript_offsets", "inode"),
     ("usage", "id"), ("usage", "input_tokens"), ("usage", "output_tokens"), ("usage", "cache_creation_input_tokens"),
     ("usage", "cache_creation_1h_tokens"), ("usage", "cache_read_input_tokens"),
+    ("forward_cursor", "seq"),
 }
 # Storage classes that never hold a flag; any other declared type (INTEGER, INT, BOOLEAN,
 # NUMERIC, none) could.
