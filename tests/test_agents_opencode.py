@@ -103,11 +103,14 @@ def test_the_plugin_reports_a_session_to_the_daemon(daemon: Daemon, home: Path, 
     runner.write_text(RUNNER)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AOD_", "XDG_"))}
 
+    def events_stored() -> int:
+        return len(daemon.get("/v1/events?limit=100").body["items"])
+
     for count, (name, activity) in enumerate(STEPS, start=1):
         subprocess.run(["node", str(runner), str(plugin), str(FIXTURES / f"{name}.json")], env=env, check=True,
                        timeout=30)
         # The plugin does not wait for the client: wait here for the event to land.
-        wait_for(lambda n=count: len(daemon.get("/v1/events?limit=100").body["items"]) == n, message=name)
+        wait_for(lambda: events_stored() == count, message=name)  # noqa: B023 - called before count moves on
         assert only_session(daemon)["activity"] == activity, name
 
     session = only_session(daemon)
