@@ -18,7 +18,7 @@ import pytest
 from aod.cdc.frames import ENTITY_TABLES, change_frame, change_frames
 from aod.storage import change_log, events, prs, sessions
 from aod.storage.rows import BOOLEANS, FLAG_NAMES, dicts
-from tests.conftest import FIXTURES, aod_command
+from tests.conftest import aod_command, hook_payload
 from tests.helpers.daemon import Daemon
 from tests.helpers.sse import SseClient, head
 from tests.helpers.tmux import TmuxServer, clean_environ, start_daemon
@@ -208,7 +208,7 @@ def aod(short_dir: Path, aod_env: dict[str, str]) -> Iterator[Daemon]:
 
 
 def hook(d: Daemon, name: str, **fields: Any) -> None:
-    payload = json.loads((FIXTURES / f"{name}.json").read_text()) | {"session_id": "agent-b", "cwd": "/tmp"} | fields
+    payload = hook_payload(name) | {"session_id": "agent-b", "cwd": "/tmp"} | fields
     reply = d.post("/v1/events", {"agent": "claude-code", "payload": payload})
     assert reply.status == 202 and reply.body["accepted"] == 1, reply.body
 

@@ -25,21 +25,16 @@ from aiohttp import web
 from openapi_spec_validator import validate
 
 from aod import config as config_module
+from aod import daemon
 from aod.api import openapi_markdown
 from aod.api.app import build_app
-from aod.api.context import AppContext
 from aod.api.errors import _CODES
 from aod.api.openapi import document
-from aod.cdc.broadcaster import Broadcaster
 from aod.cli.main import build_parser
 from aod.config import REACTION_KEYS, ReactionConfig, parse_config
-from aod.config_reload import RESTART_ONLY, ConfigHolder
-from aod.ingest.ingestor import Ingestor
-from aod.ingest.service import IngestSettings
-from aod.sessions.control import SessionControl
-from aod.sessions.facts import FactWriter
+from aod.config_reload import RESTART_ONLY
 from aod.storage.database import open_storage
-from tests.conftest import FIXTURES
+from tests.conftest import hook_payload
 from tests.helpers.daemon import Daemon
 from tests.helpers.waiting import wait_for
 
@@ -62,14 +57,7 @@ async def app(data_dir: Path) -> AsyncIterator[web.Application]:
     """The application exactly as `aod serve` assembles it, on a real (empty) database."""
     config = parse_config({}, data_dir=data_dir, socket=data_dir / "aod.sock")
     storage = await open_storage(data_dir, config.storage)
-    settings = IngestSettings(max_payload_bytes=config.ingest.max_payload_bytes,
-                              dedup_window=config.ingest.dedup_window)
-    facts = FactWriter(lambda: config.lifecycle.stuck_after)
-    control = SessionControl(storage.db, facts, data_dir=data_dir, socket_path=data_dir / "aod.sock")
-    ctx = AppContext(holder=ConfigHolder(config), db=storage.db, ingestor=Ingestor(storage.db, settings, facts),
-                     token="t" * 43, spool_dir=data_dir / "spool", control=control,
-                     broadcaster=Broadcaster(config.stream.queue_size, config.stream.ping_interval))
-    yield build_app(ctx)
+    yield build_app(await daemon._context(config, storage.db))  # the daemon's own context, not a copy
     await storage.close()
 
 
@@ -222,7 +210,7 @@ def test_a_real_daemon_serves_the_document_and_answers_with_the_documented_keys(
     assert served.status == 200 and served.headers["content-type"].startswith("application/json")
     assert served.body == json.loads(json.dumps(document()))
 
-    start = json.loads((FIXTURES / "SessionStart.json").read_text())
+    start = hook_payload("SessionStart")
     accepted = d.post("/v1/events", {"agent": "claude-code", "payload": start})
     assert accepted.status == 202
     assert _same_keys(_ok_schema("post", "/v1/events", 202), accepted.body, "POST /v1/events") == 1
@@ -236,7 +224,7 @@ def test_a_real_daemon_serves_the_document_and_answers_with_the_documented_keys(
     assert pr.status == 200, pr.body
     assert _same_keys(_ok_schema("post", "/v1/sessions/{id}/pr"), pr.body, "POST pr") == 5
     # A question for the human: needs-input pages at once, through the routed notifier.
-    question = json.loads((FIXTURES / "PermissionRequest.json").read_text())
+    question = hook_payload("PermissionRequest")
     assert d.post("/v1/events", {"agent": "claude-code", "payload": question}).status == 202
 
     def paged() -> dict[str, Any] | None:

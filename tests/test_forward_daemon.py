@@ -17,7 +17,7 @@ import psycopg
 
 from aod import doctor
 from aod.storage.forward import COLUMNS
-from tests.conftest import FIXTURES
+from tests.conftest import hook_payload
 from tests.helpers.daemon import Daemon, request
 from tests.helpers.postgres import Postgres
 
@@ -52,7 +52,7 @@ class Ingest:
             t.join(15)
 
     def _client(self, c: int) -> None:
-        base = json.loads((FIXTURES / "PostToolUse.bash.json").read_text())
+        base = hook_payload("PostToolUse.bash")
         n = 0
         while not self.stop.is_set():
             events = [{"agent": "claude-code", "payload": base | {"tool_use_id": f"c{c}-{n}-{i}",
@@ -220,7 +220,7 @@ def test_postgres_killed_mid_stream_opens_the_circuit_and_ingest_does_not_notice
 def test_a_stopped_postgres_holds_neither_ingest_nor_the_daemons_exit(
         data_dir: Path, aod_env: dict[str, str], team_dsn: str, postgres: Postgres) -> None:
     daemon = Daemon(data_dir, aod_env, _config(team_dsn)).start()
-    base = json.loads((FIXTURES / "PostToolUse.bash.json").read_text())
+    base = hook_payload("PostToolUse.bash")
 
     def post(n: int) -> float:
         started = time.monotonic()

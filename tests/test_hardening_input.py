@@ -24,7 +24,7 @@ from aod.shown import shown
 from aod.storage.database import open_storage
 from aod.storage.keyset import BadCursor, decode, encode
 from aod.timefmt import iso_from_seconds, normalize_iso, now_iso
-from tests.conftest import FIXTURES
+from tests.conftest import hook_payload
 from tests.helpers.daemon import Daemon, SocketClient
 from tests.test_hook_daemon import run_hook, spool_files
 
@@ -32,7 +32,7 @@ DEEP = "[" * 300 + "]" * 300
 
 
 def payload(**extra: Any) -> dict[str, Any]:
-    return json.loads((FIXTURES / "PreToolUse.json").read_text()) | extra
+    return hook_payload("PreToolUse") | extra
 
 
 def body_with(raw_value: str, **fields: Any) -> bytes:

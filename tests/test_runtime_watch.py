@@ -4,7 +4,6 @@ within a second of its death (after the grace), and an idle daemon does not tick
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import select
@@ -18,7 +17,7 @@ import pytest
 
 from aod.runtime import pidwatch, process
 from aod.runtime.pidwatch import PidWatch
-from tests.conftest import FIXTURES
+from tests.conftest import hook_payload
 from tests.helpers.daemon import Daemon
 from tests.helpers.tmux import TmuxServer, start_daemon
 from tests.helpers.waiting import wait_for
@@ -121,7 +120,7 @@ def test_a_recent_event_holds_off_the_verdict_until_the_grace_ends(
     aod = serve(daemons, data_dir, aod_env, tmux, grace="2s")
     s = spawn(aod, tmp_path)
     wait_for(lambda: ticks(aod) >= 2, timeout=10, message="a tick after the spawn")
-    prompt = json.loads((FIXTURES / "UserPromptSubmit.json").read_text())
+    prompt = hook_payload("UserPromptSubmit")
     assert aod.post("/v1/events", {"agent": "claude-code", "session": s["id"], "payload": prompt,
                                    "runtime": {"tmux_pane": s["runtime_handle"]}}).status == 202
     spoke = time.monotonic()
@@ -138,7 +137,7 @@ def test_a_killed_process_is_lost_within_a_second(
     aod = serve(daemons, data_dir, aod_env, tmux, grace="0.3s")
     agent = subprocess.Popen(["sleep", "600"])
     try:
-        payload = json.loads((FIXTURES / "SessionStart.json").read_text()) | {"session_id": "watched", "cwd": "/tmp"}
+        payload = hook_payload("SessionStart") | {"session_id": "watched", "cwd": "/tmp"}
         assert aod.post("/v1/events", {"agent": "claude-code", "payload": payload,
                                        "runtime": {"pid": agent.pid}}).status == 202
         (sid,) = [s["id"] for s in aod.get("/v1/sessions").body["items"] if s["agent_session_id"] == "watched"]
@@ -158,7 +157,7 @@ def test_working_turns_stuck_at_its_deadline_not_at_the_next_poll(
 ) -> None:
     d = start_daemon(data_dir, aod_env, tmux, CONFIG.format(grace="60s") + '[lifecycle]\nstuck_after = "3s"\n')
     daemons.append(d)
-    prompt = json.loads((FIXTURES / "UserPromptSubmit.json").read_text())
+    prompt = hook_payload("UserPromptSubmit")
     assert d.post("/v1/events", {"agent": "claude-code", "payload": prompt}).status == 202
     spoke = time.monotonic()
     sid = d.get("/v1/sessions").body["items"][0]["id"]
@@ -185,8 +184,14 @@ def test_the_exit_watch_is_what_the_os_offers() -> None:
 async def test_an_exit_fires_at_once_and_a_reused_pid_is_reported_at_once(backend: str) -> None:
     if backend not in pidwatch.BACKENDS:
         pytest.skip(f"this OS has no {backend}")
-    exits: list[float] = []
-    watch = PidWatch(lambda: exits.append(time.monotonic()), backend=backend)
+    exits: list[int] = []
+    exited = asyncio.Event()
+
+    def on_exit() -> None:
+        exits.append(1)
+        exited.set()
+
+    watch = PidWatch(on_exit, backend=backend)
     agent, impostor = subprocess.Popen(["sleep", "600"]), subprocess.Popen(["sleep", "600"])
     try:
         (start,) = (await process.read_starts([agent.pid], timeout=5)).values()
@@ -196,13 +201,10 @@ async def test_an_exit_fires_at_once_and_a_reused_pid_is_reported_at_once(backen
         assert len(exits) == 1 and watch.watched == {process.format_handle(agent.pid, start.token)}
         await asyncio.sleep(0.2)
         assert len(exits) == 1  # a live process does not fire
+        exited.clear()
         agent.kill()
-        killed = time.monotonic()
-        for _ in range(100):
-            if len(exits) == 2:
-                break
-            await asyncio.sleep(0.01)
-        assert len(exits) == 2 and exits[1] - killed < WITHIN and watch.watched == set()
+        await asyncio.wait_for(exited.wait(), WITHIN)  # heard at the exit itself, no poll to wait out
+        assert len(exits) == 2 and watch.watched == set()
     finally:
         watch.close()
         for p in (agent, impostor):
