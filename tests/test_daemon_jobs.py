@@ -17,15 +17,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from aod.api.app import build_app
 from aod.api.context import AppContext
-from aod.cdc.broadcaster import Broadcaster
 from aod.cli import render
 from aod.config import parse_config
-from aod.config_reload import ConfigHolder
-from aod.ingest.ingestor import Ingestor
-from aod.ingest.service import IngestSettings
+from aod.daemon import _context as daemon_context
 from aod.jobs import Job
-from aod.sessions.control import SessionControl
-from aod.sessions.facts import FactWriter
 from aod.storage.database import open_storage
 from tests.conftest import aod_command
 from tests.helpers.daemon import Daemon
@@ -74,14 +69,7 @@ async def served(data_dir: Path) -> AsyncIterator[tuple[TestClient[web.Request, 
     """The API in-process on a real (empty) database, with the context as the daemon builds it."""
     config = parse_config({}, data_dir=data_dir, socket=data_dir / "aod.sock")
     storage = await open_storage(data_dir, config.storage)
-    holder = ConfigHolder(config)
-    facts = FactWriter(lambda: holder.current.lifecycle.stuck_after)
-    settings = IngestSettings(max_payload_bytes=config.ingest.max_payload_bytes,
-                              dedup_window=config.ingest.dedup_window)
-    ctx = AppContext(holder=holder, db=storage.db, ingestor=Ingestor(storage.db, settings, facts), token="t" * 43,
-                     spool_dir=data_dir / "spool",
-                     control=SessionControl(storage.db, facts, data_dir=data_dir, socket_path=config.socket_path),
-                     broadcaster=Broadcaster(config.stream.queue_size, config.stream.ping_interval))
+    ctx = await daemon_context(config, storage.db)  # the daemon's own context, not a copy
     try:
         async with TestClient(TestServer(build_app(ctx))) as client:
             yield client, ctx

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_aod
-from tests.helpers.daemon import Daemon
+from tests.helpers.daemon import Daemon, SocketClient
 from tests.helpers.waiting import wait_for
 from tests.test_transcripts import SHOP, SUBAGENT
 
@@ -107,9 +107,9 @@ def test_live_tailing_counts_every_message_once_across_appends_a_rewrite_and_sig
         d.stop()
 
 
-def test_bad_usage_parameters_are_a_400_that_names_them(daemon: Daemon) -> None:
+def test_bad_usage_parameters_are_a_400_that_names_them(api: SocketClient) -> None:
     for query, named in [("group_by=week", "group_by"), ("since=yesterday", "since"),
                          ("since=2025-10-02&until=2025-10-01", "since")]:
-        reply = daemon.get(f"/v1/usage?{query}")
+        reply = api.get(f"/v1/usage?{query}")
         assert reply.status == 400 and reply.body["error"]["code"] == "invalid_parameter", query
         assert reply.body["error"]["message"].startswith(named), reply.body
