@@ -215,7 +215,9 @@ def test_the_daemon_loads_a_default_config_file_made_after_start(home_daemon: tu
         wait_for(lambda: log_lines("watching the config file")[-1]["directory"] == str(directory),
                  message=f"the watch on {directory}")
         assert d.proc is not None
-        assert directory.stat().st_ino in watched_inodes(d.proc.pid)
+        pid = d.proc.pid
+        # The line is logged just before the watcher's thread adds its inotify watch.
+        wait_for(lambda: directory.stat().st_ino in watched_inodes(pid), message=f"an inotify watch on {directory}")
 
     watches(home)
     (home / ".config").mkdir()
