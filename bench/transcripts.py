@@ -169,8 +169,14 @@ def bench_import(root: Path) -> dict[str, Any]:
         again = _aod("import", "claude", "--projects", str(root / "projects"), "--json", env=env)
         took_again = time.perf_counter() - start
         total = json.loads(_aod("usage", "--json", env=env).stdout)["total"]
+        reports = {}
+        for group in ("day", "model", "session", "block"):  # over every row: the widest question
+            start = time.perf_counter()
+            _aod("usage", "--by", group, "--json", env=env)
+            reports[group] = time.perf_counter() - start
         return {"first": json.loads(first.stdout), "seconds": took, "again": json.loads(again.stdout),
-                "seconds_again": took_again, "total": total, "db_bytes": (data / "aod.db").stat().st_size}
+                "seconds_again": took_again, "total": total, "db_bytes": (data / "aod.db").stat().st_size,
+                "reports": reports}
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(30)
@@ -222,6 +228,8 @@ def main() -> None:
               f"{got['db_bytes'] / 1e6:,.0f} MB")
         print(f"aod import claude again (nothing new): {got['seconds_again']:.1f} s, "
               f"{got['again']['events']} events and {got['again']['usage']} usage rows added")
+        print("aod usage --json over every row (the CLI's whole run): "
+              + ", ".join(f"--by {g} {t:.2f} s" for g, t in got["reports"].items()))
     binary = find_ccusage(args.ccusage)
     if binary is None:
         print("ccusage: not found (see tests/test_usage_ccusage.py), skipped")
