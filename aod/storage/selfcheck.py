@@ -21,8 +21,9 @@ from aod.storage.rows import scalar_text
 TABLES = (
     "projects", "sessions", "session_aliases", "events", "prs", "pr_checks", "pr_comments",
     "reaction_trackers", "escalations", "deliveries", "dead_letters", "change_log", "meta", "forward_cursor",
+    "usage", "transcript_offsets", "session_usage",
 )
-CDC_TABLES = ("sessions", "events", "prs", "pr_checks", "escalations")
+CDC_TABLES = ("sessions", "events", "prs", "pr_checks", "escalations", "session_usage")
 ROUND_TRIP = "change_log trigger"
 
 
