@@ -12,7 +12,7 @@ from aod import __version__
 from aod.storage.lock import DataDirLock
 from aod.storage.migrate import migration_ids
 from tests.conftest import run_aod
-from tests.helpers.daemon import Daemon
+from tests.helpers.daemon import Daemon, SocketClient
 
 
 def test_migrate_then_check_on_a_fresh_data_dir(data_dir: Path, aod_env: dict[str, str]) -> None:
@@ -129,8 +129,8 @@ def test_the_daemon_checks_the_file_for_real(daemon: Daemon) -> None:
     assert "checked by the daemon" in result.stdout
 
 
-def test_check_refuses_a_bad_flag(daemon: Daemon) -> None:
-    reply = daemon.get("/v1/admin/check?full=maybe")
+def test_check_refuses_a_bad_flag(api: SocketClient) -> None:
+    reply = api.get("/v1/admin/check?full=maybe")
     assert reply.status == 400 and reply.body["error"]["code"] == "invalid_parameter"
     assert "full" in reply.body["error"]["message"]
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import FIXTURES, aod_command, hook_payload
-from tests.helpers.daemon import Daemon, request
+from tests.helpers.daemon import Daemon, SocketClient, request
 from tests.helpers.tmux import TmuxServer, clean_environ, run_cli
 from tests.helpers.waiting import wait_for
 
@@ -131,14 +131,14 @@ def test_worktree_on_a_new_branch(aod: Daemon, tmux: TmuxServer, repo: Path) -> 
         ([1, 2], "invalid_body", "object"),
     ],
 )
-def test_spawn_refuses_bad_requests(aod: Daemon, repo: Path, tmp_path: Path, body: Any, code: str, field: str) -> None:
+def test_spawn_refuses_bad_requests(api: SocketClient, repo: Path, tmp_path: Path, body: Any, code: str, field: str) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
     text = json.dumps(body).replace("{repo}", str(repo)).replace("{plain}", str(plain))
-    reply = aod.post("/v1/sessions", text)
+    reply = api.post("/v1/sessions", text)
     assert reply.status == 400, reply.body
     assert reply.body["error"]["code"] == code and field in reply.body["error"]["message"]
-    assert aod.get("/v1/sessions").body["items"] == []
+    assert api.get("/v1/sessions").body["items"] == []
 
 
 def test_control_errors_are_json(aod: Daemon, repo: Path) -> None:

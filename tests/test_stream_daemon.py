@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.daemon import Daemon
+from tests.helpers.daemon import Daemon, SocketClient
 from tests.helpers.sse import SseClient, SseConnection, db_rows, epoch, head, seqs_after, tool_event
 
 
@@ -251,8 +251,8 @@ async def test_reset_for_a_foreign_epoch_a_cursor_ahead_or_below_the_floor(serve
     ("?entities=", {}, "entities"),
     ("?session=", {}, "session"),
 ])
-def test_bad_cursor_or_filter_is_a_400_json_error(daemon: Daemon, query: str, headers: dict[str, str], problem: str) -> None:
-    reply = daemon.get(f"/v1/stream{query}", headers=headers)
+def test_bad_cursor_or_filter_is_a_400_json_error(api: SocketClient, query: str, headers: dict[str, str], problem: str) -> None:
+    reply = api.get(f"/v1/stream{query}", headers=headers)
     assert reply.status == 400
     assert reply.body["error"]["code"] == "invalid_parameter"
     assert reply.body["error"]["message"].startswith(problem)
