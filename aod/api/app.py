@@ -8,13 +8,16 @@ from aod.api import (
     check_routes,
     dashboard_routes,
     escalation_routes,
+    export_routes,
     import_routes,
     ingest_routes,
     metrics_routes,
     openapi,
     query_routes,
+    replay_routes,
     retention_routes,
     scm_routes,
+    search_routes,
     session_routes,
     stats_routes,
     stream_routes,
@@ -35,6 +38,9 @@ def build_app(ctx: AppContext) -> web.Application:
     app.add_routes(ingest_routes.routes)
     app.add_routes(query_routes.routes)
     app.add_routes(session_routes.routes)
+    app.add_routes(search_routes.routes)
+    app.add_routes(replay_routes.routes)
+    app.add_routes(export_routes.routes)
     app.add_routes(stream_routes.routes)
     app.add_routes(retention_routes.routes)
     app.add_routes(check_routes.routes)

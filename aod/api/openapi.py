@@ -40,6 +40,7 @@ TAGS = (
     ("escalations", "Pages for the human that the reactions recorded."),
     ("usage", "Tokens and cost from Claude Code's transcripts."),
     ("stream", "The live change stream."),
+    ("look back", "Finding, replaying and exporting stored sessions."),
     ("operations", "Health, status, maintenance and this document."),
     ("dashboard", "The browser dashboard's page and files (aod/dashboard/), served as they are."),
 )
@@ -157,6 +158,8 @@ def _schemas() -> Json:
                  "head_sha:s? title:s? updated_at:s", "A pull request with its checks and review comments.",
                  checks=_array(check), comments=_array(comment))
     return {
+        "SearchHit": _object("session_id:s? event_id:i occurred_at:s kind:s snippet:s",
+                             "One event a search found; `snippet` is HTML-escaped, its matches in `<mark>…</mark>`."),
         "Error": _error_schema(None),
         "Session": _session(),
         "SessionDetail": _session_with("A session with its PRs, reaction trackers, escalations and latest events.",
@@ -543,6 +546,62 @@ def _paths() -> dict[str, dict[str, Op]]:
                     _query("session", "only changes of this session"),
                     _query("entities", f"comma-separated subset of {', '.join(ENTITIES)}"),
                 ]),
+        },
+        "/v1/search": {
+            "get": Op(
+                "search_events", "look back", "Full-text search over the stored events, newest first",
+                _json(200, "a page of hits", _page("SearchHit")),
+                (BAD_PARAM, (400, "invalid_query", "`q` is no valid FTS5 query; the message has SQLite's reason")),
+                description="Searches prompts, tool commands, file paths, patterns and URLs, error messages "
+                "and notification texts (an FTS5 index kept in step with the events in each write "
+                "transaction; retention removes pruned events from it). `q` is FTS5 query syntax: words "
+                "(all must match), `\"a phrase\"`, `prefix*`, `OR`, `NOT`, `NEAR(a b)`. Hits come newest "
+                "first; `snippet` is HTML-escaped text with each match in `<mark>…</mark>`.",
+                params=[_query("q", "the FTS5 query (required, at most 1000 characters)"),
+                        _query("session", "only this session's events"),
+                        _query("project", "only events of this project id's sessions"),
+                        _query("kind", "hook event names, comma-separated or repeated"),
+                        _query("since", "only events that occurred at or after this RFC 3339 instant",
+                               {"type": "string", "format": "date-time"}),
+                        _query("until", "only events that occurred before this RFC 3339 instant",
+                               {"type": "string", "format": "date-time"}),
+                        *_list_params()]),
+        },
+        "/v1/sessions/{id}/replay": {
+            "get": Op(
+                "replay_session", "look back", "A session's events again, with their original timing (server-sent events)",
+                {"200": {"description": "`text/event-stream`: see docs/api.md, \"Replay\"",
+                         "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+                (BAD_PARAM, _not_found("session")),
+                description="The session's events in commit order as `event: event` frames (the body of "
+                "`/v1/stream`'s event frames, `at` the time the event occurred, plus `replay`: `gap_ms`, the "
+                "original gap to the event before, and `shortened`), `id:` the event id. Each waits for its "
+                "original gap divided by `speed`; a gap longer than `max_gap` waits `max_gap / speed` and is "
+                "marked `shortened`. The last frame is `event: end` with `{\"events\", \"last_id\"}`. A "
+                "reconnect with `Last-Event-ID` continues after that event, nothing repeated.",
+                params=[_path_id("session"),
+                        _query("speed", "how many times faster than it happened, 0.1 to 100 (default 1)",
+                               {"type": "number", "minimum": 0.1, "maximum": 100, "default": 1}),
+                        _query("from", "start at this event id, or at the first event that occurred at or after "
+                               "this RFC 3339 instant"),
+                        _query("max_gap", "the longest wait, in seconds of the original time, 0 to 3600 (default 10)",
+                               {"type": "number", "minimum": 0, "maximum": 3600, "default": 10}),
+                        _param("Last-Event-ID", "header", "resume after this event id; wins over `from`")]),
+        },
+        "/v1/sessions/{id}/export": {
+            "get": Op(
+                "export_session", "look back", "One session written out whole: JSONL or Markdown",
+                {"200": {"description": "`application/x-ndjson` (jsonl) or `text/markdown` (md), streamed",
+                         "content": {"application/x-ndjson": {"schema": {"type": "string"}},
+                                     "text/markdown": {"schema": {"type": "string"}}}}},
+                (BAD_PARAM, _not_found("session")),
+                description="`jsonl`: every event of the session in id order, one JSON object per line: the "
+                "event's columns and its `payload`; each line is also a valid envelope for `POST /v1/events` "
+                "(`uid`, `agent`, `occurred_at`, `payload`), so an export re-ingests as it is. `md`: the "
+                "session's facts, PRs and checks, escalations, then its prompts, tool calls with durations "
+                "and results, errors and notifications. Streamed page by page in constant memory.",
+                params=[_path_id("session"),
+                        _query("format", "`jsonl` (default) or `md`", _enum(("jsonl", "md")))]),
         },
         "/v1/status": {
             "get": Op("status", "operations", "What the daemon holds and how it is",

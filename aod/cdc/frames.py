@@ -63,3 +63,17 @@ def reset_frame(epoch: str, head: int) -> bytes:
     """`reset` carries the head as its id too, so a browser's next reconnect resumes from there."""
     cursor = format_cursor(epoch, head)
     return b"id: %s\nevent: reset\ndata: %s\n\n" % (cursor.encode(), orjson.dumps({"head": cursor}))
+
+
+def replay_frame(row: tuple[int, str | None, str | None, str, str], replay: dict[str, object]) -> bytes:
+    """An `event` frame of a session replay (`GET /v1/sessions/{id}/replay`): the body of the
+    stream's event frames for `row` (aod.storage.events.stream_rows), `at` the time the event
+    occurred, `replay` the pacing it got; the event id is the SSE id a reconnect resumes after."""
+    event_id, session_id, project_id, data, occurred_at = row
+    payload = orjson.loads(data)
+    as_booleans(payload, _ENTITY_FLAGS["event"])
+    body = orjson.dumps({
+        "seq": None, "entity": "event", "op": "insert", "id": event_id, "session_id": session_id,
+        "project_id": project_id, "at": occurred_at, "data": payload, "replay": replay,
+    })
+    return b"id: %d\nevent: event\ndata: %s\n\n" % (event_id, body)

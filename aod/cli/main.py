@@ -17,13 +17,17 @@ EXIT_USAGE = 2
 def _runners() -> dict[str, ModuleType]:
     """The module that runs each command (queries and control answer several). Imported here,
     not at the top: `aod hook`, which an agent runs for every event, needs none of them."""
+    import aod.cli.export as export
     import aod.cli.imports as imports
+    import aod.cli.replay as replay
+    import aod.cli.search as search
     from aod.cli import ack, control, dashboard, doctor, escalations, hooks, queries, service, team, usage
 
     return {
         **dict.fromkeys(queries.COMMANDS, queries), **dict.fromkeys(control.COMMANDS, control),
         "hooks": hooks, "ack": ack, "escalations": escalations, "service": service, "doctor": doctor,
         "dashboard": dashboard, "usage": usage, "import": imports, "team": team,
+        "search": search, "replay": replay, "export": export,
     }
 
 
@@ -38,7 +42,10 @@ def _global_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import aod.cli.export as export
     import aod.cli.imports as imports
+    import aod.cli.replay as replay
+    import aod.cli.search as search
     from aod.cli import ack, control, dashboard, doctor, escalations, hooks, queries, service, team, usage
 
     common = _global_options()
@@ -60,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_parser(commands, [common])
     imports.add_parser(commands, [common])
     team.add_parser(commands, [common])
+    search.add_parser(commands, [common])
+    replay.add_parser(commands, [common])
+    export.add_parser(commands, [common])
     commands.add_parser("hook", parents=[common], help="forward a hook payload on stdin to aod (always exits 0)")
 
     db = commands.add_parser("db", parents=[common], help="database maintenance")

@@ -8,7 +8,7 @@ from typing import Any
 import apsw
 
 from aod.storage import keyset
-from aod.storage.rows import one, scalar_int
+from aod.storage.rows import dicts, one, scalar_int
 
 # The list view leaves the payload out: it can be 64 KiB per row.
 SUMMARY_COLUMNS = (
@@ -161,3 +161,33 @@ def old_prefix_count(conn: apsw.Connection, before: str) -> int:
 
 def count_before(conn: apsw.Connection, event_id: int) -> int:
     return scalar_int(conn.execute("SELECT count(*) FROM events WHERE id < ?", (event_id,)))
+
+
+# --- look back: one session's events in id order, a page at a time (aod/api/replay_routes.py,
+# export_routes.py). A page is read in one short read transaction, so a slow client of a long
+# replay or export holds no snapshot open between pages.
+
+
+def stream_rows(conn: apsw.Connection, session_id: str, after_id: int, limit: int) -> list[Any]:
+    """(id, session_id, project_id, data, occurred_at) after `after_id`: `data` is the stream's
+    JSON of the event (the `cdc_events` view, what the change_log trigger stores)."""
+    return conn.execute(
+        "SELECT entity_id, session_id, project_id, data, json_extract(data, '$.occurred_at') FROM cdc_events"
+        " WHERE session_id = ? AND entity_id > ? ORDER BY entity_id LIMIT ?",
+        (session_id, after_id, limit),
+    ).fetchall()
+
+
+def first_id_from(conn: apsw.Connection, session_id: str, at: str) -> int | None:
+    """The first of the session's events (in id order) that occurred at or after `at`."""
+    row = conn.execute("SELECT id FROM events WHERE session_id = ? AND occurred_at >= ? ORDER BY id LIMIT 1",
+                       (session_id, at)).fetchone()
+    return int(row[0]) if row else None
+
+
+def full_rows(conn: apsw.Connection, session_id: str, after_id: int, limit: int) -> list[dict[str, Any]]:
+    """The session's events after `after_id` with every column but the dedup key, payload included."""
+    return dicts(conn.execute(
+        f"SELECT {SUMMARY_COLUMNS}, payload FROM events WHERE session_id = ? AND id > ? ORDER BY id LIMIT ?",
+        (session_id, after_id, limit),
+    ))

@@ -1,0 +1,1 @@
+"""Looking back at a session: the pacing of a replay and the Markdown of an export, as pure rules."""

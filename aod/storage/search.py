@@ -1,0 +1,77 @@
+"""SQL of the full-text index `event_search` (aod/migrations/0010_search.sql).
+
+The triggers of that migration keep the index in step with `events`; this module only reads it.
+Hits come newest first, keyset paged on the event id: FTS5 walks a term's doclist in rowid order,
+so a page costs the same on the millionth event as on the first, which ranking by bm25 (every
+match scored, then sorted) would not.
+
+More sources (issue 17's transcript messages): a second external-content index over their own
+table, queried by a `search_*` function of the same shape, its hits naming a `message_id`
+instead of an `event_id`; the route merges by `occurred_at`.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+
+from aod.storage import keyset
+
+# snippet() marks a hit with these control characters, which no indexed text holds unescaped
+# (JSON strings cannot carry them raw); the marks become <mark> after the text is HTML-escaped.
+_OPEN, _CLOSE = "\x02", "\x03"
+_SNIPPET_TOKENS = 16
+
+_SELECT = (
+    "SELECT e.id AS event_id, e.session_id, e.occurred_at, e.kind,"
+    f" snippet(event_search, 0, char(2), char(3), '…', {_SNIPPET_TOKENS}) AS snippet"
+    " FROM event_search JOIN events e ON e.id = event_search.rowid"
+)
+
+
+class BadQuery(ValueError):
+    """The FTS5 query cannot be run: its text says why (SQLite's own message)."""
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    query: str
+    session: str | None = None
+    project: str | None = None
+    kinds: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+
+
+def search(conn: apsw.Connection, flt: SearchFilter, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of hits for `flt.query` (FTS5 syntax, bound as a parameter, never spliced)."""
+    select = _SELECT + (" JOIN sessions s ON s.id = e.session_id" if flt.project else "")
+    query = (
+        keyset.Query(select)
+        .where("event_search MATCH ?", flt.query)
+        .where_if(flt.session, "e.session_id = ?")
+        .where_if(flt.project, "s.project_id = ?")
+        .where_in("e.kind", flt.kinds)
+        .where_if(flt.since, "e.occurred_at >= ?")
+        .where_if(flt.until, "e.occurred_at < ?")
+    )
+    if cursor:
+        (before_id,) = keyset.decode(cursor, (int,))
+        query.where("event_search.rowid < ?", before_id)
+    try:
+        items, next_cursor = query.page(conn, "event_search.rowid DESC", limit, lambda row: [row["event_id"]])
+    except apsw.SQLError as exc:
+        # The statement is fixed and every other value is bound: what SQLite refuses is the query.
+        raise BadQuery(str(exc).removeprefix("SQLError: ")) from None
+    for item in items:
+        item["snippet"] = highlighted(item["snippet"])
+    return items, next_cursor
+
+
+def highlighted(text: str) -> str:
+    """snippet()'s text, HTML-escaped, with each hit in <mark>…</mark>."""
+    return html.escape(text, quote=False).replace(_OPEN, "<mark>").replace(_CLOSE, "</mark>")
+
