@@ -323,9 +323,9 @@ def report(checks: list[Check]) -> dict[str, Any]:
     return {"ok": all(c.status != "fail" for c in checks), "checks": [asdict(c) for c in checks]}
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
+        n /= 1024
     return f"{n} B"

@@ -109,10 +109,10 @@ class Notifier:
 
     def send(self, message: str) -> bool:
         """Send one message; never raises (systemd gone or slow must not hurt the daemon). Thread-safe."""
-        if self._sock is None:
+        if self._sock is None or self._address is None:  # both or neither
             return False
         try:
-            self._sock.sendto(message.encode(), self._address)  # type: ignore[arg-type]
+            self._sock.sendto(message.encode(), self._address)
         except OSError as exc:
             if not self._warned:
                 self._warned = True

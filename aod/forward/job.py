@@ -50,22 +50,23 @@ async def in_thread(fn: Callable[[], T]) -> T:
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
-    def settle(result: T | None, error: BaseException | None) -> None:
+    def settle(outcome: tuple[T] | BaseException) -> None:
         if future.done():  # the step was cancelled meanwhile (the daemon is stopping)
             return
-        if error is not None:
-            future.set_exception(error)
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
         else:
-            future.set_result(result)  # type: ignore[arg-type]
+            future.set_result(outcome[0])
 
     def run() -> None:
+        outcome: tuple[T] | BaseException
         try:
-            outcome: tuple[T | None, BaseException | None] = (fn(), None)
+            outcome = (fn(),)  # a tuple: T itself may be an exception object
         except BaseException as exc:
-            outcome = (None, exc)
+            outcome = exc
         # A closed loop: the daemon is gone, and the answer with it.
         with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(settle, *outcome)
+            loop.call_soon_threadsafe(settle, outcome)
 
     threading.Thread(target=run, name="aod-forward", daemon=True).start()
     return await future
