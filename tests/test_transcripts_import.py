@@ -112,5 +112,7 @@ def test_import_through_the_daemon_once_and_matching_sessions_known_from_hooks(
         d.stop()
     missing = run_aod("import", "claude", "--projects", str(tmp_path / "nope"), env=env)
     assert missing.returncode == 2 and "no directory" in missing.stderr
-    down = run_aod("import", "claude", "--projects", str(home / "projects"), env=env)
-    assert down.returncode == 3
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    down = run_aod("import", "claude", "--projects", str(empty), env=env)
+    assert down.returncode == 3 and "no daemon" in down.stderr

@@ -110,9 +110,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"aod: {projects} is no directory (Claude Code's projects; name another with --projects)",
               file=sys.stderr)
         return EXIT_USAGE
-    files = transcripts(projects)
     socket_path = socket_from_args(args)
     client = DaemonClient(socket_path)
+    try:
+        client.get_json("/healthz")  # before reading anything: no daemon, no import
+    except DaemonUnavailable:
+        say_no_daemon(socket_path)
+        return EXIT_UNAVAILABLE
+    files = transcripts(projects)
     progress = Progress(len(files))
     totals = {"transcripts": len(files), "sessions": 0, "matched": 0, "events": 0, "event_duplicates": 0,
               "events_rejected": 0, "usage": 0, "usage_duplicates": 0}

@@ -11,6 +11,7 @@ their usage.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +46,10 @@ class SessionImport:
 
 
 def transcripts(projects: Path) -> list[Path]:
-    """Every transcript under Claude Code's projects directory, subagents' files included."""
-    return sorted(p for p in projects.rglob("*.jsonl") if p.is_file())
+    """Every transcript under Claude Code's projects directory, subagents' files included. A
+    directory that vanishes or cannot be read during the walk is passed over (os.walk's way)."""
+    found = [Path(top) / name for top, _, names in os.walk(projects) for name in names if name.endswith(".jsonl")]
+    return sorted(found)
 
 
 def _uid(session: str, key: str, kind: str) -> str:
