@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 from urllib.parse import urlsplit
 
 from aod.paths import (
@@ -123,7 +123,7 @@ def _unknown(key: str, known: Iterable[str]) -> ConfigError:
     return ConfigError(f"unknown key '{key}' (known: {', '.join(sorted(known))})")
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     # bool is an int subclass, and `enabled = true` must not read as 1 second.
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -158,8 +158,8 @@ _SIZE_EXPECTED = 'a size (bytes, or a string like "64KiB", "16MiB", "64KB")'
 
 def parse_duration(value: object, key: str) -> float:
     """Seconds from a non-negative number of seconds or a string like "250us", "1.5s", "10m", "1d"."""
-    if _is_number(value) and value >= 0:  # type: ignore[operator]
-        return float(value)  # type: ignore[arg-type]
+    if _is_number(value) and value >= 0:
+        return float(value)
     if isinstance(value, str):
         match = _AMOUNT.fullmatch(value.strip().lower())
         if match and match[2] in _DURATION_UNITS:
@@ -517,7 +517,11 @@ _TOP_KEYS = (*_SECTIONS, "forward", "usage", "reactions", "notifiers", "routing"
 
 # --- building from a TOML document --------------------------------------------------------------
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+# The settings classes: dataclasses, whose fields carry their checks.
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def _table(value: Any, key: str) -> dict[str, Any]:
@@ -526,8 +530,8 @@ def _table(value: Any, key: str) -> dict[str, Any]:
     return value
 
 
-def _checks(obj: object) -> dict[str, Check]:
-    return {f.name: f.metadata["check"] for f in fields(obj) if "check" in f.metadata}  # type: ignore[arg-type]
+def _checks(obj: DataclassInstance | type[DataclassInstance]) -> dict[str, Check]:
+    return {f.name: f.metadata["check"] for f in fields(obj) if "check" in f.metadata}
 
 
 def _build(base: T, value: Any, prefix: str) -> T:
@@ -537,7 +541,7 @@ def _build(base: T, value: Any, prefix: str) -> T:
     for key in table:
         if key not in checks:
             raise _unknown(f"{prefix}.{key}", checks)
-    return replace(base, **{k: checks[k](v, f"{prefix}.{k}") for k, v in table.items()})  # type: ignore[type-var]
+    return replace(base, **{k: checks[k](v, f"{prefix}.{k}") for k, v in table.items()})
 
 
 def _rates(value: Any, prefix: str) -> PriceRates:
