@@ -57,6 +57,7 @@ async def export_session(request: web.Request) -> web.StreamResponse:
         if fmt == "jsonl":
             for row in rows:
                 row["payload"] = orjson.Fragment(row["payload"])  # stored as JSON text: embedded, not re-parsed
+                row["session"] = row["session_id"]  # the envelope's name for it: re-ingested, it lands there
             chunk = b"".join(orjson.dumps(row) + b"\n" for row in rows)
         else:
             chunk = "".join(markdown.event(row) for row in rows).encode()

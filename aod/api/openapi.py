@@ -597,7 +597,8 @@ def _paths() -> dict[str, dict[str, Op]]:
                 (BAD_PARAM, _not_found("session")),
                 description="`jsonl`: every event of the session in id order, one JSON object per line: the "
                 "event's columns and its `payload`; each line is also a valid envelope for `POST /v1/events` "
-                "(`uid`, `agent`, `occurred_at`, `payload`), so an export re-ingests as it is. `md`: the "
+                "(`uid`, `agent`, `occurred_at`, `payload`, and `session`, the session id again), so an export re-ingests "
+                "as it is, into the same session. `md`: the "
                 "session's facts, PRs and checks, escalations, then its prompts, tool calls with durations "
                 "and results, errors and notifications. Streamed page by page in constant memory.",
                 params=[_path_id("session"),

@@ -90,7 +90,7 @@ def _text(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
-    if isinstance(value, dict) and set(value) <= {"stdout", "stderr", "interrupted", "isImage"}:
+    if isinstance(value, dict) and isinstance(value.get("stdout"), str):  # Bash's result: its output is the result
         return "\n".join(str(value[k]).rstrip("\n") for k in ("stdout", "stderr") if value.get(k))
     return orjson.dumps(value).decode()
 
