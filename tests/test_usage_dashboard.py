@@ -70,3 +70,14 @@ def test_cost_panel_shows_today_per_project_and_the_burn_rate_live(
     assert "null" not in panel and "undefined" not in panel and "NaN" not in panel, panel
     assert not page.page_errors and not page.console_errors
     page.screenshot("dashboard-cost")
+
+    # The session's page has its cost, kept current by the stream's `usage` entity.
+    (session,) = daemon.get("/v1/usage?group_by=session").body["items"]
+    page.goto(f"{base}/sessions/{session['key']}")
+    cost = page.locator("dt:text-is('cost') + dd")
+    wait_for(lambda: cost.count() and cost.inner_text().startswith("$0.05 · 4,000 tokens in 2 messages"),
+             message="the session's cost")
+    with transcript.open("ab") as f:
+        f.write(_message(now - timedelta(seconds=10), 3, 0, 1000))  # $0.015 more
+    wait_for(lambda: cost.inner_text().startswith("$0.06 · 5,000 tokens in 3 messages"), message="the cost live")
+    assert not page.page_errors and not page.console_errors

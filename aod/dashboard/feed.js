@@ -54,6 +54,7 @@ function describe(c) {
   if (c.entity === "pr") return `#${d.number} ${d.state} ${d.ci_state || ""} ${d.review_decision || ""}`;
   if (c.entity === "check") return `${d.name}: ${d.status}`;
   if (c.entity === "escalation") return `${d.priority}: ${d.message}${d.acked_at ? " (acked)" : ""}`;
+  if (c.entity === "usage") return `$${(d.cost_usd || 0).toFixed(2)} in ${d.messages} messages`;
   return c.op;
 }
 

@@ -74,6 +74,15 @@ export function update(batch) {
   if (mine) render();
 }
 
+// Tokens and cost from the session's transcript (the stream's `usage` entity keeps it current).
+function cost(u) {
+  if (!u) return null;
+  const tokens = u.input_tokens + u.output_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens;
+  const sub = u.sidechain_messages ? `, subagents $${u.sidechain_cost_usd.toFixed(2)}` : "";
+  const unpriced = u.unpriced_messages ? `, ${u.unpriced_messages} messages unpriced` : "";
+  return `$${u.cost_usd.toFixed(2)} · ${tokens.toLocaleString()} tokens in ${u.messages} messages${sub}${unpriced}`;
+}
+
 function field(name, value) {
   return [h("dt", {}, name), h("dd", {}, value ?? "—")];
 }
@@ -92,6 +101,7 @@ function render() {
       field("runtime", `${s.runtime || "none"}${s.runtime_handle ? " " + s.runtime_handle : ""}`),
       field("alive", flag(s.is_alive)), field("activity", s.activity), field("error", s.error),
       field("started", s.created_at), field("ended", s.ended_at ? `${s.ended_at} (${s.termination_reason})` : null),
+      field("cost", cost(s.usage)),
       field("status timeline", log.length ? log.map((l) => `${l.status} ${ago(l.at)} ago`).join(" → ") : `${s.status} for ${ago(s._since)}`)));
   const escs = [...store.escalations.values()].filter((e) => e.session_id === s.id).sort((a, b) => b.id - a.id);
   fill(state.escs, h("h2", {}, "Escalations and trackers"),

@@ -85,6 +85,7 @@ function apply(change) {
   else if (change.entity === "pr") addPr(d);
   else if (change.entity === "check") store.checks.set(change.id, d);
   else if (change.entity === "escalation") store.escalations.set(d.id, { ...store.escalations.get(d.id), ...d });
+  else if (change.entity === "usage" && store.sessions.has(change.id)) store.sessions.get(change.id).usage = d;
   store.feed.push(change);
   store.feedTotal += 1;
   // Trimmed in steps, not per change: a splice per change would copy 5,000 entries each time.
