@@ -214,3 +214,21 @@ def test_the_usage_table_has_a_total_marks_unpriced_costs_and_shows_subagents_ap
     assert rows[2] == ["(none)", "claude-nebula-9", "1,000", "2,000", "0", "5,000", "8,000", "$0.00*", "$0.00"]
     assert rows[3] == ["Total", "-", "2,000", "4,000", "0", "10,000", "16,000", "$1.23*", "$0.50"]
     assert usage_table({"group_by": "day", "items": [], "since": "x"}) == "no usage recorded in that window"
+
+
+def test_a_path_named_as_a_transcript_is_read_only_when_it_is_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    assert tail.read(str(fifo), tail.START) is None  # would block forever
+    assert tail.read("/dev/zero", tail.START) is None  # would never end
+    assert tail.read(str(tmp_path), tail.START) is None
+
+
+def test_a_monster_line_is_passed_over_and_the_next_ones_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tail, "MAX_LINE", 1000)
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"x" * 5000 + b"\n" + b'{"type":"user"}\n')
+    first = tail.read(str(path), tail.START, max_read=700)
+    assert first is not None and first.lines == [] and first.position.offset == 5001 and first.more
+    rest = tail.read(str(path), first.position, max_read=700)
+    assert rest is not None and rest.lines == [b'{"type":"user"}']

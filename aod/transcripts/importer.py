@@ -49,7 +49,7 @@ def transcripts(projects: Path) -> list[Path]:
     """Every transcript under Claude Code's projects directory, subagents' files included. A
     directory that vanishes or cannot be read during the walk is passed over (os.walk's way)."""
     found = [Path(top) / name for top, _, names in os.walk(projects) for name in names if name.endswith(".jsonl")]
-    return sorted(found)
+    return sorted(p for p in found if p.is_file())  # not a FIFO that happens to be named so
 
 
 def _uid(session: str, key: str, kind: str) -> str:

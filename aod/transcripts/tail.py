@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 
 # Enough to tell two transcripts apart: the first line names the session and its first instant.
 FINGERPRINT_BYTES = 512
 # One read, one transaction: a large backlog is taken in steps so no write holds the writer long.
 MAX_READ = 8 * 1024 * 1024
+# A line longer than this is passed over unread (no transcript line carrying usage is near it):
+# a path that a payload names is read, and must not make the daemon hold a whole device in memory.
+MAX_LINE = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -41,13 +45,17 @@ def _fingerprint(head: bytes) -> str:
 
 
 def read(path: str, at: Position, max_read: int = MAX_READ) -> Chunk | None:
-    """The whole lines after `at`, or None when the file is gone."""
+    """The whole lines after `at`, or None when the file is gone or no regular file (a FIFO or a
+    device named as a transcript is not read: it could block or never end)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except (FileNotFoundError, NotADirectoryError):
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
         return None
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
         head = f.read(FINGERPRINT_BYTES)
         restarted = at.offset > 0 and (
             st.st_size < at.offset
@@ -75,11 +83,19 @@ def _print_at(head: bytes, offset: int) -> str | None:
 
 
 def _long_line(path: str, offset: int, inode: int, head: bytes, restarted: bool) -> Chunk:
-    """A single line longer than MAX_READ (a huge tool result): read up to its newline."""
+    """A single line longer than MAX_READ (a huge tool result): read up to its newline; one longer
+    than MAX_LINE is passed over once its newline is there."""
     with open(path, "rb") as f:
         f.seek(offset)
-        line = f.readline()
+        line = f.readline(MAX_LINE)
+        skipped = 0
+        while len(line) + skipped >= MAX_LINE and not line.endswith(b"\n"):
+            skipped += len(line)
+            line = f.readline(MAX_LINE)
+            if not line:
+                break
     if not line.endswith(b"\n"):
         return Chunk([], Position(offset, inode, _print_at(head, offset)), restarted, False)
-    new_offset = offset + len(line)
-    return Chunk([line[:-1]], Position(new_offset, inode, _print_at(head, new_offset)), restarted, True)
+    new_offset = offset + skipped + len(line)
+    whole = [] if skipped else [line[:-1]]
+    return Chunk(whole, Position(new_offset, inode, _print_at(head, new_offset)), restarted, True)
