@@ -49,7 +49,11 @@ class InProcessApi(SocketClient):
 
     def start(self) -> InProcessApi:
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
+        try:
+            asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
+        except BaseException:
+            self.stop()  # what did start (the database, its lock, the thread) must not outlive the test
+            raise
         return self
 
     def stop(self) -> None:
