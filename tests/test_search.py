@@ -74,6 +74,10 @@ def test_search_finds_prompts_and_commands_with_filters_and_pages(daemon: Daemon
     second = _search(daemon, f"q=flux&limit=2&cursor={first['next_cursor']}")
     assert [h["event_id"] for h in first["items"] + second["items"]] == [h["event_id"] for h in hits]
     assert second["next_cursor"] is None
+    one = _search(daemon, "q=flux&session=alpha-1&limit=1")  # the other walk (the session's events first)
+    other = _search(daemon, f"q=flux&session=alpha-1&limit=1&cursor={one['next_cursor']}")
+    assert [h["event_id"] for h in one["items"] + other["items"]] == [h["event_id"] for h in hits[1:]]
+    assert other["next_cursor"] is None
 
     # Malformed FTS5 queries are a 400 that says why; so is an empty one.
     for bad in ("flux+AND", "%22unterminated", "nosuchcolumn:flux", "NEAR("):
@@ -142,3 +146,12 @@ def test_the_migration_indexes_the_events_stored_before_it(tmp_path: Path) -> No
         c.execute("DELETE FROM events")
         assert c.execute("SELECT count(*) FROM event_search WHERE event_search MATCH 'quokka'").fetchone() == (0,)
         c.execute("INSERT INTO event_search (event_search, rank) VALUES ('integrity-check', 1)")
+
+
+def test_a_malformed_query_is_refused_whichever_way_the_search_walks(api: SocketClient) -> None:
+    # With a session filter the session's events are walked first: one with none still parses the query.
+    _post(api, "empty-1", hook_payload("Stop"), "2026-03-01T10:00:00Z")
+    for query in ("q=flux+AND&session=empty-1", "q=flux+AND&session=nope", "q=flux+AND"):
+        reply = api.get(f"/v1/search?{query}")
+        assert reply.status == 400 and reply.body["error"]["code"] == "invalid_query", (query, reply.body)
+    assert _search(api, "q=flux&session=empty-1")["items"] == []

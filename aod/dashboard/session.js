@@ -3,6 +3,7 @@ import { ApiError, get, post, query } from "./api.js";
 import { h, ago, flag, fill } from "./dom.js";
 import { store, upsertSession, addPr, prsOf, checksOf } from "./store.js";
 import { ack } from "./board.js";
+import { replayPanel } from "./replay.js";
 
 export const NAME = "session";
 let state = null;
@@ -19,12 +20,13 @@ export function mount(root, { id }, navigate) {
   const send = h("form", { class: "send", "aria-label": "send to agent", onsubmit: (e) => { e.preventDefault(); sendMessage(input); } },
     input, h("button", { type: "submit", "aria-label": "send message" }, "Send"),
     h("button", { type: "button", class: "danger", "aria-label": "kill session", onclick: kill }, "Kill"));
+  state.replay = replayPanel(id);
   root.append(h("div", { class: "session" }, state.header, send, state.note, state.escs, state.prs,
-    h("section", { "aria-label": "timeline" }, h("h2", {}, "Events"), state.timeline, state.older)));
+    h("section", { "aria-label": "timeline" }, h("h2", {}, "Events"), state.timeline, state.older), state.replay.el));
   load();
 }
 
-export function unmount() { state = null; }
+export function unmount() { if (state) state.replay.close(); state = null; }
 
 async function load() {
   const mine = state;
@@ -94,6 +96,7 @@ function render() {
     return;
   }
   const log = store.statusLog.get(s.id) || [];
+  state.replay.end(s.last_event_at);
   state.header.replaceChildren(
     h("h1", {}, s.project_id || "(no project)", s.branch ? ` ⎇ ${s.branch}` : "", " ",
       h("span", { class: `status s-${s.status}` }, s.status.replace("_", " "), " · ", ago(s._since))),
