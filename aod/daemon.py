@@ -30,6 +30,7 @@ from aod.ingest.service import IngestSettings
 from aod.ingest.spool import SpoolIngester, SpoolWatch
 from aod.jobs import Job
 from aod.listen_fds import Inherited, InheritedError, take_inherited_sockets
+from aod.lookback.indexer import indexer_job
 from aod.maintenance.janitor import Janitor
 from aod.notify.routing import warn_if_unrouted
 from aod.notify.worker import DeliveryWorker
@@ -108,6 +109,7 @@ async def _serve(config: Config) -> int:
                     Job("spool-watch", SpoolWatch(spool, stop).step),
                     *sd_notify.jobs(notifier, ctx.db, lambda: ctx.metrics.accepted, watchdog_interval),
                     tailer_job(ctx.db, lambda: usage_prices(ctx.config)),
+                    indexer_job(ctx.db),
                     *([ctx.forwarder.job()] if ctx.forwarder is not None else [])))
                 parts.enter_context(_ready(ctx, notifier))
                 log.info("aod is serving", extra={

@@ -11,11 +11,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import apsw
 from yoyo import get_backend, read_migrations
 
+from aod.storage import search
 from aod.storage.migrate import migrate, migrations_dir
 from tests.conftest import hook_payload, run_aod
 from tests.helpers.daemon import Daemon, SocketClient
+from tests.helpers.waiting import wait_for
 
 
 def _post(client: SocketClient, session: str, payload: dict[str, Any], occurred_at: str) -> None:
@@ -28,6 +31,13 @@ def _search(client: SocketClient, query: str) -> Any:
     reply = client.get(f"/v1/search?{query}")
     assert reply.status == 200, reply.body
     return reply.body
+
+
+def _indexed(client: SocketClient, query: str, count: int) -> list[dict[str, Any]]:
+    """The hits of `query` once there are `count` of them: the indexer runs after the commits."""
+    found: list[dict[str, Any]] = wait_for(lambda: (items := _search(client, query)["items"]) and len(items) == count
+                                           and items, timeout=10, interval=0.05, message=f"{count} hits for {query}")
+    return found
 
 
 def _prompt(text: str) -> dict[str, Any]:
@@ -45,8 +55,12 @@ def test_search_finds_prompts_and_commands_with_filters_and_pages(daemon: Daemon
     _post(daemon, "beta-1", hook_payload("Notification", message="Claude needs your permission to use Bash"),
           "2026-03-02T09:00:01Z")
 
+    # Indexed in a batch about half a second after the commits (aod/lookback/indexer.py).
+    hits = _indexed(daemon, "q=flux", 3)
+    # Then it sleeps until the next commit: no timer while nothing waits.
+    wait_for(lambda: daemon.status()["jobs"]["search-index"] == {
+        "state": "waiting", "last_error": None, "restarts": 0, "next_due": None}, timeout=5, message="the indexer idle")
     # Newest first; the snippet is HTML-escaped with the hits marked.
-    hits = _search(daemon, "q=flux")["items"]
     assert [(h["session_id"], h["kind"]) for h in hits] == [
         ("beta-1", "UserPromptSubmit"), ("alpha-1", "PreToolUse"), ("alpha-1", "UserPromptSubmit")]
     assert hits[0]["snippet"] == "Polish the &lt;b&gt;<mark>flux</mark>&lt;/b&gt; docs &amp; README"
@@ -104,9 +118,10 @@ def test_pruned_events_are_no_longer_found(data_dir: Path, aod_env: dict[str, st
     daemon = Daemon(data_dir, aod_env, "[retention]\nevents_days = 0.00002\ninterval = \"1h\"\n").start()
     try:
         _post(daemon, "s-1", _prompt("the zeppelin departs"), "2026-03-01T10:00:00Z")
-        assert len(_search(daemon, "q=zeppelin")["items"]) == 1
+        _indexed(daemon, "q=zeppelin", 1)
         time.sleep(2.0)
         _post(daemon, "s-1", _prompt("another zeppelin arrives"), "2026-03-01T10:00:01Z")
+        _indexed(daemon, "q=zeppelin", 2)
         report = daemon.post("/v1/admin/prune")
         assert report.status == 200 and report.body["events"] == 1, report.body
         hits = _search(daemon, "q=zeppelin")["items"]
@@ -136,16 +151,62 @@ def test_the_migration_indexes_the_events_stored_before_it(tmp_path: Path) -> No
             c.execute("INSERT INTO events (uid, agent, kind, occurred_at, received_at, payload, payload_bytes)"
                       " VALUES (?, 'claude-code', 'UserPromptSubmit', '2026-01-01T00:00:00.000Z',"
                       " '2026-01-01T00:00:00.000Z', ?, 1)", (f"old-{i}", json.dumps(payload)))
-    assert "0010_search" in migrate(path).applied
+    assert {"0010_search", "0011_search_in_batches"} <= set(migrate(path).applied)
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as c:
         found = c.execute("SELECT e.uid FROM event_search JOIN events e ON e.id = event_search.rowid"
                           " WHERE event_search MATCH 'quokka'").fetchall()
         assert found == [("old-0",)]
         # Only events with text are in the index; a row that is not JSON is skipped, not an error.
         assert c.execute("SELECT count(*) FROM event_search").fetchone() == (1,)
+        assert _cursor(c) == 3  # every event so far is indexed
         c.execute("DELETE FROM events")
         assert c.execute("SELECT count(*) FROM event_search WHERE event_search MATCH 'quokka'").fetchone() == (0,)
+        assert _cursor(c) == 0  # the table is empty: the next event takes id 1 again
         c.execute("INSERT INTO event_search (event_search, rank) VALUES ('integrity-check', 1)")
+
+
+def _cursor(c: sqlite3.Connection) -> int:
+    return int(c.execute("SELECT value FROM meta WHERE key = 'search_indexed_through'").fetchone()[0])
+
+
+def test_the_indexer_follows_the_events_after_its_cursor_and_ids_used_again(conn: apsw.Connection) -> None:
+    def add(uid: str, text: str) -> None:
+        conn.execute("INSERT INTO events (uid, agent, kind, occurred_at, received_at, payload, payload_bytes)"
+                     " VALUES (?, 'claude-code', 'UserPromptSubmit', '2026-01-01T00:00:00.000000Z',"
+                     " '2026-01-01T00:00:00.000000Z', ?, 1)", (uid, json.dumps(_prompt(text))))
+
+    def found(text: str) -> list[int]:
+        return [h["event_id"] for h in search.search(conn, search.SearchFilter(text), 50, None)[0]]
+
+    with conn:
+        for i in range(5):
+            add(f"a{i}", f"wombat number{i}")
+    assert found("wombat") == [] and search.unindexed(conn)
+    with conn:
+        assert search.index_next(conn, 3) == 3
+    assert found("wombat") == [3, 2, 1]
+    with conn:
+        assert search.index_next(conn, 3) == 2
+        assert search.index_next(conn, 3) == 0
+    assert found("wombat") == [5, 4, 3, 2, 1] and not search.unindexed(conn)
+    # Retention empties the table; the ids come again, and are indexed again, not taken for indexed.
+    with conn:
+        conn.execute("DELETE FROM events WHERE id <= 5")
+        add("b0", "numbat")
+    assert found("wombat") == [] and found("numbat") == []
+    with conn:
+        assert search.index_next(conn, 10) == 1
+    assert found("numbat") == [1]
+    with conn:
+        conn.execute("DELETE FROM events")  # an unindexed event leaves the index alone
+        add("b1", "quoll")
+        add("b2", "quoll")
+        conn.execute("DELETE FROM events WHERE id = 1")
+    assert conn.execute("INSERT INTO event_search (event_search, rank) VALUES ('integrity-check', 1)").fetchall() == []
+    with conn:
+        search.index_next(conn, 10)
+    assert found("quoll") == [2]
+    conn.execute("INSERT INTO event_search (event_search, rank) VALUES ('integrity-check', 1)")
 
 
 def test_a_malformed_query_is_refused_whichever_way_the_search_walks(api: SocketClient) -> None:

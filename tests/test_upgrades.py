@@ -30,6 +30,7 @@ COMMITTED = {
     "0009_forward": "f72877456567c4fe7d5f6532440dbe5d63d618ba2b48ca9a316b92aba2c209c6",
     "0008_usage": "bb151e9a3ebcab4d1a1401de66243741b5cd657c3304b6a64e770ee5455e6233",
     "0010_search": "35dcbe50632ce72070d2088b94f9ea750945c2836e3a79e7429feb6147692641",
+    "0011_search_in_batches": "f9ef6abeac5ad888715d19bb770b4dc81e25d047abd8af251e5ac11ffe33f808",
 }
 
 # Committed before every migration had to name its parent; committed files are never edited.

@@ -553,8 +553,9 @@ def _paths() -> dict[str, dict[str, Op]]:
                 _json(200, "a page of hits", _page("SearchHit")),
                 (BAD_PARAM, (400, "invalid_query", "`q` is no valid FTS5 query; the message has SQLite's reason")),
                 description="Searches prompts, tool commands, file paths, patterns and URLs, error messages "
-                "and notification texts (an FTS5 index kept in step with the events in each write "
-                "transaction; retention removes pruned events from it). `q` is FTS5 query syntax: words "
+                "and notification texts (an FTS5 index that a background job fills in batches, about half "
+                "a second after the events were stored; retention removes pruned events from it in the "
+                "same transaction). `q` is FTS5 query syntax: words "
                 "(all must match), `\"a phrase\"`, `prefix*`, `OR`, `NOT`, `NEAR(a b)`. Hits come newest "
                 "first; `snippet` is HTML-escaped text with each match in `<mark>…</mark>`.",
                 params=[_query("q", "the FTS5 query (required, at most 1000 characters)"),

@@ -1,6 +1,7 @@
-"""SQL of the full-text index `event_search` (aod/migrations/0010_search.sql).
+"""SQL of the full-text index `event_search` (aod/migrations/0010_search.sql, 0011_search_in_batches.sql).
 
-The triggers of that migration keep the index in step with `events`; this module only reads it.
+The search indexer job (aod/lookback/indexer.py) adds events to the index in batches after a
+cursor (`index_next`); the migrations' triggers take deleted events out of it.
 Hits come newest first, keyset paged on the event id: FTS5 walks a term's doclist in rowid order,
 so a page costs the same on the millionth event as on the first, which ranking by bm25 (every
 match scored, then sorted) would not.
@@ -84,3 +85,35 @@ def highlighted(text: str) -> str:
     """snippet()'s text, HTML-escaped, with each hit in <mark>…</mark>."""
     return html.escape(text, quote=False).replace(_OPEN, "<mark>").replace(_CLOSE, "</mark>")
 
+
+
+# --- the index follows the events in batches, after a cursor (aod/migrations/0011) -----------
+
+CURSOR_KEY = "search_indexed_through"
+
+
+def unindexed(conn: apsw.Connection) -> bool:
+    """Whether an event after the cursor waits to be indexed."""
+    row = conn.execute("SELECT 1 FROM events WHERE id > ? LIMIT 1", (_cursor(conn),)).fetchone()
+    return row is not None
+
+
+def index_next(conn: apsw.Connection, limit: int) -> int:
+    """Index the next `limit` events after the cursor (those with text; the others are only
+    passed) and move the cursor past them, in the caller's write transaction; how many were passed."""
+    through = _cursor(conn)
+    row = conn.execute("SELECT count(*), max(id) FROM (SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?)",
+                       (through, limit)).fetchone()
+    passed, last = (int(row[0]), row[1]) if row else (0, None)
+    if last is None:
+        return 0
+    # The cursor first: the index's content view shows only the events up to it.
+    conn.execute("UPDATE meta SET value = ? WHERE key = ?", (str(last), CURSOR_KEY))
+    conn.execute("INSERT INTO event_search (rowid, body) SELECT id, body FROM event_search_text WHERE id > ? AND id <= ?",
+                 (through, last))
+    return passed
+
+
+def _cursor(conn: apsw.Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (CURSOR_KEY,)).fetchone()
+    return int(row[0]) if row else 0
