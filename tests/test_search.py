@@ -129,6 +129,7 @@ def test_pruned_events_are_no_longer_found(data_dir: Path, aod_env: dict[str, st
         assert _search(daemon, "q=departs")["items"] == []
         check = run_aod("db", "check", "--full", "--json", env=daemon.env)
         assert check.returncode == 0, check.stdout
+        assert {"name": "search triggers", "ok": True, "detail": "4 present"} in json.loads(check.stdout)["checks"]
     finally:
         daemon.stop()
 

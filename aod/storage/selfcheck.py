@@ -21,10 +21,12 @@ from aod.storage.rows import scalar_text
 TABLES = (
     "projects", "sessions", "session_aliases", "events", "prs", "pr_checks", "pr_comments",
     "reaction_trackers", "escalations", "deliveries", "dead_letters", "change_log", "meta", "forward_cursor",
-    "usage", "transcript_offsets", "session_usage",
+    "usage", "transcript_offsets", "session_usage", "event_search",
 )
 CDC_TABLES = ("sessions", "events", "prs", "pr_checks", "escalations", "session_usage")
 ROUND_TRIP = "change_log trigger"
+# Without them a deleted event stays in the full-text index (aod/migrations/0011_search_in_batches.sql).
+SEARCH_TRIGGERS = ("events_search_delete", "events_search_rewind", "events_search_unindex", "events_search_reindex")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ def read_checks(conn: apsw.Connection, *, full: bool) -> list[Check]:
         _schema_version(conn),
         _tables(conn),
         _triggers(conn),
+        _search_triggers(conn),
         _epoch(conn),
     ]
 
@@ -100,6 +103,12 @@ def _triggers(conn: apsw.Connection) -> Check:
     expected = {f"{t}_cdc_{op}" for t in CDC_TABLES for op in ("insert", "update")}
     missing = sorted(expected - _names(conn, "trigger"))
     return Check("cdc triggers", not missing, "missing: " + ", ".join(missing) if missing else f"{len(expected)} present")
+
+
+def _search_triggers(conn: apsw.Connection) -> Check:
+    missing = sorted(set(SEARCH_TRIGGERS) - _names(conn, "trigger"))
+    return Check("search triggers", not missing,
+                 "missing: " + ", ".join(missing) if missing else f"{len(SEARCH_TRIGGERS)} present")
 
 
 def _epoch(conn: apsw.Connection) -> Check:
