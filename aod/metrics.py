@@ -110,7 +110,8 @@ class _FactsCollector(Collector):
         yield GaugeMetricFamily("aod_stream_clients", "Connected GET /v1/stream clients", value=f.stream_clients)
         yield CounterMetricFamily("aod_stream_cuts", "Stream clients disconnected for falling behind",
                                   value=f.stream_cuts)
-        lag = 0 if f.poller_position is None else max(0, f.change_log_head - f.poller_position)
+        # With no client the poller skips ahead only on its idle tick: nobody waits for those rows.
+        lag = 0 if f.poller_position is None or not f.stream_clients else max(0, f.change_log_head - f.poller_position)
         yield GaugeMetricFamily("aod_stream_poller_lag_rows", "change_log rows committed but not yet read by the poller",
                                 value=lag)
         yield GaugeMetricFamily("aod_config_errors", "Errors of the last config reload (the previous config stays)",

@@ -112,9 +112,9 @@ async def test_with_no_subscriber_the_poller_skips_rows_and_clients_joining_mid_
     hub.publish = lambda items: (published.extend(i.seq for i in items), publish(items))[1]  # type: ignore[method-assign]
     async with polling(db, hub, tick=0.05) as poller:
         await write_events(db, "unwatched", 5)
-        head = (await db.read(all_seqs))[-1]
-        await wait_for(lambda: poller.last == head)
+        await asyncio.sleep(0.2)  # several of the test's ticks: commits with no one listening wake nothing
         assert published == []  # nobody listened: nothing was read or framed
+        assert poller.last < (await db.read(all_seqs))[-1]  # the skip to the head waits for the idle tick
         # Clients join one by one while commits keep coming, each from the same old cursor.
         clients: list[Client] = []
         feeds: list[asyncio.Task[str]] = []
