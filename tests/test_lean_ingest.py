@@ -155,6 +155,25 @@ def test_continue_limits_and_refused_bodies(small: Daemon) -> None:
         "projects": 0, "sessions": 0, "events": 2, "dead_letters": 5}
 
 
+def test_a_refused_body_of_declared_size_is_read_and_the_connection_kept(daemon: Daemon) -> None:
+    # Closing with the body unread reset the connection: a client still sending it lost the answer.
+    body = _envelope("toolu_r") * 8
+    refused = _post(b"/v1/events", body).replace(JSON, b"Content-Type: text/plain\r\n")
+    with connect(daemon, "unix") as sock:
+        replies = Responses(sock)
+        sock.sendall(refused + _post(b"/v1/events", _envelope("toolu_r2")))
+        status, headers, error = replies.next()
+        assert (status, error["error"]["code"], headers["connection"]) == (415, "unsupported_media_type", "keep-alive")
+        assert replies.next()[2]["accepted"] == 1  # the same connection goes on
+    with connect(daemon, "tcp") as sock:  # refused by the head (no token): the body is read all the same
+        replies = Responses(sock)
+        sock.sendall(_post(b"/v1/events", body) + _post(b"/v1/events", _envelope("toolu_r3"), auth_header(daemon)))
+        status, headers, error = replies.next()
+        assert (status, error["error"]["code"], headers["connection"]) == (401, "unauthorized", "keep-alive")
+        assert replies.next()[2]["accepted"] == 1
+    assert daemon.get("/v1/status").body["counts"]["events"] == 2
+
+
 def test_tcp_needs_the_token_a_loopback_host_and_our_origin(daemon: Daemon) -> None:
     auth = auth_header(daemon)
     cases = [(b"", 401, "unauthorized"), (auth + b"Origin: http://evil.example\r\n", 403, "forbidden_origin"),

@@ -228,7 +228,9 @@ class LeanProtocol(asyncio.Protocol):
         # A whole head is a request, as for aiohttp's timer: a body may take longer than the timeout.
         self._cancel_timer()
         request.refused = self._refusal()
-        if request.refused is not None:
+        length = self._headers.get(b"content-length")
+        if request.refused is not None and (length is None or request.refused.status_code == 413
+                                            or self._headers.get(b"expect", b"").lower() == b"100-continue"):
             # Its body is not read: answer, then close (the rest of the input cannot be framed).
             request.keep_alive = False
             self._stopped = True
@@ -236,8 +238,10 @@ class LeanProtocol(asyncio.Protocol):
             assert self._transport is not None
             self._transport.pause_reading()
             return
+        # A refused body of a declared size within the limit is read and dropped before the answer:
+        # closing with unread input resets the connection, and a client still writing its body
+        # (a broken pipe) or reading (a reset) could lose the answer.
         self._request = request
-        length = self._headers.get(b"content-length")
         self._chunked = length is None and b"chunked" in self._headers.get(b"transfer-encoding", b"").lower()
         self._body_left = int(length) if length else None
         expect = self._headers.get(b"expect", b"").lower()
@@ -248,6 +252,10 @@ class LeanProtocol(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         request = self._request
         if request is None:
+            return
+        if request.refused is not None:
+            if self._body_left is not None:
+                self._body_left -= len(body)
             return
         request.body += body
         if self._body_left is not None:
