@@ -174,6 +174,15 @@ def test_a_refused_body_of_declared_size_is_read_and_the_connection_kept(daemon:
     assert daemon.get("/v1/status").body["counts"]["events"] == 2
 
 
+def test_a_client_sending_a_body_over_the_limit_whole_reads_its_413(small: Daemon) -> None:
+    # More than the socket buffers hold: before the lingering close its sendall broke (EPIPE).
+    big = b"[" + b"1," * 1_000_000 + b"1]"
+    with connect(small, "unix") as sock:
+        sock.sendall(_post(b"/v1/events", big))
+        status, headers, error = Responses(sock).next()
+        assert (status, error["error"]["code"], headers["connection"]) == (413, "body_too_large", "close")
+
+
 def test_tcp_needs_the_token_a_loopback_host_and_our_origin(daemon: Daemon) -> None:
     auth = auth_header(daemon)
     cases = [(b"", 401, "unauthorized"), (auth + b"Origin: http://evil.example\r\n", 403, "forbidden_origin"),

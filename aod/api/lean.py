@@ -42,6 +42,9 @@ EVENTS_PATH = b"/v1/events"
 HOOKS_PREFIX = b"/v1/hooks/"
 # aiohttp refuses a header line over 8190 bytes; a whole head over this is no client of ours.
 MAX_HEAD = 64 * 1024
+# After a refusal that left input unread: how long, and how much, is read and dropped before closing.
+LINGER = 2.0
+LINGER_BYTES = 16 * 1024 * 1024
 HEAD_END = b"\r\n\r\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # "HTTP/1.1 202 Accepted" and the like: formatted once per status, not once per answer.
@@ -125,7 +128,8 @@ class LeanProtocol(asyncio.Protocol):
         self._chunked = False
         self._request: _Request | None = None
         self._handover: bytearray | None = None  # bytes for aiohttp, once earlier answers are written
-        self._stopped = False  # no more input is read: a refused head or a broken request
+        self._stopped = False  # no more input is parsed: a refused head or a broken request
+        self._dropped = 0  # bytes read and dropped since
         self._queue: deque[_Request] = deque()
         # One task per connection answers its requests in turn and parks on `_waiter` while none
         # is owed: creating a task for every request cost ~20% of the lean path's CPU (py-spy).
@@ -179,6 +183,10 @@ class LeanProtocol(asyncio.Protocol):
             self._handover += data
             return
         if self._stopped:
+            # Read and dropped (a lingering close): unread input at close resets the connection.
+            self._dropped += len(data)
+            if self._dropped > LINGER_BYTES and self._transport is not None:
+                self._transport.close()
             return
         view = memoryview(data)
         pos, end = 0, len(data)
@@ -235,8 +243,6 @@ class LeanProtocol(asyncio.Protocol):
             request.keep_alive = False
             self._stopped = True
             self._enqueue(request)
-            assert self._transport is not None
-            self._transport.pause_reading()
             return
         # A refused body of a declared size within the limit is read and dropped before the answer:
         # closing with unread input resets the connection, and a client still writing its body
@@ -356,7 +362,7 @@ class LeanProtocol(asyncio.Protocol):
                 transport.write(b"%sContent-Type: application/json\r\nContent-Length: %d\r\nConnection: %s\r\n\r\n%s"
                                 % (_status_line(status), len(body), b"keep-alive" if keep else b"close", body))
                 if not keep:
-                    transport.close()
+                    self._close_after_answer(transport)
                     return
             if self._handover is not None or self._closing:
                 self._task = None
@@ -368,6 +374,19 @@ class LeanProtocol(asyncio.Protocol):
             self._arm_timer()
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter  # until `_enqueue`; cancelled when the connection goes
+
+    def _close_after_answer(self, transport: asyncio.Transport) -> None:
+        """Close; after a refusal that left input unread, first half-close and drop what still comes.
+
+        A client still writing the body of a request refused by its head (too large, chunked) would
+        otherwise get a broken pipe or a reset, and could lose the answer already sent (nginx's
+        lingering close). The client's EOF, LINGER seconds or LINGER_BYTES end it.
+        """
+        if not self._stopped or self._closing or not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        asyncio.get_running_loop().call_later(LINGER, transport.close)
 
     def _stop_answering(self) -> None:
         """Cancel the answering task if it is parked (one that is answering finishes its answer)."""
