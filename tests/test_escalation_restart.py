@@ -134,19 +134,19 @@ def test_one_page_per_escalation_across_a_restart(world: World, point: str, sig:
 def test_the_escalate_after_timer_keeps_its_first_start_across_a_restart(world: World) -> None:
     world.start_pane()
     gh_standin.record(world.gh_state, red_pr())
-    first = world.daemon(FAST + '[reactions.ci-failed]\nretries = 5\nescalate_after = "2s"\n')
+    first = world.daemon(FAST + '[reactions.ci-failed]\nretries = 5\nescalate_after = "3s"\n')
     world.adopt_session(first)
     wait_for(lambda: world.query("SELECT status FROM nudges") == [("sent",)], message="first nudge sent")
     (started,) = world.query("SELECT first_at FROM reaction_trackers")[0]
     stop(first, signal.SIGKILL)
-    time.sleep(2.5)  # the timer falls due while no daemon runs
+    time.sleep(3.5)  # the timer falls due while no daemon runs
 
     restarted = time.time()
-    second = world.daemon(FAST + '[reactions.ci-failed]\nretries = 5\nescalate_after = "2s"\n')
+    second = world.daemon(FAST + '[reactions.ci-failed]\nretries = 5\nescalate_after = "3s"\n')
     wait_for(lambda: world.query("SELECT id FROM escalations"), message="escalation")
-    # Due at the original start + 2 s, which had passed: it fires right after the restart, not
-    # 2 s after it, and the tracker still names the original start.
-    assert time.time() - restarted < 1.8
+    # Due at the original start + 3 s, which had passed: it fires right after the restart, not
+    # 3 s after it, and the tracker still names the original start.
+    assert time.time() - restarted < 2.7  # a restarted timer: 3 s; the slack is the daemon's start under load
     assert world.query("SELECT first_at, escalated_at IS NOT NULL FROM reaction_trackers") == [(started, 1)]
     (message,) = world.query("SELECT message FROM escalations")[0]
     assert "unresolved for" in message and URL in message
