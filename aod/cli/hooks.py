@@ -549,18 +549,36 @@ def run(args: argparse.Namespace) -> int:
         print(f"aod: {exc}", file=sys.stderr)
         return EXIT_FAILED
     install = args.hooks_command == "install"
+    written = apply_change(path, old_text, new_doc, changes, install=install, events=len(getattr(args, "events", None) or ()),
+                           dry_run=args.dry_run)
+    if written is not None:
+        return written
+    if install:
+        print(
+            "exec-form hooks need Claude Code 2.1.139 or newer; if it reports 'Invalid key in record' for an "
+            "event, it predates that event: upgrade it, or reinstall with --events listing the events it knows"
+        )
+        if token is not None:
+            print(f"http hooks send the token from ${TOKEN_ENV}: export {TOKEN_ENV}=\"$(cat {shlex.quote(str(token))})\" where "
+                  "Claude Code starts (and keep the daemon running: an event it misses is lost, not spooled)")
+    return 0
+
+
+def apply_change(path: Path, old_text: str | None, new_doc: dict[str, Any], changes: Changes, *, install: bool,
+                 events: int, dry_run: bool) -> int | None:
+    """Say, diff or write one settings file's change: an exit code when that is all, None once written."""
     if not changes.changed:
         if install:
-            print(f"aod hooks already installed in {path} ({len(args.events)} events)")
+            print(f"aod hooks already installed in {path} ({events} events)")
         else:
             print(f"no aod hook entries in {path}" + ("" if old_text is not None else " (no such file)"))
         return 0
     if not install and not new_doc and not path.is_symlink():
         # Nothing but aod's entries was in it (aod creates the file when there is none): an empty
         # `{}` left behind is clutter. A symlink is the user's (a dotfiles repo): that stays.
-        return remove_settings(path, changes, args.dry_run)
+        return remove_settings(path, changes, dry_run)
     new_text = render(new_doc)
-    if args.dry_run:
+    if dry_run:
         import difflib
 
         before = (old_text or "").splitlines(keepends=True)
@@ -576,15 +594,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     where = "in" if install else "from"
     print(f"{changes.describe()} {where} {path}" + (f" (previous content in {backup})" if backup else ""))
-    if install:
-        print(
-            "exec-form hooks need Claude Code 2.1.139 or newer; if it reports 'Invalid key in record' for an "
-            "event, it predates that event: upgrade it, or reinstall with --events listing the events it knows"
-        )
-        if token is not None:
-            print(f"http hooks send the token from ${TOKEN_ENV}: export {TOKEN_ENV}=\"$(cat {shlex.quote(str(token))})\" where "
-                  "Claude Code starts (and keep the daemon running: an event it misses is lost, not spooled)")
-    return 0
+    return None
 
 
 def remove_settings(path: Path, changes: Changes, dry_run: bool) -> int:

@@ -23,12 +23,10 @@ from aod.cli.hooks import (
     EXIT_FAILED,
     Changes,
     SettingsError,
+    apply_change,
     hook_argv,
     passed_on,
     read_settings,
-    remove_settings,
-    render,
-    write_settings,
 )
 
 __all__ = ["AGENT_INSTALLERS", "Installer", "run", "shell_command"]
@@ -87,30 +85,9 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"aod: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    if not changes.changed:
-        if install:
-            print(f"aod hooks already installed in {path} ({len(events)} events)")
-        else:
-            print(f"no aod hook entries in {path}" + ("" if old_text is not None else " (no such file)"))
-        return 0
-    if not install and not new_doc and not path.is_symlink():
-        return remove_settings(path, changes, args.dry_run)
-    new_text = render(new_doc)
-    if args.dry_run:
-        import difflib
-
-        before = (old_text or "").splitlines(keepends=True)
-        sys.stdout.writelines(
-            difflib.unified_diff(before, new_text.splitlines(keepends=True), f"{path} (now)", f"{path} (after)")
-        )
-        print(f"dry run: would have {changes.describe()} in {path}; nothing was written")
-        return 0
-    try:
-        backup = write_settings(path, old_text, new_text)
-    except OSError as exc:
-        print(f"aod: cannot write {path}: {exc.strerror or exc}; nothing was changed", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"{changes.describe()} {'in' if install else 'from'} {path}" + (f" (previous content in {backup})" if backup else ""))
+    written = apply_change(path, old_text, new_doc, changes, install=install, events=len(events), dry_run=args.dry_run)
+    if written is not None:
+        return written
     if install and installer.NOTE:
         print(installer.NOTE)
     return 0
