@@ -13,6 +13,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from aod.cli.client import DaemonClient
 
+# The exit codes every query command shares: done, the daemon refused, no daemon answered.
+EXIT_OK = 0
+EXIT_DAEMON_ERROR = 1
+EXIT_UNAVAILABLE = 3
+
 # A dead-end for `--all`: a daemon bug that hands back the same cursor must not loop forever.
 MAX_PAGES = 10_000
 
@@ -90,3 +95,20 @@ def say_no_daemon(socket_path: object) -> None:
 def say_refused(exc: Any) -> None:
     """A daemon's error answer (a DaemonError), as every command prints it."""
     print(f"aod: the daemon answered {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
+
+
+def get_or_exit(args: argparse.Namespace, path: str, params: dict[str, Any]) -> dict[str, Any] | int:
+    """The daemon's JSON answer to GET `path`, or the exit code after saying why there is none."""
+    from aod.cli.client import DaemonClient, DaemonError, DaemonUnavailable
+    from aod.cli.context import socket_from_args
+
+    socket_path = socket_from_args(args)
+    try:
+        _, body = DaemonClient(socket_path).get_json(path, params)
+    except DaemonUnavailable:
+        say_no_daemon(socket_path)
+        return EXIT_UNAVAILABLE
+    except DaemonError as exc:
+        say_refused(exc)
+        return EXIT_DAEMON_ERROR
+    return body

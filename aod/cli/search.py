@@ -9,9 +9,8 @@ import argparse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-EXIT_OK = 0
-EXIT_DAEMON_ERROR = 1
-EXIT_UNAVAILABLE = 3
+from aod.cli.output import EXIT_OK
+
 DEFAULT_LIMIT = 50
 
 
@@ -35,21 +34,13 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from aod.cli.client import DaemonClient, DaemonError, DaemonUnavailable
-    from aod.cli.context import socket_from_args
-    from aod.cli.output import dump_json, emit, say_no_daemon, say_refused
+    from aod.cli.output import dump_json, emit, get_or_exit
 
-    socket_path = socket_from_args(args)
     params = {"q": args.query, "session": args.session, "project": args.project, "kind": args.kind,
               "since": args.since, "until": args.until, "limit": args.limit}
-    try:
-        _, body = DaemonClient(socket_path).get_json("/v1/search", params)
-    except DaemonUnavailable:
-        say_no_daemon(socket_path)
-        return EXIT_UNAVAILABLE
-    except DaemonError as exc:
-        say_refused(exc)
-        return EXIT_DAEMON_ERROR
+    body = get_or_exit(args, "/v1/search", params)
+    if isinstance(body, int):
+        return body
     if args.json:
         emit(dump_json(body))
         return EXIT_OK

@@ -10,9 +10,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-EXIT_OK = 0
-EXIT_DAEMON_ERROR = 1
-EXIT_UNAVAILABLE = 3
+from aod.cli.output import EXIT_OK
+
 GROUPS = ("day", "month", "model", "project", "session", "block")
 _HEADERS = {"day": "date", "month": "month", "model": "model", "project": "project", "session": "session",
             "block": "block start (UTC)"}
@@ -30,20 +29,11 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    from aod.cli.client import DaemonClient, DaemonError, DaemonUnavailable
-    from aod.cli.context import socket_from_args
-    from aod.cli.output import dump_json, emit, say_no_daemon, say_refused, table_width
+    from aod.cli.output import dump_json, emit, get_or_exit, table_width
 
-    socket_path = socket_from_args(args)
-    params = {"group_by": args.by, "since": args.since, "until": args.until}
-    try:
-        _, body = DaemonClient(socket_path).get_json("/v1/usage", params)
-    except DaemonUnavailable:
-        say_no_daemon(socket_path)
-        return EXIT_UNAVAILABLE
-    except DaemonError as exc:
-        say_refused(exc)
-        return EXIT_DAEMON_ERROR
+    body = get_or_exit(args, "/v1/usage", {"group_by": args.by, "since": args.since, "until": args.until})
+    if isinstance(body, int):
+        return body
     if args.json:
         emit(dump_json(body))
         return EXIT_OK
