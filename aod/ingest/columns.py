@@ -31,9 +31,14 @@ class EventColumns:
 
 def claude_columns(payload: Mapping[str, Any]) -> EventColumns:
     """A Claude Code hook payload (and any payload shaped like one: Codex's hooks copy it)."""
-    kind = text(payload.get("hook_event_name")) or text(payload.get("event")) or "Unknown"
+    return shaped_columns(payload, text(payload.get("hook_event_name")) or text(payload.get("event")) or "Unknown")
+
+
+def shaped_columns(payload: Mapping[str, Any], kind: str) -> EventColumns:
+    """The columns of a payload shaped like Claude Code's (tool fields, session_id, cwd) under `kind`."""
+    kind = kind[:128]
     return EventColumns(
-        kind=kind[:128],
+        kind=kind,
         tool_name=text(payload.get("tool_name")),
         tool_use_id=text(payload.get("tool_use_id")),
         duration_ms=duration_ms(payload.get("duration_ms")),

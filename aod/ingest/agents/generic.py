@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aod.ingest.columns import OK_BY_KIND, EventColumns, claude_columns, duration_ms, text
+from aod.ingest.columns import EventColumns, claude_columns, shaped_columns, text
 
 # The documented `payload.kind` values (README, "Other agents"); any other kind is stored as given.
 KINDS = {
@@ -26,13 +26,4 @@ def columns(payload: Mapping[str, Any]) -> EventColumns:
     if "hook_event_name" in payload or "event" in payload:
         return claude_columns(payload)
     given = text(payload.get("kind")) or "Unknown"
-    kind = KINDS.get(given, given)[:128]
-    return EventColumns(
-        kind=kind,
-        tool_name=text(payload.get("tool_name")),
-        tool_use_id=text(payload.get("tool_use_id")),
-        duration_ms=duration_ms(payload.get("duration_ms")),
-        ok=OK_BY_KIND.get(kind),
-        agent_session_id=text(payload.get("session_id")),
-        cwd=text(payload.get("cwd")),
-    )
+    return shaped_columns(payload, KINDS.get(given, given))
