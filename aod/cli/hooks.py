@@ -523,11 +523,9 @@ def _daemon_tcp(args: argparse.Namespace) -> tuple[str, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """`aod hooks install|uninstall`: 0 when done (or nothing to do), 1 when refused or failed."""
-    if args.agent != DEFAULT_AGENT:
-        from aod.cli.hooks_agents import run as run_for_agent
+    """`aod hooks install|uninstall` for Claude Code: 0 when done (or nothing to do), 1 when refused or failed.
 
-        return run_for_agent(args)
+    aod/cli/hooks_agents.py runs `aod hooks` and hands Claude Code's over to this."""
     if args.hooks_command == "install":
         args.events = args.events or DEFAULT_EVENTS
         lower = [e for e in args.events if not e[0].isupper()]

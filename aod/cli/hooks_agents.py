@@ -28,6 +28,8 @@ from aod.cli.hooks import (
     passed_on,
     read_settings,
 )
+from aod.cli.hooks import run as run_for_claude_code
+from aod.hook import DEFAULT_AGENT
 
 __all__ = ["AGENT_INSTALLERS", "Installer", "run", "shell_command"]
 
@@ -59,7 +61,9 @@ def shell_command(argv: list[str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """`aod hooks install|uninstall --agent NAME` for an agent other than Claude Code."""
+    """`aod hooks install|uninstall [--agent NAME]`: Claude Code's (aod.cli.hooks) or another agent's."""
+    if args.agent == DEFAULT_AGENT:
+        return run_for_claude_code(args)
     if args.agent == hooks_opencode.AGENT:
         return hooks_opencode.run(args)
     installer = AGENT_INSTALLERS[args.agent]

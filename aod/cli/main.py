@@ -18,14 +18,15 @@ def _runners() -> dict[str, ModuleType]:
     """The module that runs each command (queries and control answer several). Imported here,
     not at the top: `aod hook`, which an agent runs for every event, needs none of them."""
     import aod.cli.export as export
+    import aod.cli.hooks_agents as hooks_agents
     import aod.cli.imports as imports
     import aod.cli.replay as replay
     import aod.cli.search as search
-    from aod.cli import ack, control, dashboard, doctor, escalations, hooks, queries, service, team, usage
+    from aod.cli import ack, control, dashboard, doctor, escalations, queries, service, team, usage
 
     return {
         **dict.fromkeys(queries.COMMANDS, queries), **dict.fromkeys(control.COMMANDS, control),
-        "hooks": hooks, "ack": ack, "escalations": escalations, "service": service, "doctor": doctor,
+        "hooks": hooks_agents, "ack": ack, "escalations": escalations, "service": service, "doctor": doctor,
         "dashboard": dashboard, "usage": usage, "import": imports, "team": team,
         "search": search, "replay": replay, "export": export,
     }
