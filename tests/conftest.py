@@ -25,6 +25,11 @@ if TYPE_CHECKING:
     from tests.helpers.postgres import Postgres
     from tests.helpers.tmux import TmuxServer
 
+# pytest-xdist's workers inherit COLUMNS=80 and LINES=24 from its terminal: the CLI would then
+# cut its tables to 80 columns for every command a test runs. A test that wants a width sets it.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
+
 REPO = Path(__file__).resolve().parent.parent
 HELPERS = Path(__file__).resolve().parent / "helpers"
 
