@@ -183,7 +183,8 @@ try:
     # the Python module's import of re (half of this client's start-up time).
     import _json
 
-    # typeshed asks for a make_scanner here (its own TODO: any object with a decoder's settings).
+    # typeshed types make_scanner's argument as a make_scanner; the C function takes any object
+    # carrying a decoder's settings, as json.decoder passes it.
     _scan_once = _json.make_scanner(_StrictJSON())  # type: ignore[arg-type]
     _json_str = _json.encode_basestring_ascii
 except (ImportError, AttributeError):  # another interpreter: the public module does the same
