@@ -138,6 +138,15 @@ class Server:
             time.sleep(0.01)
         raise SystemExit(f"not ready after {timeout} s")
 
+    def settle(self, seconds: float) -> tuple[float, dict[str, float]]:
+        """Its start-up time and its memory `seconds` after it is ready; then stopped."""
+        try:
+            start = self.wait_ready()
+            time.sleep(seconds)
+            return start, proc_status(self.proc.pid)
+        finally:
+            self.stop()
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -258,24 +267,13 @@ def run(big_db: Path, n_clients: int, n_posts: int) -> None:
         # Bare aiohttp app.
         bare_sock = tmpdir / "bare.sock"
         bare = Server([sys.executable, "-c", BARE_SERVER, str(bare_sock)], dict(os.environ), bare_sock, "/healthz")
-        try:
-            bare_start = bare.wait_ready()
-            time.sleep(1)
-            bare_mem = proc_status(bare.proc.pid)
-        finally:
-            bare.stop()
+        bare_start, bare_mem = bare.settle(1)
 
         # aod on an empty (migrated) database, no clients.
         empty_dir = tmpdir / "empty"
         empty_dir.mkdir(mode=0o700)
         migrate(empty_dir / "aod.db")
-        empty = start_aod(empty_dir)
-        try:
-            empty_start = empty.wait_ready()
-            time.sleep(2)
-            empty_mem = proc_status(empty.proc.pid)
-        finally:
-            empty.stop()
+        empty_start, empty_mem = start_aod(empty_dir).settle(2)
 
         # aod on a copy of the 1M-event database.
         big_dir = tmpdir / "big"
