@@ -60,7 +60,7 @@ def read(path: str, at: Position, max_read: int = MAX_READ) -> Chunk | None:
         restarted = at.offset > 0 and (
             st.st_size < at.offset
             or (at.inode is not None and st.st_ino != at.inode)
-            or (at.fingerprint is not None and _fingerprint(head[: min(at.offset, FINGERPRINT_BYTES)]) != at.fingerprint)
+            or (at.fingerprint is not None and _print_at(head, at.offset) != at.fingerprint)
         )
         offset = 0 if restarted else at.offset
         f.seek(offset)
