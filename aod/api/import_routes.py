@@ -73,8 +73,9 @@ async def import_claude(request: web.Request) -> web.Response:
     wanted = [s for s in found if s["agent_session_id"] not in hooked and s.get("events")]
     marks = {i: _markers(s["events"]) for i, s in enumerate(wanted)}
     present = await ctx.db.read(lambda c: events.existing_uids(c, [u for m in marks.values() for u in m]))
-    stored = [s for i, s in enumerate(wanted) if marks[i] and set(marks[i]) <= present]
-    todo = [e for i, s in enumerate(wanted) if not (marks[i] and set(marks[i]) <= present) for e in s["events"]]
+    whole = {i for i, m in marks.items() if m and set(m) <= present}
+    stored = [s for i, s in enumerate(wanted) if i in whole]
+    todo = [e for i, s in enumerate(wanted) if i not in whole for e in s["events"]]
     summary = (await ctx.ingestor.ingest(todo, source=SOURCE)).body() if todo else \
         {"accepted": 0, "duplicates": 0, "rejected": []}
     found_before = summary["duplicates"]
