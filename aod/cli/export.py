@@ -10,9 +10,8 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-EXIT_OK = 0
-EXIT_DAEMON_ERROR = 1
-EXIT_UNAVAILABLE = 3
+from aod.cli.output import EXIT_DAEMON_ERROR, EXIT_OK, EXIT_UNAVAILABLE
+
 EXIT_NOT_FOUND = 4
 
 
