@@ -82,10 +82,14 @@ async def import_claude(request: web.Request) -> web.Response:
     assert isinstance(found_before, int)
     summary["duplicates"] = found_before + sum(len(s["events"]) for s in stored)
     now = now_iso()
-    added = await ctx.db.write(lambda c: usage.store(c, rows, now))
     branches = {s["agent_session_id"]: s["branch"] for s in found
                 if s.get("branch") and s["agent_session_id"] not in hooked}
-    if branches:
-        await ctx.db.write(lambda c: _set_branches(c, ctx.ingestor.facts, branches, now))
+
+    def store(conn: Any) -> int:
+        added = usage.store(conn, rows, now)
+        _set_branches(conn, ctx.ingestor.facts, branches, now)
+        return added
+
+    added = await ctx.db.write(store)
     return json_response({"sessions": len(found), "matched": sorted(hooked), "events": summary,
                           "usage": {"accepted": added, "duplicates": len(rows) - added}})
