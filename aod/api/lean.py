@@ -237,8 +237,9 @@ class LeanProtocol(asyncio.Protocol):
         self._cancel_timer()
         request.refused = self._refusal()
         length = self._headers.get(b"content-length")
+        expect = self._headers.get(b"expect", b"").lower()
         if request.refused is not None and (length is None or request.refused.status_code == 413
-                                            or self._headers.get(b"expect", b"").lower() == b"100-continue"):
+                                            or expect == b"100-continue"):
             # Its body is not read: answer, then close (the rest of the input cannot be framed).
             request.keep_alive = False
             self._stopped = True
@@ -250,7 +251,6 @@ class LeanProtocol(asyncio.Protocol):
         self._request = request
         self._chunked = length is None and b"chunked" in self._headers.get(b"transfer-encoding", b"").lower()
         self._body_left = int(length) if length else None
-        expect = self._headers.get(b"expect", b"").lower()
         if expect == b"100-continue" and not self._answering and not self._queue and self._transport is not None:
             # Only while no answer is pending: a 100 must not overtake an earlier request's answer.
             self._transport.write(CONTINUE)
@@ -259,13 +259,11 @@ class LeanProtocol(asyncio.Protocol):
         request = self._request
         if request is None:
             return
-        if request.refused is not None:
-            if self._body_left is not None:
-                self._body_left -= len(body)
-            return
-        request.body += body
         if self._body_left is not None:
             self._body_left -= len(body)
+        if request.refused is not None:
+            return
+        request.body += body
         limit = self._ctx.config.ingest.max_body_bytes
         if len(request.body) > limit:  # a chunked body: its size was not declared
             request.refused, request.keep_alive = too_large(limit, None), False
