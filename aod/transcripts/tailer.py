@@ -95,8 +95,8 @@ class TranscriptTailer:
         live = await self._db.read(lambda c: usage.live_transcripts(c, ended_since))
         wanted: dict[str, str] = {}
         dirs: set[str] = set()
-        for session_id, transcript in live:
-            files, exists = await asyncio.to_thread(_files, transcript)
+        found = await asyncio.to_thread(lambda: [_files(transcript) for _, transcript in live]) if live else []
+        for (session_id, transcript), (files, exists) in zip(live, found, strict=True):
             wanted.update(dict.fromkeys(files, session_id))
             if exists:
                 dirs.add(str(Path(transcript).parent))
