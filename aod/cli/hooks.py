@@ -37,7 +37,7 @@ from aod.hook import DEFAULT_AGENT, write_atomically
 # Not typing.TYPE_CHECKING: every aod command imports this module, and typing costs ms.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
 __all__ = [
@@ -247,8 +247,8 @@ class Changes:
         return ", ".join(f"{verb} {n} aod hook entr{'y' if n == 1 else 'ies'}" for verb, n in counts if n)
 
 
-def _group(event: str, handler: dict[str, Any]) -> dict[str, Any]:
-    return {"matcher": "*", "hooks": [handler]} if event in TOOL_EVENTS else {"hooks": [handler]}
+def _group(event: str, handler: dict[str, Any], tool_matcher: bool) -> dict[str, Any]:
+    return {"matcher": "*", "hooks": [handler]} if tool_matcher and event in TOOL_EVENTS else {"hooks": [handler]}
 
 
 def _strip(groups: list[Any], agent: str | None) -> tuple[list[Any], int]:
@@ -280,10 +280,11 @@ def _hooks_table(doc: dict[str, Any]) -> dict[str, Any]:
 
 def install_entries(
     doc: dict[str, Any], handlers: Mapping[str, dict[str, Any]],
-    group: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
+    *, tool_matcher: bool = True,
 ) -> tuple[dict[str, Any], Changes]:
     """A copy of `doc` where each event of `handlers` has exactly one aod group, running its handler
-    (the group as `group` makes it: Claude Code's, with a "*" matcher on tool events, by default).
+    (with a "*" matcher on tool events, as Claude Code's; with `tool_matcher` false, none on any:
+    an agent whose matcher is a regex matches every tool in a group without one).
 
     Any other aod entry (another venv, another agent, the other form, an event no longer
     installed) goes: one settings file feeds one Claude Code, whose events must reach aod once.
@@ -297,7 +298,7 @@ def install_entries(
             if event in handlers:
                 raise SettingsError(f'"hooks.{event}" is {_kind(groups)}, not a list')
             continue
-        want = (group or _group)(event, handlers[event]) if event in handlers else None
+        want = _group(event, handlers[event], tool_matcher) if event in handlers else None
         ours = [g for g in groups if isinstance(g, dict) and any(is_aod_handler(h) for h in _handlers(g))]
         if ours == ([want] if want else []):
             continue

@@ -32,14 +32,10 @@ def config_path(scope: str, project_dir: str | None, env: dict[str, str]) -> Pat
     return Path(os.path.abspath(Path(project_dir or os.getcwd()) / ".codex" / "hooks.json"))
 
 
-def _group(event: str, handler: dict[str, Any]) -> dict[str, Any]:
-    # No matcher: Codex's matcher is a regex, and a group without one matches every tool.
-    return {"hooks": [handler]}
-
-
 def install(doc: dict[str, Any], command: str, events: tuple[str, ...]) -> tuple[dict[str, Any], Changes]:
     handler = {"type": "command", "command": command, "timeout": TIMEOUT_S}
-    return install_entries(doc, dict.fromkeys(events, handler), group=_group)
+    # No matcher: Codex's matcher is a regex, and a group without one matches every tool.
+    return install_entries(doc, dict.fromkeys(events, handler), tool_matcher=False)
 
 
 def uninstall(doc: dict[str, Any]) -> tuple[dict[str, Any], Changes]:

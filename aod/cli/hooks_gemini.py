@@ -28,14 +28,10 @@ def config_path(scope: str, project_dir: str | None, env: dict[str, str]) -> Pat
     return Path(os.path.abspath(root / ".gemini" / "settings.json"))
 
 
-def _group(event: str, handler: dict[str, Any]) -> dict[str, Any]:
-    # No matcher: Gemini's is a regex ("*" would not compile), and a group without one matches all.
-    return {"hooks": [handler]}
-
-
 def install(doc: dict[str, Any], command: str, events: tuple[str, ...]) -> tuple[dict[str, Any], Changes]:
     handler = {"type": "command", "command": command, "name": "aod", "timeout": TIMEOUT_MS}
-    return install_entries(doc, dict.fromkeys(events, handler), group=_group)
+    # No matcher: Gemini's is a regex ("*" would not compile), and a group without one matches all.
+    return install_entries(doc, dict.fromkeys(events, handler), tool_matcher=False)
 
 
 def uninstall(doc: dict[str, Any]) -> tuple[dict[str, Any], Changes]:
