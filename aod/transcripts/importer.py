@@ -119,8 +119,9 @@ class _Builder:
         if line.prompt is not None:
             self._event(s, line, key, "UserPromptSubmit", prompt=_shorten(line.prompt))
         for use in line.tool_uses:
-            self.tools[use.tool_use_id] = (use.name, _shorten(use.input), line.occurred_at)
-            self._event(s, line, use.tool_use_id, "PreToolUse", tool_name=use.name, tool_input=_shorten(use.input),
+            tool_input = _shorten(use.input)
+            self.tools[use.tool_use_id] = (use.name, tool_input, line.occurred_at)
+            self._event(s, line, use.tool_use_id, "PreToolUse", tool_name=use.name, tool_input=tool_input,
                         tool_use_id=use.tool_use_id)
         if line.api_error is not None:
             self._event(s, line, key, "StopFailure", error=_shorten(line.api_error))
