@@ -117,7 +117,7 @@ class Forwarder:
             await self._off()
             self._idle = True
             return None
-        self._use(options)
+        await self._use(options)
         assert self._store is not None and self._target is not None
         now = self._clock()
         if not self.breaker.allow(now):
@@ -192,12 +192,13 @@ class Forwarder:
             log.warning("forwarding failed", extra={"target": self._target, "error": self.last_error})
         return max(RETRY, self.breaker.retry_in(now))
 
-    def _use(self, options: PostgresForwardConfig) -> None:
+    async def _use(self, options: PostgresForwardConfig) -> None:
         self.breaker.open_for = options.open_for
         if self._store is not None and self._store.dsn == options.dsn:
             return
         if self._store is not None:
-            self._store.close()
+            store, self._store = self._store, None
+            await in_thread(store.close)  # as in _off: PostgreSQL never runs on the event loop
         self._store = TeamStore(options.dsn)
         self._target = target_of(options.dsn)
         self._cursor = self._usage_cursor = None  # a new team store has its own cursors
