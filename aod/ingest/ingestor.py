@@ -16,7 +16,7 @@ from collections.abc import Callable
 import apsw
 
 from aod.ingest.envelope import Envelope, InvalidItem, parse_envelope
-from aod.ingest.normalize import dead_letter_text, event_columns
+from aod.ingest.normalize import EventColumns, dead_letter_text, event_columns
 from aod.ingest.recent_keys import RecentKeys
 from aod.ingest.service import IngestSettings, Prepared, Rejected, Request, Summary, ingest, prepare
 from aod.sessions.facts import FactWriter
@@ -56,7 +56,9 @@ class Ingestor:
         for index, raw in enumerate(raw_items):
             try:
                 envelope = parse(raw) if parse else parse_envelope(raw, received_at=received_at)
-                items.append(prepare(index, envelope, await self._locate(envelope), self.settings))
+                columns = event_columns(envelope.payload, envelope.agent)
+                project = await self._locate(envelope, columns)
+                items.append(prepare(index, envelope, project, self.settings, columns=columns))
             except InvalidItem as exc:
                 items.append(Rejected(index, str(exc), bodies[index] if bodies else dead_letter_text(raw)))
                 continue
@@ -95,11 +97,11 @@ class Ingestor:
         # Every item in a savepoint of its own: one that still fails becomes a dead letter.
         return ingest(conn, [request], self.settings, self.facts, now=now, recent=self._recent, isolate=True)
 
-    async def _locate(self, envelope: Envelope) -> ProjectLocation:
+    async def _locate(self, envelope: Envelope, columns: EventColumns) -> ProjectLocation:
         cwd = envelope.payload.get("cwd")
         if not isinstance(cwd, str):
             # An agent that names it otherwise (Cursor: workspace_roots), read by its module.
-            cwd = event_columns(envelope.payload, envelope.agent).cwd
+            cwd = columns.cwd
         found = self._locations.get(cwd)
         if found is None:
             # Walking up for .git touches the file system: not on the event loop.

@@ -63,8 +63,12 @@ class Prepared:
     row: list[Any]
 
 
-def prepare(index: int, envelope: Envelope, project: ProjectLocation, settings: IngestSettings) -> Prepared:
-    cols = event_columns(envelope.payload, envelope.agent)
+def prepare(
+    index: int, envelope: Envelope, project: ProjectLocation, settings: IngestSettings, *,
+    columns: EventColumns | None = None,
+) -> Prepared:
+    """The item ready for the writer; `columns`, when the caller has read them already."""
+    cols = columns if columns is not None else event_columns(envelope.payload, envelope.agent)
     # The content key names the session as the client did (AOD_SESSION_ID, else the agent's
     # id): both firings of one hook carry the same, and it is known before any lookup.
     session_key = f"{envelope.agent}\0{envelope.session or cols.agent_session_id or ''}"
