@@ -131,16 +131,11 @@ def hold(conn: apsw.Connection) -> int | None:
 def first_held_event(conn: apsw.Connection, after: int) -> int | None:
     """The lowest event id retention must keep: named by a change_log row above `after`, or not
     backfilled yet."""
-    named = _first_named_event(conn, after)
+    named = change_log.first_event_after(conn, after)
     backfill = backfill_state(conn)
     if backfill is None:
         return named
     return backfill[0] + 1 if named is None else min(named, backfill[0] + 1)
-
-
-def _first_named_event(conn: apsw.Connection, after: int) -> int | None:
-    """The lowest event id a change_log row above `after` names: retention keeps it and all later ones."""
-    return change_log.first_event_after(conn, after)
 
 
 @dataclass(frozen=True)
