@@ -527,7 +527,8 @@ def run(args: argparse.Namespace) -> int:
     """`aod hooks install|uninstall` for Claude Code: 0 when done (or nothing to do), 1 when refused or failed.
 
     aod/cli/hooks_agents.py runs `aod hooks` and hands Claude Code's over to this."""
-    if args.hooks_command == "install":
+    install = args.hooks_command == "install"
+    if install:
         args.events = args.events or DEFAULT_EVENTS
         lower = [e for e in args.events if not e[0].isupper()]
         if lower:
@@ -538,7 +539,7 @@ def run(args: argparse.Namespace) -> int:
     tcp, token = None, None
     try:
         old_text, doc = read_settings(path)
-        if args.hooks_command == "install":
+        if install:
             if args.http:
                 tcp, token = _daemon_tcp(args)
             new_doc, changes = install_entries(doc, _handlers_for(args, tcp))
@@ -547,7 +548,6 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"aod: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    install = args.hooks_command == "install"
     written = apply_change(path, old_text, new_doc, changes, install=install, events=len(getattr(args, "events", None) or ()),
                            dry_run=args.dry_run)
     if written is not None:
