@@ -7,14 +7,14 @@ last row's sort key), never by offset.
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+
+from aod.storage import keyset
 
 # What needs a human, worst first in the board's order; the list itself is newest first.
 NEEDS_HUMAN = ("needs_input", "ci_failed", "changes_requested", "stuck")
@@ -24,18 +24,11 @@ class BadCursor(ValueError):
     pass
 
 
-def _encode(key: tuple[Any, ...]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
-
-
 def _decode(cursor: str) -> list[Any]:
     try:
-        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError:
+        return keyset.decode(cursor, (str, str, str, str))
+    except keyset.BadCursor:
         raise BadCursor(f"not a cursor of aod team sessions: {cursor[:40]}") from None
-    if not (isinstance(key, list) and len(key) == 4 and all(isinstance(k, str) for k in key)):
-        raise BadCursor(f"not a cursor of aod team sessions: {cursor[:40]}")
-    return key
 
 
 def connect(dsn: str) -> psycopg.Connection[dict[str, Any]]:
@@ -63,8 +56,8 @@ def sessions_needing_human(conn: psycopg.Connection[dict[str, Any]], limit: int,
     more = len(rows) > limit
     items = [_jsonable(r) for r in rows[:limit]]
     last = rows[limit - 1] if more else None
-    next_cursor = None if last is None else _encode(
-        (last["updated_at"].isoformat(), last["tenant_id"], last["machine_id"], last["id"]))
+    next_cursor = None if last is None else keyset.encode(
+        [last["updated_at"].isoformat(), last["tenant_id"], last["machine_id"], last["id"]])
     return {"items": items, "next_cursor": next_cursor}
 
 
