@@ -63,6 +63,7 @@ __all__ = [
     "settings_path",
     "uninstall_entries",
     "write_settings",
+    "write_text_atomically",
 ]
 
 EXIT_FAILED = 1
@@ -398,12 +399,13 @@ def write_settings(path: Path, old_text: str | None, new_text: str) -> Path | No
     if old_text is not None:
         mode = target.stat().st_mode & 0o7777
         backup = target.with_name(target.name + ".bak")
-        _atomic_write(backup, old_text, mode)
-    _atomic_write(target, new_text, mode)
+        write_text_atomically(backup, old_text, mode)
+    write_text_atomically(target, new_text, mode)
     return backup
 
 
-def _atomic_write(path: Path, text: str, mode: int) -> None:
+def write_text_atomically(path: Path, text: str, mode: int) -> None:
+    """`path` holds all of `text` (UTF-8) or is untouched, through a dot-file beside it."""
     write_atomically(str(path), str(path.with_name(f".{path.name}.{os.getpid()}.tmp")), text.encode("utf-8"), mode)
 
 

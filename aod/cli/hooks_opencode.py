@@ -15,8 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from aod.cli.hooks import EXIT_FAILED, hook_argv, passed_on
-from aod.hook import write_atomically
+from aod.cli.hooks import EXIT_FAILED, hook_argv, passed_on, write_text_atomically
 
 AGENT = "opencode"
 MARK = "// aod: opencode events to aod's hook client."
@@ -114,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(str(path), str(path.with_name(f".{path.name}.{os.getpid()}.tmp")), text.encode(), 0o644)
+        write_text_atomically(path, text, 0o644)
     except OSError as exc:
         print(f"aod: cannot write {path}: {exc.strerror or exc}; nothing was changed", file=sys.stderr)
         return EXIT_FAILED
