@@ -129,23 +129,27 @@ def stop(proc: subprocess.Popen) -> None:
     proc.wait(10)
 
 
+async def timed_post(session: aiohttp.ClientSession, body: bytes) -> float:
+    """Seconds from sending one POST /v1/events to its 202 read in full."""
+    started = time.perf_counter()
+    async with session.post("http://localhost/v1/events", data=body,
+                            headers={"Content-Type": "application/json"}) as resp:
+        await resp.read()
+        if resp.status != 202:
+            raise SystemExit(f"unexpected {resp.status}")
+    return time.perf_counter() - started
+
+
 async def load(socket_path: Path, bodies: list[bytes]) -> tuple[float, list[float]]:
     connector = aiohttp.UnixConnector(path=str(socket_path), limit=CONCURRENCY)
     latencies: list[float] = []
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in bodies:
         queue.put_nowait(body)
-    headers = {"Content-Type": "application/json"}
     async with aiohttp.ClientSession(connector=connector) as session:
         async def worker() -> None:
             while not queue.empty():
-                body = queue.get_nowait()
-                started = time.perf_counter()
-                async with session.post("http://localhost/v1/events", data=body, headers=headers) as resp:
-                    await resp.read()
-                    if resp.status != 202:
-                        raise SystemExit(f"unexpected {resp.status}")
-                latencies.append(time.perf_counter() - started)
+                latencies.append(await timed_post(session, queue.get_nowait()))
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
@@ -156,23 +160,12 @@ async def load(socket_path: Path, bodies: list[bytes]) -> tuple[float, list[floa
 async def paced(socket_path: Path, bodies: list[bytes], rate: float) -> list[float]:
     """Ack latencies of requests sent at a steady `rate` (open loop: a slow answer does not delay the next)."""
     connector = aiohttp.UnixConnector(path=str(socket_path), limit=CONCURRENCY)
-    latencies: list[float] = []
-    headers = {"Content-Type": "application/json"}
     async with aiohttp.ClientSession(connector=connector) as session:
-        async def one(body: bytes) -> None:
-            started = time.perf_counter()
-            async with session.post("http://localhost/v1/events", data=body, headers=headers) as resp:
-                await resp.read()
-                if resp.status != 202:
-                    raise SystemExit(f"unexpected {resp.status}")
-            latencies.append(time.perf_counter() - started)
-
         start, sent = time.perf_counter(), []
         for i, body in enumerate(bodies):
             await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-            sent.append(asyncio.create_task(one(body)))
-        await asyncio.gather(*sent)
-    return latencies
+            sent.append(asyncio.create_task(timed_post(session, body)))
+        return list(await asyncio.gather(*sent))
 
 
 def pct(values: list[float], q: float) -> float:
