@@ -401,6 +401,7 @@ class _Batch:
                 "last_event_at": state.last_event_at, "updated_at": self.now,
             }, now=self.now, row=state.row)
 
+
 def _runtime_key(env: Envelope) -> tuple[str, object] | None:
     """Who sent an event: the agent process (its pid), else its tmux pane."""
     if env.pid is not None:

@@ -115,7 +115,6 @@ class SpoolIngester:
                     path.unlink()
 
 
-
 class SpoolWatch:
     """The job that drains the spool whenever a file appears: one step per batch of changes
     (or per RESCAN_SECONDS), until `stop` is set (it reaches the watcher's thread within a step)."""
