@@ -10,9 +10,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from aod.cli.output import EXIT_DAEMON_ERROR, EXIT_OK, EXIT_UNAVAILABLE
-
-EXIT_NOT_FOUND = 4
+from aod.cli.output import EXIT_OK
 
 
 def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -25,23 +23,11 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from aod.cli.client import DaemonClient, DaemonError, DaemonUnavailable
-    from aod.cli.context import socket_from_args
-    from aod.cli.output import say_no_daemon, say_refused
+    from aod.cli.output import session_stream_or_exit
 
-    socket_path = socket_from_args(args)
-    try:
-        lines = DaemonClient(socket_path).stream(f"/v1/sessions/{args.id}/export", {"format": args.format},
-                                                 {"Accept": "*/*"})
-    except DaemonUnavailable:
-        say_no_daemon(socket_path)
-        return EXIT_UNAVAILABLE
-    except DaemonError as exc:
-        if exc.status == 404:
-            print(f"aod: no session {args.id}", file=sys.stderr)
-            return EXIT_NOT_FOUND
-        say_refused(exc)
-        return EXIT_DAEMON_ERROR
+    lines = session_stream_or_exit(args, "export", {"format": args.format}, {"Accept": "*/*"})
+    if isinstance(lines, int):
+        return lines
     out = sys.stdout
     try:
         for line in lines:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_DAEMON_ERROR = 1
 EXIT_UNAVAILABLE = 3
+EXIT_NOT_FOUND = 4
 
 # A dead-end for `--all`: a daemon bug that hands back the same cursor must not loop forever.
 MAX_PAGES = 10_000
@@ -112,3 +114,24 @@ def get_or_exit(args: argparse.Namespace, path: str, params: dict[str, Any]) -> 
         say_refused(exc)
         return EXIT_DAEMON_ERROR
     return body
+
+
+def session_stream_or_exit(args: argparse.Namespace, path: str, params: dict[str, Any],
+                           headers: dict[str, str] | None = None) -> Iterator[str] | int:
+    """The lines of a session's stream (`path` under /v1/sessions/{args.id}), or the exit code
+    after saying why there are none (no daemon, no such session, a refusal)."""
+    from aod.cli.client import DaemonClient, DaemonError, DaemonUnavailable
+    from aod.cli.context import socket_from_args
+
+    socket_path = socket_from_args(args)
+    try:
+        return DaemonClient(socket_path).stream(f"/v1/sessions/{args.id}/{path}", params, headers)
+    except DaemonUnavailable:
+        say_no_daemon(socket_path)
+        return EXIT_UNAVAILABLE
+    except DaemonError as exc:
+        if exc.status == 404:
+            print(f"aod: no session {args.id}", file=sys.stderr)
+            return EXIT_NOT_FOUND
+        say_refused(exc)
+        return EXIT_DAEMON_ERROR

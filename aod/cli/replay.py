@@ -10,9 +10,8 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from aod.cli.output import EXIT_DAEMON_ERROR, EXIT_OK, EXIT_UNAVAILABLE
+from aod.cli.output import EXIT_DAEMON_ERROR, EXIT_OK
 
-EXIT_NOT_FOUND = 4
 RECONNECTS = 5  # in a row, without an event between them
 
 
@@ -33,30 +32,19 @@ def run(args: argparse.Namespace) -> int:
     import sys
     import time
 
-    from aod.cli.client import DaemonClient, DaemonError, DaemonUnavailable, EventStreamParser
-    from aod.cli.context import socket_from_args
-    from aod.cli.output import say_no_daemon, say_refused
+    from aod.cli.client import EventStreamParser
+    from aod.cli.output import session_stream_or_exit
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    socket_path = socket_from_args(args)
-    client = DaemonClient(socket_path)
     params = {"speed": args.speed, "from": args.start, "max_gap": args.max_gap}
     parser = EventStreamParser()
     tries = 0
     try:
         while True:
-            try:
-                headers = {"Last-Event-ID": parser.last_id} if parser.last_id else None
-                lines = client.stream(f"/v1/sessions/{args.id}/replay", params, headers)
-            except DaemonUnavailable:
-                say_no_daemon(socket_path)
-                return EXIT_UNAVAILABLE
-            except DaemonError as exc:
-                if exc.status == 404:
-                    print(f"aod: no session {args.id}", file=sys.stderr)
-                    return EXIT_NOT_FOUND
-                say_refused(exc)
-                return EXIT_DAEMON_ERROR
+            headers = {"Last-Event-ID": parser.last_id} if parser.last_id else None
+            lines = session_stream_or_exit(args, "replay", params, headers)
+            if isinstance(lines, int):
+                return lines
             for line in lines:
                 event = parser.feed(line)
                 if event is None:
