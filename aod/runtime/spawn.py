@@ -20,6 +20,9 @@ GIT_TIMEOUT = 60.0
 # milliseconds; 300 ms leaves room for a loaded machine and keeps `aod spawn` quick. An agent
 # that fails later is the reaper's to find.
 STARTUP_CHECK = 0.3
+# A dead pane's exit status, asked again this often at this pace while tmux has not reaped it yet.
+STATUS_TRIES = 10
+STATUS_WAIT = 0.05
 LAST_OUTPUT_LINES = 15
 LAST_OUTPUT_CHARS = 2000
 # What a shell runs itself (keywords, builtins), without a PATH lookup: `cd sub && claude` can
@@ -140,6 +143,14 @@ async def _check_alive(pane: SpawnedPane, timeout: float) -> None:
     dead, _, status = result.stdout.strip().partition(" ")
     if dead != "1":
         return
+    # tmux marks the pane dead when its terminal closes and learns the exit status when it reaps
+    # the process: a read between the two has no status yet (seen under load).
+    for _ in range(STATUS_TRIES):
+        if status:
+            break
+        await asyncio.sleep(STATUS_WAIT)
+        again = await tmux.run("display-message", "-p", "-t", pane.pane_id, "#{pane_dead_status}", timeout=timeout)
+        status = again.stdout.strip() if again.returncode == 0 else ""
     output = await _last_output(pane.pane_id, timeout)
     await tmux.run("kill-session", "-t", f"={pane.tmux_session}", timeout=timeout)
     ms = round(STARTUP_CHECK * 1000)
