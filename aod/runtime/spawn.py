@@ -21,7 +21,7 @@ GIT_TIMEOUT = 60.0
 # that fails later is the reaper's to find.
 STARTUP_CHECK = 0.3
 # A dead pane's exit status, asked again this often at this pace while tmux has not reaped it yet.
-STATUS_TRIES = 10
+STATUS_TRIES = 40
 STATUS_WAIT = 0.05
 LAST_OUTPUT_LINES = 15
 LAST_OUTPUT_CHARS = 2000
@@ -131,30 +131,36 @@ async def start_in_tmux(
 async def _check_alive(pane: SpawnedPane, timeout: float) -> None:
     """Raise AgentExited (after removing its tmux session) if the agent is gone STARTUP_CHECK later."""
     await asyncio.sleep(STARTUP_CHECK)
-    # One tmux call: from the unset on, the pane follows the user's remain-on-exit again (removed
-    # on exit by default), and an already dead one stays until it is read below.
-    result = await tmux.run(
-        "set-option", "-w", "-u", "-t", pane.pane_id, "remain-on-exit", ";",
-        "display-message", "-p", "-t", pane.pane_id, "#{pane_dead} #{pane_dead_status}",
-        timeout=timeout,
-    )
-    if result.returncode != 0:  # killed from outside meanwhile, or the tmux server went away
-        raise AgentExited(f"its tmux pane was gone right after the start ({result.stderr.strip()})", "")
-    dead, _, status = result.stdout.strip().partition(" ")
-    if dead != "1":
-        return
+    dead, status = await _dead_status(pane, timeout)
+    if not dead:
+        # One tmux call: from the unset on, the pane follows the user's remain-on-exit again
+        # (removed on exit by default), and one that died just now stays until it is read.
+        dead, status = await _dead_status(pane, timeout, "set-option", "-w", "-u", "-t", pane.pane_id,
+                                          "remain-on-exit", ";")
+        if not dead:
+            return
     # tmux marks the pane dead when its terminal closes and learns the exit status when it reaps
-    # the process: a read between the two has no status yet (seen under load).
+    # the process: a read between the two has no status yet (seen under load). Read before the
+    # unset, the pane waits for it: with remain-on-exit off, the reaping would remove the pane.
     for _ in range(STATUS_TRIES):
         if status:
             break
         await asyncio.sleep(STATUS_WAIT)
-        again = await tmux.run("display-message", "-p", "-t", pane.pane_id, "#{pane_dead_status}", timeout=timeout)
-        status = again.stdout.strip() if again.returncode == 0 else ""
+        _, status = await _dead_status(pane, timeout)
     output = await _last_output(pane.pane_id, timeout)
     await tmux.run("kill-session", "-t", f"={pane.tmux_session}", timeout=timeout)
     ms = round(STARTUP_CHECK * 1000)
     raise AgentExited(f"the command exited within {ms} ms (status {status or 'unknown'})", output)
+
+
+async def _dead_status(pane: SpawnedPane, timeout: float, *before: str) -> tuple[bool, str]:
+    """Whether the pane's program exited, and its exit status once tmux knows it ("" before)."""
+    result = await tmux.run(*before, "display-message", "-p", "-t", pane.pane_id, "#{pane_dead} #{pane_dead_status}",
+                            timeout=timeout)
+    if result.returncode != 0:  # killed from outside meanwhile, or the tmux server went away
+        raise AgentExited(f"its tmux pane was gone right after the start ({result.stderr.strip()})", "")
+    dead, _, status = result.stdout.strip().partition(" ")
+    return dead == "1", status
 
 
 async def _last_output(pane_id: str, timeout: float) -> str:
